@@ -1,0 +1,113 @@
+//! JSON errors: every failure is `{"error": "..."}` with the status that says whose fault it is.
+
+use crate::capabilities::registry::{CallError, UploadError};
+use crate::runtime::component::ValidationError;
+use crate::runtime::invoke::InvokeError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds, for 503.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+
+    pub fn bad_request(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, what)
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "error": self.message }));
+        let mut resp = (self.status, body).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        let status = r.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request body exceeds the host's body size limit".to_string()
+        } else {
+            r.body_text()
+        };
+        ApiError::new(status, message)
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let status = match &e {
+            UploadError::BadName(_) => StatusCode::BAD_REQUEST,
+            UploadError::Invalid(ValidationError::Empty) => StatusCode::BAD_REQUEST,
+            UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            UploadError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CallError::NotFound(_) => ApiError::not_found(msg),
+            CallError::Busy(_) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
+            },
+            CallError::Invoke(e) => e.into(),
+        }
+    }
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> Self {
+        let status = match &e {
+            InvokeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            InvokeError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            InvokeError::InvalidConfig(_) | InvokeError::WrongWorld(_) => StatusCode::BAD_REQUEST,
+            InvokeError::PoolExhausted => StatusCode::SERVICE_UNAVAILABLE,
+            InvokeError::MemoryLimit { .. }
+            | InvokeError::Trap(_)
+            | InvokeError::OutputTooLarge { .. }
+            | InvokeError::Plugin(_)
+            | InvokeError::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
+        ApiError {
+            status,
+            message: e.to_string(),
+            retry_after,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /v1/plugins/{name}/invoke`: run a collector, cleaner or transform on the request body.
+//!
+//! Input format per `Content-Type` (Arrow IPC stream, CSV, NDJSON; a collector takes any bytes and
+//! sees the content type itself), output per `Accept` (default: the input's format, Arrow for
+//! collectors given something else). Query parameters are the plugin's config, in order.
+
+use super::AppState;
+use super::auth::{Authed, INVOKER};
+use super::error::ApiError;
+use crate::capabilities::formats::{self, Format};
+use crate::runtime::bindings::types::Source;
+use crate::runtime::component::World;
+use crate::runtime::invoke::Call;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn invoke(
+    _: Authed<INVOKER>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let config: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let entry = state
+        .registry
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no plugin named {name:?}")))?;
+    let world = entry.live().prepared.world();
+    let content_type = header_str(&headers, header::CONTENT_TYPE);
+    let input_format = content_type.and_then(Format::from_media_type);
+
+    let (call, default_out) = match world {
+        World::Collector => {
+            let ct = content_type.unwrap_or("application/octet-stream").to_string();
+            let source = Source {
+                content_type: ct,
+                name: header_str(&headers, header::HeaderName::from_static("x-aimass-source"))
+                    .map(str::to_string),
+                data: body.to_vec(),
+            };
+            (Call::Collect(source), input_format.unwrap_or(Format::ArrowStream))
+        }
+        World::Cleaner | World::Transform => {
+            let fmt = input_format.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!(
+                        "Content-Type {:?} is not a table format: send {}, text/csv or application/x-ndjson",
+                        content_type.unwrap_or("(none)"),
+                        formats::ARROW_STREAM
+                    ),
+                )
+            })?;
+            let ipc = tokio::task::spawn_blocking(move || formats::to_ipc(fmt, &body))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+            let call = if world == World::Cleaner {
+                Call::Clean(ipc)
+            } else {
+                Call::FitApply(ipc)
+            };
+            (call, fmt)
+        }
+        World::Trainer => {
+            return Err(ApiError::bad_request(format!(
+                "{name} is a trainer: trainers run as training jobs, not through invoke"
+            )));
+        }
+    };
+    let out_format = formats::negotiate(header_str(&headers, header::ACCEPT), default_out)
+        .map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e))?;
+
+    let (outcome, live) = state.registry.call(&name, call, config).await?;
+    let stats = outcome.stats;
+    let state_len = outcome.state.as_ref().map(|s| s.len());
+    let output = outcome.output;
+    let bytes = tokio::task::spawn_blocking(move || formats::from_ipc(out_format, &output))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("plugin output: {e}")))?;
+
+    let mut resp = Response::new(Body::from(bytes));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(out_format.media_type()));
+    h.insert("x-aimass-plugin-version", HeaderValue::from(live.version));
+    h.insert("x-aimass-fuel", HeaderValue::from(stats.fuel));
+    h.insert(
+        "x-aimass-instantiate-us",
+        HeaderValue::from(stats.instantiate.as_micros() as u64),
+    );
+    h.insert(
+        "x-aimass-duration-us",
+        HeaderValue::from(stats.total.as_micros() as u64),
+    );
+    if let Some(n) = state_len {
+        h.insert("x-aimass-state-bytes", HeaderValue::from(n as u64));
+    }
+    Ok(resp)
+}

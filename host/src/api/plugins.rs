@@ -1,0 +1,144 @@
+//! `/v1/plugins`: upload (with validation and hot swap), list, show, delete.
+
+use super::AppState;
+use super::auth::{ADMIN, Authed, READER};
+use super::error::ApiError;
+use crate::capabilities::registry::{LoadedFrom, PluginEntry, StatsView, VersionRecord};
+use crate::runtime::component::World;
+use crate::runtime::limits::{LimitOverrides, Limits};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// Per-plugin limit overrides, as query parameters of the upload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub output_mb: Option<u64>,
+    pub concurrency: Option<u32>,
+}
+
+impl LimitQuery {
+    fn overrides(&self) -> Result<LimitOverrides, ApiError> {
+        if self.timeout_ms == Some(0) || self.memory_mb == Some(0) || self.concurrency == Some(0) {
+            return Err(ApiError::bad_request("limits must be positive"));
+        }
+        Ok(LimitOverrides {
+            timeout_ms: self.timeout_ms,
+            memory_bytes: self.memory_mb.map(|m| m << 20),
+            max_output_bytes: self.output_mb.map(|m| m << 20),
+            max_concurrency: self.concurrency,
+        })
+    }
+}
+
+pub async fn upload(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body = body?;
+    let outcome = state
+        .registry
+        .upload(&name, body.to_vec(), limits.overrides()?)
+        .await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// One plugin as the list shows it.
+#[derive(Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub world: World,
+    pub version: u32,
+    pub digest: String,
+    pub size: u64,
+    pub calls: u64,
+}
+
+/// One plugin in detail.
+#[derive(Serialize)]
+pub struct Detail {
+    pub name: String,
+    pub world: World,
+    pub live_version: u32,
+    pub digest: String,
+    pub limits: Limits,
+    pub loaded_from: LoadedFrom,
+    pub load_ms: f64,
+    pub versions: Vec<VersionRecord>,
+    pub stats: StatsView,
+}
+
+fn summary(e: &PluginEntry) -> Summary {
+    let live = e.live();
+    let rec = e.record();
+    let v = rec.versions.iter().find(|v| v.version == live.version);
+    Summary {
+        name: e.name.to_string(),
+        world: live.prepared.world(),
+        version: live.version,
+        digest: live.digest.clone(),
+        size: v.map(|v| v.size).unwrap_or(0),
+        calls: e.stats.view().calls,
+    }
+}
+
+pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let plugins: Vec<Summary> = state.registry.list().iter().map(|e| summary(e)).collect();
+    Json(serde_json::json!({ "plugins": plugins }))
+}
+
+pub async fn show(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Detail>, ApiError> {
+    let e = state
+        .registry
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no plugin named {name:?}")))?;
+    let live = e.live();
+    Ok(Json(Detail {
+        name: e.name.to_string(),
+        world: live.prepared.world(),
+        live_version: live.version,
+        digest: live.digest.clone(),
+        limits: live.limits,
+        loaded_from: live.loaded_from,
+        load_ms: live.load_time.as_secs_f64() * 1e3,
+        versions: e.record().versions,
+        stats: e.stats.view(),
+    }))
+}
+
+pub async fn delete(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .registry
+        .delete(&name)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no plugin named {name:?}")))
+    }
+}

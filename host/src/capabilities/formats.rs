@@ -1,0 +1,201 @@
+//! Tabular wire formats of the API and their conversion to and from the Arrow IPC stream that
+//! plugins see.
+//!
+//! Plugins only ever receive Arrow IPC, so callers may send CSV or NDJSON for convenience: the
+//! host parses them with arrow-csv / arrow-json schema inference (the same readers the bundled
+//! `csv-collector` uses), and writes results back in the format the caller asks for.
+
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::SchemaRef;
+use std::io::Cursor;
+use std::sync::Arc;
+
+/// Rows read to infer a CSV/NDJSON schema.
+const INFER_ROWS: usize = 10_000;
+
+/// A tabular format the API speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    ArrowStream,
+    Csv,
+    Ndjson,
+}
+
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+impl Format {
+    /// The format a `Content-Type`/`Accept` media type names (parameters ignored).
+    pub fn from_media_type(media: &str) -> Option<Format> {
+        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match essence.as_str() {
+            ARROW_STREAM => Some(Format::ArrowStream),
+            "text/csv" => Some(Format::Csv),
+            "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
+                Some(Format::Ndjson)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::ArrowStream => ARROW_STREAM,
+            Format::Csv => "text/csv",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
+/// Pick the response format from an `Accept` header: the first supported media type listed;
+/// `*/*`, a missing header or an empty one means `default`. `Err` lists what is supported.
+pub fn negotiate(accept: Option<&str>, default: Format) -> Result<Format, String> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(default);
+    };
+    for part in accept.split(',') {
+        let media = part.split(';').next().unwrap_or("").trim();
+        if media == "*/*" {
+            return Ok(default);
+        }
+        if let Some(f) = Format::from_media_type(media) {
+            return Ok(f);
+        }
+    }
+    Err(format!(
+        "cannot produce {accept:?}: supported are {ARROW_STREAM}, text/csv, application/x-ndjson"
+    ))
+}
+
+/// Decode an Arrow IPC stream.
+pub fn decode_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
+    Ok((schema, batches))
+}
+
+/// Encode batches as one Arrow IPC stream.
+pub fn encode_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, schema).map_err(|e| e.to_string())?;
+    for b in batches {
+        w.write(b).map_err(|e| e.to_string())?;
+    }
+    w.finish().map_err(|e| e.to_string())?;
+    drop(w);
+    Ok(out)
+}
+
+/// Parse request data in `format` into an Arrow IPC stream. Errors describe the bad input.
+pub fn to_ipc(format: Format, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    match format {
+        Format::ArrowStream => {
+            // Validate before any plugin sees it, so bad input is a 422 from the host.
+            decode_ipc(bytes)?;
+            Ok(bytes.to_vec())
+        }
+        Format::Csv => {
+            let fmt = arrow_csv::reader::Format::default().with_header(true);
+            let (schema, _) = fmt
+                .infer_schema(Cursor::new(bytes), Some(INFER_ROWS))
+                .map_err(|e| format!("invalid CSV: {e}"))?;
+            if schema.fields().is_empty() {
+                return Err("invalid CSV: no header row".into());
+            }
+            let schema = Arc::new(schema);
+            let reader = arrow_csv::ReaderBuilder::new(schema.clone())
+                .with_format(fmt)
+                .build(Cursor::new(bytes))
+                .map_err(|e| format!("invalid CSV: {e}"))?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("invalid CSV: {e}"))?;
+            encode_ipc(&schema, &batches)
+        }
+        Format::Ndjson => {
+            let (schema, _) =
+                arrow_json::reader::infer_json_schema(Cursor::new(bytes), Some(INFER_ROWS))
+                    .map_err(|e| format!("invalid NDJSON: {e}"))?;
+            let schema = Arc::new(schema);
+            let reader = arrow_json::ReaderBuilder::new(schema.clone())
+                .build(Cursor::new(bytes))
+                .map_err(|e| format!("invalid NDJSON: {e}"))?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("invalid NDJSON: {e}"))?;
+            encode_ipc(&schema, &batches)
+        }
+    }
+}
+
+/// Write an Arrow IPC stream (from a plugin) in `format`.
+pub fn from_ipc(format: Format, ipc: &[u8]) -> Result<Vec<u8>, String> {
+    if format == Format::ArrowStream {
+        return Ok(ipc.to_vec());
+    }
+    let (_, batches) = decode_ipc(ipc).map_err(|e| format!("plugin returned {e}"))?;
+    let mut out = Vec::new();
+    match format {
+        Format::Csv => {
+            let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut out);
+            for b in &batches {
+                w.write(b).map_err(|e| e.to_string())?;
+            }
+        }
+        Format::Ndjson => {
+            let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+            for b in &batches {
+                w.write(b).map_err(|e| e.to_string())?;
+            }
+            w.finish().map_err(|e| e.to_string())?;
+        }
+        Format::ArrowStream => unreachable!("handled above"),
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_round_trip_with_inference() {
+        let csv = b"id,name,score\n1,a,1.5\n2,b,\n";
+        let ipc = to_ipc(Format::Csv, csv).unwrap();
+        let (schema, batches) = decode_ipc(&ipc).unwrap();
+        assert_eq!(schema.field(0).data_type(), &arrow_schema::DataType::Int64);
+        assert_eq!(schema.field(2).data_type(), &arrow_schema::DataType::Float64);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        let back = from_ipc(Format::Csv, &ipc).unwrap();
+        assert_eq!(String::from_utf8(back).unwrap(), "id,name,score\n1,a,1.5\n2,b,\n");
+        let nd = from_ipc(Format::Ndjson, &ipc).unwrap();
+        assert_eq!(
+            String::from_utf8(nd).unwrap(),
+            "{\"id\":1,\"name\":\"a\",\"score\":1.5}\n{\"id\":2,\"name\":\"b\"}\n"
+        );
+    }
+
+    #[test]
+    fn bad_input_is_described() {
+        assert!(to_ipc(Format::ArrowStream, b"nope").unwrap_err().contains("Arrow IPC"));
+        assert!(to_ipc(Format::Ndjson, b"{not json").unwrap_err().contains("NDJSON"));
+        assert!(to_ipc(Format::Csv, b"a,b\n1,2,3\n").unwrap_err().contains("CSV"));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(None, Format::Csv), Ok(Format::Csv));
+        assert_eq!(negotiate(Some("*/*"), Format::Ndjson), Ok(Format::Ndjson));
+        assert_eq!(
+            negotiate(Some("text/html, application/x-ndjson"), Format::Csv),
+            Ok(Format::Ndjson)
+        );
+        assert!(negotiate(Some("text/html"), Format::Csv).is_err());
+        assert_eq!(Format::from_media_type("text/csv; charset=utf-8"), Some(Format::Csv));
+    }
+}

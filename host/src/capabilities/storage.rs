@@ -1,0 +1,199 @@
+//! The object store every piece of host state lives in, chosen by URL.
+//!
+//! - `file://PATH` (default `file://./aimass-data`): local files. `object_store`'s
+//!   `LocalFileSystem` writes each object to a temporary file and renames it into place, so a crash
+//!   never leaves a torn object.
+//! - `memory://`: in process, gone at exit (tests, experiments).
+//! - `s3://BUCKET`: any S3-compatible server. Endpoint, region and credentials come from flags or
+//!   the usual `AWS_*` environment variables; requests are path-style, and `http://` endpoints are
+//!   allowed for local servers. S3 PUTs are atomic.
+//!
+//! Key layout (everything the host writes):
+//!
+//! | prefix | content |
+//! |---|---|
+//! | `plugins/{name}/meta.json` | plugin record: versions, live version, limit overrides |
+//! | `components/{sha256}.wasm` | uploaded component bytes, content-addressed, immutable |
+//! | `compiled/{engine-hash}/{sha256}.cwasm` | compiled artifacts for this engine build |
+//! | `auth/tokens.json` | API tokens (SHA-256 hashes only) and their roles |
+//! | `datasets/`, `models/`, `events/` | reserved for the warehouse, models and event queues |
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// S3 settings that are not part of the URL. Unset fields fall back to `AWS_*` variables.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// A handle on the host's object store.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.url)
+    }
+}
+
+impl Storage {
+    /// Open the store a URL names (see the module docs for the schemes).
+    pub fn open(url: &str, s3: &S3Options) -> Result<Storage> {
+        let inner: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                bail!("file:// store URL needs a path, e.g. file://./aimass-data");
+            }
+            std::fs::create_dir_all(path).with_context(|| format!("creating {path}"))?;
+            Arc::new(
+                LocalFileSystem::new_with_prefix(path)
+                    .with_context(|| format!("opening {path}"))?
+                    .with_automatic_cleanup(true),
+            )
+        } else if url == "memory://" || url == "memory:" {
+            Arc::new(InMemory::new())
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            let bucket = rest.trim_end_matches('/');
+            if bucket.is_empty() || bucket.contains('/') {
+                bail!("s3:// store URL takes a bucket name only, e.g. s3://aimass");
+            }
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(e) = &s3.endpoint {
+                b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+            } else if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
+                b = b.with_endpoint(&e).with_allow_http(e.starts_with("http://"));
+            }
+            if let Some(r) = &s3.region {
+                b = b.with_region(r);
+            }
+            if let Some(k) = &s3.access_key_id {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(s) = &s3.secret_access_key {
+                b = b.with_secret_access_key(s);
+            }
+            Arc::new(b.build().context("configuring the S3 store")?)
+        } else {
+            bail!("unsupported store URL {url:?}: use file://PATH, memory:// or s3://BUCKET");
+        };
+        Ok(Storage {
+            inner,
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The object's bytes, or `None` if there is no such object.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.inner.get(&Path::from(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await.with_context(|| format!("reading {key}"))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {key}")),
+        }
+    }
+
+    /// Write an object whole (atomic: readers see the old or the new bytes, never a mix).
+    pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<()> {
+        self.inner
+            .put(&Path::from(key), PutPayload::from_bytes(bytes.into()))
+            .await
+            .with_context(|| format!("writing {key}"))?;
+        Ok(())
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.inner.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("checking {key}")),
+        }
+    }
+
+    /// Delete an object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {key}")),
+        }
+    }
+
+    /// Keys under a prefix (recursive).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = Path::from(prefix);
+        let metas: Vec<_> = self
+            .inner
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .with_context(|| format!("listing {prefix}"))?;
+        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get(key).await? {
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).with_context(|| format!("parsing {key}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.put(key, serde_json::to_vec_pretty(value)?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_store_round_trip_and_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let s = Storage::open(&url, &S3Options::default()).unwrap();
+        assert_eq!(s.get("a/b.json").await.unwrap(), None);
+        s.put_json("a/b.json", &serde_json::json!({"x": 1})).await.unwrap();
+        s.put("a/c.bin", vec![1u8, 2]).await.unwrap();
+        let v: serde_json::Value = s.get_json("a/b.json").await.unwrap().unwrap();
+        assert_eq!(v["x"], 1);
+        let mut keys = s.list("a").await.unwrap();
+        keys.sort();
+        assert_eq!(keys, vec!["a/b.json", "a/c.bin"]);
+        s.delete("a/c.bin").await.unwrap();
+        s.delete("a/c.bin").await.unwrap();
+        assert!(!s.exists("a/c.bin").await.unwrap());
+        // No temporary files are left behind by the atomic writes.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["b.json"]);
+    }
+
+    #[test]
+    fn rejects_unknown_schemes() {
+        let e = Storage::open("ftp://x", &S3Options::default()).unwrap_err();
+        assert!(e.to_string().contains("unsupported store URL"));
+        assert!(Storage::open("s3://", &S3Options::default()).is_err());
+        assert!(Storage::open("memory://", &S3Options::default()).is_ok());
+    }
+}

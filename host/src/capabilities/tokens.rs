@@ -1,0 +1,249 @@
+//! API tokens and roles.
+//!
+//! Tokens are random 256-bit secrets shown once; the store keeps only their SHA-256
+//! (`auth/tokens.json`). Roles are ordered: `admin` ⊃ `invoker` ⊃ `reader`, i.e. an invoker may
+//! also read and an admin may do everything.
+//!
+//! Bootstrap: if `AIMASS_TOKEN` is set when the host starts it is accepted as an admin token (kept
+//! in memory only). Otherwise, on the first start with an empty token file, an admin token is
+//! generated, its hash stored, and the token written to `{data_dir}/admin-token` (mode 0600) and
+//! printed once; the CLI reads that file when no token is given.
+
+use super::storage::Storage;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::RwLock;
+
+const TOKENS_KEY: &str = "auth/tokens.json";
+/// File, in the data dir, holding the generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Invoker,
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reader" => Ok(Role::Reader),
+            "invoker" => Ok(Role::Invoker),
+            "admin" => Ok(Role::Admin),
+            _ => Err(format!("unknown role {s:?}: use admin, invoker or reader")),
+        }
+    }
+}
+
+/// A stored token: never the secret itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public identifier (first 12 hex digits of the hash), used to list and revoke.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub hash: String,
+    pub created_at: u64,
+}
+
+pub struct Tokens {
+    storage: Storage,
+    records: RwLock<Vec<TokenRecord>>,
+    /// Hash of `AIMASS_TOKEN`, if set.
+    env_admin: Option<String>,
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Constant-time comparison of two hex digests.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A fresh random token.
+pub fn generate() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("aimass_{}", hex::encode(bytes))
+}
+
+/// What `Tokens::bootstrap` did about the admin token.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// `AIMASS_TOKEN` is the admin token.
+    FromEnv,
+    /// Tokens already existed; the admin token is wherever it was put the first time.
+    Existing,
+    /// A new admin token was generated and written to this file.
+    Generated { token: String, file: std::path::PathBuf },
+}
+
+impl Tokens {
+    pub async fn load(storage: Storage, env_admin: Option<&str>) -> Result<Tokens> {
+        let records = storage
+            .get_json::<Vec<TokenRecord>>(TOKENS_KEY)
+            .await?
+            .unwrap_or_default();
+        Ok(Tokens {
+            storage,
+            records: RwLock::new(records),
+            env_admin: env_admin.filter(|t| !t.is_empty()).map(hash),
+        })
+    }
+
+    /// Make sure someone can administer the host (see the module docs).
+    pub async fn bootstrap(&self, data_dir: &Path) -> Result<Bootstrap> {
+        if self.env_admin.is_some() {
+            return Ok(Bootstrap::FromEnv);
+        }
+        let has_admin = self.list().iter().any(|r| r.role == Role::Admin);
+        if has_admin {
+            return Ok(Bootstrap::Existing);
+        }
+        let (token, _) = self.create("bootstrap-admin", Role::Admin).await?;
+        std::fs::create_dir_all(data_dir)?;
+        let file = data_dir.join(ADMIN_TOKEN_FILE);
+        write_private(&file, &token)?;
+        Ok(Bootstrap::Generated { token, file })
+    }
+
+    /// The role a bearer token grants, if any.
+    pub fn role_of(&self, token: &str) -> Option<Role> {
+        let h = hash(token);
+        if let Some(env) = &self.env_admin
+            && same(env, &h)
+        {
+            return Some(Role::Admin);
+        }
+        self.records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| same(&r.hash, &h))
+            .map(|r| r.role)
+    }
+
+    /// Create a token; returns the secret (shown once) and its record.
+    pub async fn create(&self, name: &str, role: Role) -> Result<(String, TokenRecord)> {
+        let token = generate();
+        let h = hash(&token);
+        let record = TokenRecord {
+            id: h[..12].to_string(),
+            name: name.to_string(),
+            role,
+            hash: h,
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        let mut all = self.list_with_hashes();
+        all.push(record.clone());
+        self.storage.put_json(TOKENS_KEY, &all).await?;
+        *self.records.write().unwrap_or_else(|e| e.into_inner()) = all;
+        Ok((token, record))
+    }
+
+    /// Revoke a token by id. Returns whether it existed.
+    pub async fn revoke(&self, id: &str) -> Result<bool> {
+        let mut all = self.list_with_hashes();
+        let before = all.len();
+        all.retain(|r| r.id != id);
+        if all.len() == before {
+            return Ok(false);
+        }
+        self.storage.put_json(TOKENS_KEY, &all).await?;
+        *self.records.write().unwrap_or_else(|e| e.into_inner()) = all;
+        Ok(true)
+    }
+
+    fn list_with_hashes(&self) -> Vec<TokenRecord> {
+        self.records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tokens without their hashes.
+    pub fn list(&self) -> Vec<TokenRecord> {
+        self.list_with_hashes()
+            .into_iter()
+            .map(|r| TokenRecord {
+                hash: String::new(),
+                ..r
+            })
+            .collect()
+    }
+}
+
+/// Write a secret to a file only its owner can read.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::storage::S3Options;
+
+    #[tokio::test]
+    async fn bootstrap_create_check_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open("memory://", &S3Options::default()).unwrap();
+        let tokens = Tokens::load(storage.clone(), None).await.unwrap();
+        let Bootstrap::Generated { token, file } = tokens.bootstrap(dir.path()).await.unwrap()
+        else {
+            panic!("expected a generated token")
+        };
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(tokens.role_of(&token), Some(Role::Admin));
+        assert_eq!(tokens.role_of("aimass_wrong"), None);
+        // A second start finds the admin and generates nothing.
+        let again = Tokens::load(storage.clone(), None).await.unwrap();
+        assert!(matches!(again.bootstrap(dir.path()).await.unwrap(), Bootstrap::Existing));
+        assert_eq!(again.role_of(&token), Some(Role::Admin));
+        let (reader, rec) = again.create("r", Role::Reader).await.unwrap();
+        assert_eq!(again.role_of(&reader), Some(Role::Reader));
+        assert!(again.list().iter().all(|r| r.hash.is_empty()));
+        assert!(again.revoke(&rec.id).await.unwrap());
+        assert_eq!(again.role_of(&reader), None);
+        assert!(!again.revoke(&rec.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn env_token_is_admin() {
+        let storage = Storage::open("memory://", &S3Options::default()).unwrap();
+        let tokens = Tokens::load(storage, Some("s3cret")).await.unwrap();
+        assert_eq!(tokens.role_of("s3cret"), Some(Role::Admin));
+        assert_eq!(tokens.role_of("s3cre"), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! The `aimass` command line. `up` runs a host in this process; every other command is a thin
+//! HTTP client of a running host (`--url`, default `http://127.0.0.1:8080`), authenticated with
+//! `--token`/`AIMASS_TOKEN` or, failing those, the admin token file `up` wrote into the data dir.
+
+mod client;
+mod up;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "aimass", version, about = "WebAssembly plugin host for ML data pipelines")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the host: API, plugin runtime and bundled plugins.
+    Up(up::UpArgs),
+    /// Manage plugins on a running host.
+    Plugin {
+        #[command(subcommand)]
+        cmd: PluginCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a collector, cleaner or transform on a file (or stdin) and print the result.
+    Invoke {
+        #[command(flatten)]
+        args: InvokeArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Manage API tokens (admin).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How to reach a running host.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Base URL of the host.
+    #[arg(long, env = "AIMASS_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub url: String,
+    /// Bearer token; defaults to the admin token file in the data dir.
+    #[arg(long, env = "AIMASS_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data dir of a local host, where `up` writes the generated admin token.
+    #[arg(long, env = "AIMASS_DATA_DIR", default_value = "./aimass-data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCmd {
+    /// Upload a component as a new version of NAME (hot swap; no restart).
+    Push {
+        name: String,
+        file: PathBuf,
+        /// Deadline per call, in milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Total linear memory per instance, in MiB.
+        #[arg(long)]
+        memory_mb: Option<u64>,
+        /// Largest output per call, in MiB.
+        #[arg(long)]
+        output_mb: Option<u64>,
+        /// Instances that may run at once.
+        #[arg(long)]
+        concurrency: Option<u32>,
+    },
+    /// List plugins.
+    Ls,
+    /// Show a plugin's versions, limits and call statistics.
+    Show { name: String },
+    /// Remove a plugin.
+    Rm { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct InvokeArgs {
+    /// Plugin name.
+    pub name: String,
+    /// Input file (default: stdin).
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Plugin config entry, repeatable: --config keys=id --config how=any
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Content type of the input (default: from the file extension, else text/csv).
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Wanted output format (media type); default: the input's.
+    #[arg(long)]
+    pub accept: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token; the secret is printed once.
+    Create {
+        /// admin, invoker or reader.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List tokens (ids, names, roles).
+    Ls,
+    /// Revoke a token by id.
+    Rm { id: String },
+}
+
+/// Entry point of the binary.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up(args) => up::run(args).await,
+            Cmd::Plugin { cmd, client } => client::plugin(cmd, &client).await,
+            Cmd::Invoke { args, client } => client::invoke(args, &client).await,
+            Cmd::Token { cmd, client } => client::token(cmd, &client).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `aimass up`: build a [`HostConfig`] from flags and environment, start, print where to connect.
+
+use crate::capabilities::storage::S3Options;
+use crate::capabilities::tokens::{ADMIN_TOKEN_FILE, Bootstrap};
+use crate::config::HostConfig;
+use crate::runtime::engine::EngineOptions;
+use crate::runtime::limits::Limits;
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AIMASS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Object store: file://PATH, memory:// or s3://BUCKET.
+    #[arg(long, env = "AIMASS_STORE", default_value = "file://./aimass-data")]
+    pub store: String,
+    /// Local directory for the generated admin token.
+    #[arg(long, env = "AIMASS_DATA_DIR", default_value = "./aimass-data")]
+    pub data_dir: PathBuf,
+    /// S3 endpoint for s3:// stores (default: AWS, or AWS_ENDPOINT_URL).
+    #[arg(long, env = "AIMASS_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION).
+    #[arg(long, env = "AIMASS_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Default deadline per plugin call, in milliseconds.
+    #[arg(long, env = "AIMASS_TIMEOUT_MS", default_value_t = Limits::default().timeout_ms)]
+    pub timeout_ms: u64,
+    /// Default total linear memory per instance, in MiB.
+    #[arg(long, env = "AIMASS_MEMORY_MB", default_value_t = Limits::default().memory_bytes >> 20)]
+    pub memory_mb: u64,
+    /// Default largest output per call, in MiB.
+    #[arg(long, env = "AIMASS_OUTPUT_MB", default_value_t = Limits::default().max_output_bytes >> 20)]
+    pub output_mb: u64,
+    /// Default instances of one plugin running at once.
+    #[arg(long, env = "AIMASS_CONCURRENCY", default_value_t = Limits::default().max_concurrency)]
+    pub concurrency: u32,
+    /// How long a call waits for a free instance slot before 503, in milliseconds.
+    #[arg(long, env = "AIMASS_QUEUE_TIMEOUT_MS", default_value_t = 1000)]
+    pub queue_timeout_ms: u64,
+    /// Largest request body, in MiB (413 beyond).
+    #[arg(long, env = "AIMASS_MAX_BODY_MB", default_value_t = 128)]
+    pub max_body_mb: usize,
+    /// Instance pool capacity across all plugins.
+    #[arg(long, env = "AIMASS_POOL_INSTANCES", default_value_t = 256)]
+    pub pool_instances: u32,
+    /// Disable the pooling allocator (allocate instances on demand).
+    #[arg(long)]
+    pub no_pooling: bool,
+    /// Do not register the bundled plugins.
+    #[arg(long)]
+    pub no_bundled: bool,
+    /// Log format.
+    #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIMASS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let config = HostConfig {
+        listen: args.listen,
+        store_url: args.store,
+        s3: S3Options {
+            endpoint: args.s3_endpoint,
+            region: args.s3_region,
+            ..Default::default()
+        },
+        data_dir: args.data_dir,
+        admin_token: std::env::var("AIMASS_TOKEN").ok(),
+        limits: Limits {
+            timeout_ms: args.timeout_ms,
+            memory_bytes: args.memory_mb << 20,
+            max_output_bytes: args.output_mb << 20,
+            max_concurrency: args.concurrency,
+        },
+        queue_timeout: Duration::from_millis(args.queue_timeout_ms),
+        max_body_bytes: args.max_body_mb << 20,
+        engine: EngineOptions {
+            pooling: !args.no_pooling,
+            max_instances: args.pool_instances,
+            ..Default::default()
+        },
+        register_bundled: !args.no_bundled,
+    };
+    let data_dir = config.data_dir.clone();
+    let store = config.store_url.clone();
+    let running = crate::server::start(config).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "aimass listening on http://{}", running.addr)?;
+    writeln!(
+        out,
+        "store {store}; {} plugins loaded; pooling allocator {}",
+        running.registry.list().len(),
+        if running.pooling { "on" } else { "off" }
+    )?;
+    match &running.bootstrap {
+        Bootstrap::FromEnv => writeln!(out, "auth: the admin token is $AIMASS_TOKEN")?,
+        Bootstrap::Existing => writeln!(
+            out,
+            "auth: use the admin token in {} (the CLI finds it), or set AIMASS_TOKEN",
+            data_dir.join(ADMIN_TOKEN_FILE).display()
+        )?,
+        Bootstrap::Generated { token, file } => {
+            writeln!(out, "auth: generated admin token (shown once): {token}")?;
+            writeln!(
+                out,
+                "      saved to {} (mode 0600); the CLI reads it from there",
+                file.display()
+            )?;
+            writeln!(out, "      curl -H 'Authorization: Bearer {token}' http://{}/v1/plugins", running.addr)?;
+        }
+    }
+    drop(out);
+    running.server.await??;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! Every knob of the host, with its default. The CLI (`aimass up`) fills this from flags and
+//! `AIMASS_*` environment variables; tests and embedders build it directly.
+
+use crate::capabilities::storage::S3Options;
+use crate::runtime::engine::EngineOptions;
+use crate::runtime::limits::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Address the API listens on. Default `127.0.0.1:8080`; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Object store URL: `file://PATH`, `memory://` or `s3://BUCKET`. Default
+    /// `file://./aimass-data`.
+    pub store_url: String,
+    /// S3 endpoint/region/credentials for `s3://` stores (else the `AWS_*` variables).
+    pub s3: S3Options,
+    /// Local directory for files that must not live in a shared store: the generated admin
+    /// token. Default `./aimass-data`.
+    pub data_dir: PathBuf,
+    /// Admin token from `AIMASS_TOKEN`; when unset one is generated on first start.
+    pub admin_token: Option<String>,
+    /// Limits of plugins that do not override them at upload.
+    pub limits: Limits,
+    /// How long a call waits for a free instance slot of its plugin before 503. Default 1 s.
+    pub queue_timeout: Duration,
+    /// Largest request body (uploads and invoke inputs); larger gets 413. Default 128 MiB.
+    pub max_body_bytes: usize,
+    /// Engine settings: pooling allocator, pool size, fuel metering.
+    pub engine: EngineOptions,
+    /// Register the plugins bundled into the binary on start (`aimass up` does).
+    pub register_bundled: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            store_url: "file://./aimass-data".into(),
+            s3: S3Options::default(),
+            data_dir: PathBuf::from("./aimass-data"),
+            admin_token: None,
+            limits: Limits::default(),
+            queue_timeout: Duration::from_secs(1),
+            max_body_bytes: 128 << 20,
+            engine: EngineOptions::default(),
+            register_bundled: true,
+        }
+    }
+}

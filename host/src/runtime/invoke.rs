@@ -1,0 +1,255 @@
+//! Running one call of a prepared plugin: new store, instantiate from the `InstancePre`, call,
+//! and turn whatever went wrong into an [`InvokeError`] the API can map to a status code.
+
+use super::bindings::types::{PluginError, Source};
+use super::component::Prepared;
+use super::limits::Limits;
+use super::state::{DatasetReader, HostState};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+/// What to ask of the plugin.
+pub enum Call {
+    /// Collector: raw bytes → Arrow.
+    Collect(Source),
+    /// Cleaner: Arrow → Arrow.
+    Clean(Vec<u8>),
+    /// Transform: fit on the data, then apply to the same data.
+    FitApply(Vec<u8>),
+    /// Transform: fit only; the output is the fitted state.
+    Fit(Vec<u8>),
+    /// Transform: apply a fitted state.
+    Apply { input: Vec<u8>, state: Vec<u8> },
+    /// Trainer: train over a dataset; the output is the ONNX model.
+    Train(DatasetReader),
+}
+
+/// The result of a successful call and what it cost.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Arrow IPC stream (or fitted state for `Fit`, ONNX for `Train`).
+    pub output: Vec<u8>,
+    /// Fitted state, for `FitApply`.
+    pub state: Option<Vec<u8>>,
+    /// Trainer metadata, for `Train`.
+    pub metadata: Vec<(String, String)>,
+    pub stats: CallStats,
+}
+
+/// Measurements of one call, successful or not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallStats {
+    pub instantiate: Duration,
+    pub total: Duration,
+    pub fuel: u64,
+    pub memory_peak: u64,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("plugin exceeded its deadline of {0} ms")]
+    Timeout(u64),
+    #[error("plugin exceeded its memory limit of {limit} bytes")]
+    MemoryLimit { limit: u64 },
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    #[error("plugin output of {size} bytes exceeds the limit of {limit} bytes")]
+    OutputTooLarge { size: u64, limit: u64 },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("plugin failed: {0}")]
+    Plugin(String),
+    #[error("no free instance slot in the pool")]
+    PoolExhausted,
+    #[error("this call does not fit the plugin's world: {0}")]
+    WrongWorld(String),
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+impl From<PluginError> for InvokeError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::InvalidInput(m) => InvokeError::InvalidInput(m),
+            PluginError::InvalidConfig(m) => InvokeError::InvalidConfig(m),
+            PluginError::Internal(m) => InvokeError::Plugin(m),
+        }
+    }
+}
+
+/// Identity of the plugin version being called, for logs.
+pub struct Target<'a> {
+    pub name: &'a Arc<str>,
+    pub version: u32,
+    pub prepared: &'a Prepared,
+    pub limits: Limits,
+}
+
+/// Plugin configuration as the bindings take it.
+type Config = Vec<(String, String)>;
+
+type Res<T> = wasmtime::Result<Result<T, PluginError>>;
+
+/// Instantiate and call. Never panics on guest misbehaviour; every failure is an `InvokeError`.
+pub async fn invoke(
+    engine: &Engine,
+    consume_fuel: bool,
+    target: Target<'_>,
+    call: Call,
+    config: Vec<(String, String)>,
+) -> (Result<Outcome, InvokeError>, CallStats) {
+    let start = Instant::now();
+    let limits = target.limits;
+    let state = HostState::new(
+        target.name.clone(),
+        target.version,
+        limits.memory_bytes,
+        start + limits.timeout(),
+    );
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    if consume_fuel {
+        // Fuel is a metric here, not a limit: deadlines are enforced by epochs.
+        let _ = store.set_fuel(u64::MAX);
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut cx| {
+        if Instant::now() >= cx.data().deadline {
+            cx.data_mut().deadline_hit = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            // Yield to tokio at every tick so long calls share the worker threads fairly.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+
+    let mut stats = CallStats::default();
+    let result = run(&mut store, target.prepared, call, &config, &mut stats).await;
+    stats.total = start.elapsed();
+    if consume_fuel {
+        stats.fuel = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);
+    }
+    stats.memory_peak = store.data().limiter.peak();
+
+    let result = match result {
+        Ok(Ok(outcome)) => {
+            let size = outcome.output.len() as u64;
+            if size > limits.max_output_bytes {
+                Err(InvokeError::OutputTooLarge {
+                    size,
+                    limit: limits.max_output_bytes,
+                })
+            } else {
+                Ok(Outcome { stats, ..outcome })
+            }
+        }
+        Ok(Err(plugin_error)) => Err(plugin_error.into()),
+        Err(e) => Err(classify(e, store.data(), limits)),
+    };
+    (result, stats)
+}
+
+async fn run(
+    store: &mut Store<HostState>,
+    prepared: &Prepared,
+    call: Call,
+    config: &Config,
+    stats: &mut CallStats,
+) -> Res<Outcome> {
+    let t0 = Instant::now();
+    let ok = |output: Vec<u8>| Outcome {
+        output,
+        state: None,
+        metadata: Vec::new(),
+        stats: CallStats::default(),
+    };
+    match (prepared, call) {
+        (Prepared::Collector(pre), Call::Collect(source)) => {
+            let inst = pre.instantiate_async(&mut *store).await?;
+            stats.instantiate = t0.elapsed();
+            Ok(inst
+                .call_collect(&mut *store, &source, config)
+                .await?
+                .map(ok))
+        }
+        (Prepared::Cleaner(pre), Call::Clean(input)) => {
+            let inst = pre.instantiate_async(&mut *store).await?;
+            stats.instantiate = t0.elapsed();
+            Ok(inst.call_clean(&mut *store, &input, config).await?.map(ok))
+        }
+        (Prepared::Transform(pre), call @ (Call::FitApply(_) | Call::Fit(_) | Call::Apply { .. })) => {
+            let inst = pre.instantiate_async(&mut *store).await?;
+            stats.instantiate = t0.elapsed();
+            match call {
+                Call::Fit(data) => Ok(inst.call_fit(&mut *store, &data, config).await?.map(ok)),
+                Call::Apply { input, state } => Ok(inst
+                    .call_apply(&mut *store, &input, &state, config)
+                    .await?
+                    .map(ok)),
+                Call::FitApply(data) => {
+                    let state = match inst.call_fit(&mut *store, &data, config).await? {
+                        Ok(s) => s,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let out = inst.call_apply(&mut *store, &data, &state, config).await?;
+                    Ok(out.map(|output| Outcome {
+                        state: Some(state),
+                        ..ok(output)
+                    }))
+                }
+                _ => unreachable!("matched above"),
+            }
+        }
+        (Prepared::Trainer(pre), Call::Train(reader)) => {
+            let inst = pre.instantiate_async(&mut *store).await?;
+            stats.instantiate = t0.elapsed();
+            let handle = store.data_mut().table().push(reader)?;
+            let model = inst.call_train(&mut *store, handle, config).await?;
+            Ok(model.map(|m| Outcome {
+                metadata: m.metadata,
+                ..ok(m.onnx)
+            }))
+        }
+        (p, _) => Err(wasmtime::Error::new(WrongWorldError(format!(
+            "plugin is a {}",
+            p.world()
+        )))),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct WrongWorldError(String);
+
+fn classify(e: wasmtime::Error, state: &HostState, limits: Limits) -> InvokeError {
+    if state.deadline_hit {
+        return InvokeError::Timeout(limits.timeout_ms);
+    }
+    if state.limiter.exceeded() {
+        return InvokeError::MemoryLimit {
+            limit: state.limiter.limit(),
+        };
+    }
+    if let Some(w) = e.downcast_ref::<WrongWorldError>() {
+        return InvokeError::WrongWorld(w.0.clone());
+    }
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return InvokeError::PoolExhausted;
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        let what = match trap {
+            Trap::StackOverflow => "stack overflow".to_string(),
+            Trap::UnreachableCodeReached => "unreachable code reached (a panic or abort)".into(),
+            other => other.to_string(),
+        };
+        return match state.stderr_tail() {
+            Some(tail) => InvokeError::Trap(format!("{what}: {tail}")),
+            None => InvokeError::Trap(what),
+        };
+    }
+    InvokeError::Trap(format!("{e:#}"))
+}

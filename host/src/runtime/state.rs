@@ -1,0 +1,187 @@
+//! What a plugin's `Store` holds for one invocation, and the host side of the `aimass:plugin`
+//! imports (logging, progress, dataset reader).
+//!
+//! A fresh `HostState` is made per call: the WASI context grants nothing (no preopens, no env, no
+//! args, no sockets; stdout is discarded and stderr is captured into a small buffer so a guest
+//! panic message can be shown in the error), and the limiter starts from zero.
+
+use super::bindings::{dataset, logging, progress, types};
+use super::limits::MemoryLimiter;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// At most this many log records per call reach the host log; the rest are counted and dropped.
+const MAX_LOG_RECORDS: u32 = 1000;
+/// Longest log message kept, in bytes.
+const MAX_LOG_MESSAGE: usize = 4096;
+/// Bytes of guest stderr kept (the tail of a panic message).
+const STDERR_CAPTURE: usize = 8192;
+
+/// Last progress report of a call, shared with whoever watches the call.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    pub message: String,
+}
+
+/// Store data for one invocation.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    /// Wall-clock deadline; checked on every epoch tick.
+    pub deadline: Instant,
+    /// Set by the epoch callback when the deadline fired, so the resulting trap is reported as a
+    /// timeout.
+    pub deadline_hit: bool,
+    pub plugin: Arc<str>,
+    pub version: u32,
+    logs_emitted: u32,
+    pub logs_dropped: u32,
+    pub progress: Arc<Mutex<Progress>>,
+    stderr: MemoryOutputPipe,
+}
+
+impl HostState {
+    pub fn new(plugin: Arc<str>, version: u32, memory_limit: u64, deadline: Instant) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_limit),
+            deadline,
+            deadline_hit: false,
+            plugin,
+            version,
+            logs_emitted: 0,
+            logs_dropped: 0,
+            progress: Arc::new(Mutex::new(Progress::default())),
+            stderr,
+        }
+    }
+
+    /// The last line the guest wrote to stderr (Rust panics write their message there).
+    pub fn stderr_tail(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().chars().take(500).collect())
+    }
+
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl logging::Host for HostState {
+    fn log(&mut self, level: logging::Level, message: String, fields: Vec<(String, String)>) {
+        if self.logs_emitted >= MAX_LOG_RECORDS {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.logs_emitted += 1;
+        let mut message = message;
+        if message.len() > MAX_LOG_MESSAGE {
+            let mut end = MAX_LOG_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let fields = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let plugin = &*self.plugin;
+        let version = self.version;
+        match level {
+            logging::Level::Trace => {
+                tracing::trace!(target: "plugin", plugin, version, fields, "{message}")
+            }
+            logging::Level::Debug => {
+                tracing::debug!(target: "plugin", plugin, version, fields, "{message}")
+            }
+            logging::Level::Info => {
+                tracing::info!(target: "plugin", plugin, version, fields, "{message}")
+            }
+            logging::Level::Warn => {
+                tracing::warn!(target: "plugin", plugin, version, fields, "{message}")
+            }
+            logging::Level::Error => {
+                tracing::error!(target: "plugin", plugin, version, fields, "{message}")
+            }
+        }
+    }
+}
+
+impl progress::Host for HostState {
+    fn report(&mut self, done: u64, total: u64, message: String) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.done = done;
+        p.total = total;
+        p.message = message.chars().take(200).collect();
+    }
+}
+
+/// A cursor over a dataset held by the host, handed to trainers as `dataset.reader`.
+///
+/// Batches are kept as individual IPC streams so `next-batch` is a clone of bytes, not an
+/// encode. The trainer world is executed by the model-building work; this type is the
+/// foundation's half of that contract.
+#[derive(Debug, Clone)]
+pub struct DatasetReader {
+    pub schema: Vec<u8>,
+    pub batches: Arc<Vec<Vec<u8>>>,
+    pub rows: u64,
+    pub cursor: usize,
+}
+
+impl dataset::Host for HostState {}
+
+impl dataset::HostReader for HostState {
+    fn schema(&mut self, r: Resource<DatasetReader>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&r)?.schema.clone())
+    }
+
+    fn row_count(&mut self, r: Resource<DatasetReader>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&r)?.rows)
+    }
+
+    fn next_batch(&mut self, r: Resource<DatasetReader>) -> wasmtime::Result<Option<Vec<u8>>> {
+        let reader = self.table.get_mut(&r)?;
+        let batch = reader.batches.get(reader.cursor).cloned();
+        if batch.is_some() {
+            reader.cursor += 1;
+        }
+        Ok(batch)
+    }
+
+    fn rewind(&mut self, r: Resource<DatasetReader>) -> wasmtime::Result<()> {
+        self.table.get_mut(&r)?.cursor = 0;
+        Ok(())
+    }
+
+    fn drop(&mut self, r: Resource<DatasetReader>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! Assembling a host from a [`HostConfig`]: runtime, storage, registry, tokens, bundled plugins,
+//! then the API on a TCP listener.
+
+use crate::api::{self, AppState};
+use crate::capabilities::registry::{Registry, RegistryOptions};
+use crate::capabilities::storage::Storage;
+use crate::capabilities::tokens::{Bootstrap, Tokens};
+use crate::config::HostConfig;
+use crate::runtime::Runtime;
+use crate::runtime::limits::LimitOverrides;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A host that is listening.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub bootstrap: Bootstrap,
+    pub registry: Arc<Registry>,
+    pub pooling: bool,
+    pub loaded: usize,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Build everything and start serving in a background task.
+pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
+    let runtime = Arc::new(Runtime::new(&config.engine)?);
+    let pooling = runtime.engine.pooling;
+    let storage = Storage::open(&config.store_url, &config.s3)?;
+    let registry = Arc::new(Registry::new(
+        runtime.clone(),
+        storage.clone(),
+        RegistryOptions {
+            defaults: config.limits,
+            queue_timeout: config.queue_timeout,
+        },
+    ));
+    let loaded = registry.load_all().await?;
+    if config.register_bundled {
+        for (name, bytes) in crate::bundled::PLUGINS {
+            let o = registry
+                .upload(name, bytes.to_vec(), LimitOverrides::default())
+                .await
+                .with_context(|| format!("registering bundled plugin {name}"))?;
+            if o.created {
+                tracing::info!(plugin = name, version = o.version, "bundled plugin registered");
+            }
+        }
+    }
+    let tokens = Arc::new(Tokens::load(storage.clone(), config.admin_token.as_deref()).await?);
+    let bootstrap = tokens.bootstrap(&config.data_dir).await?;
+    let info = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": storage.url(),
+        "pooling_allocator": pooling,
+        "engine_hash": runtime.engine.compatibility_hash(),
+        "default_limits": config.limits,
+        "queue_timeout_ms": config.queue_timeout.as_millis() as u64,
+        "max_body_bytes": config.max_body_bytes,
+    });
+    let state = AppState {
+        registry: registry.clone(),
+        tokens,
+        info: Arc::new(info),
+    };
+    let app = api::router(state, config.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    Ok(Running {
+        addr,
+        bootstrap,
+        registry,
+        pooling,
+        loaded,
+        server,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,133 @@
+//! Test harness: real hosts (the library's `server::start`, listening on a real TCP port) driven by
+//! a real HTTP client, and helpers to read the plugins built from `plugins/`.
+#![allow(dead_code)]
+
+use aimass::config::HostConfig;
+use aimass::runtime::limits::Limits;
+use arrow_array::RecordBatch;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub const ADMIN: &str = "test-admin-token";
+
+/// A host running on its own tokio runtime, so it outlives any one test's runtime.
+pub struct TestHost {
+    pub addr: SocketAddr,
+    pub url: String,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    /// Start a host on a fresh file store, with bundled plugins unless `config` says otherwise.
+    pub fn start(mut config: HostConfig) -> TestHost {
+        let dir = tempfile::tempdir().unwrap();
+        if config.store_url == HostConfig::default().store_url {
+            config.store_url = format!("file://{}", dir.path().join("store").display());
+        }
+        config.data_dir = dir.path().join("data");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin_token.get_or_insert_with(|| ADMIN.to_string());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = runtime.block_on(aimass::server::start(config)).unwrap();
+        TestHost {
+            addr: running.addr,
+            url: format!("http://{}", running.addr),
+            _runtime: runtime,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+}
+
+/// One host shared by the tests of a test binary (bundled plugins, default limits).
+pub fn shared() -> &'static TestHost {
+    static HOST: OnceLock<TestHost> = OnceLock::new();
+    HOST.get_or_init(|| TestHost::start(HostConfig::default()))
+}
+
+/// Default config with tighter limits, for tests that exercise them.
+pub fn config_with(limits: Limits) -> HostConfig {
+    HostConfig {
+        limits,
+        ..HostConfig::default()
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Bytes of a plugin built from `plugins/` (crate name, e.g. "hostile").
+pub fn wasm(crate_name: &str) -> Vec<u8> {
+    std::fs::read(aimass::bundled::wasm_path(crate_name)).unwrap()
+}
+
+/// Upload `bytes` as `name` with optional limit query, asserting success.
+pub async fn push(host: &TestHost, name: &str, bytes: Vec<u8>, query: &str) -> serde_json::Value {
+    let resp = client()
+        .put(host.url(&format!("/v1/plugins/{name}{query}")))
+        .bearer_auth(ADMIN)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(status.is_success(), "upload of {name} failed: {status} {body}");
+    body
+}
+
+/// POST an invoke and return (status, content type, body).
+pub async fn invoke(
+    host: &TestHost,
+    name: &str,
+    query: &str,
+    content_type: &str,
+    accept: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String, Vec<u8>) {
+    let mut rb = client()
+        .post(host.url(&format!("/v1/plugins/{name}/invoke{query}")))
+        .bearer_auth(ADMIN)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(a) = accept {
+        rb = rb.header("accept", a);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ct, resp.bytes().await.unwrap().to_vec())
+}
+
+/// The `error` message of a JSON error body.
+pub fn error_of(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not a JSON error: {}", String::from_utf8_lossy(body)));
+    v["error"].as_str().expect("error field").to_string()
+}
+
+pub fn text(body: &[u8]) -> String {
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// Decode an Arrow IPC stream body.
+pub fn batches(body: &[u8]) -> Vec<RecordBatch> {
+    aimass::capabilities::formats::decode_ipc(body).unwrap().1
+}

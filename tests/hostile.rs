@@ -1,0 +1,139 @@
+//! Deliberately hostile plugins (`plugins/hostile`): each misbehaviour fails only its own call,
+//! with the documented status and message, while normal traffic keeps succeeding.
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const TIMEOUT_MS: u64 = 400;
+
+async fn setup() -> &'static TestHost {
+    let host = shared();
+    push(
+        host,
+        "hostile",
+        wasm("hostile"),
+        &format!("?timeout_ms={TIMEOUT_MS}&memory_mb=64&output_mb=1&concurrency=16"),
+    )
+    .await;
+    host
+}
+
+async fn hostile(host: &TestHost, query: &str) -> (u16, String, Duration) {
+    let t0 = Instant::now();
+    let (status, _, body) = invoke(host, "hostile", query, "text/csv", None, "a,b\n1,2\n").await;
+    let elapsed = t0.elapsed();
+    let msg = if status == 200 { text(&body) } else { error_of(&body) };
+    (status, msg, elapsed)
+}
+
+#[tokio::test]
+async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
+    let host = setup().await;
+
+    // Normal traffic on a well-behaved plugin during the whole test.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut normal = Vec::new();
+    for _ in 0..2 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = host.url("/v1/plugins/dedup/invoke");
+        normal.push(tokio::spawn(async move {
+            let c = client();
+            while !stop.load(Ordering::Relaxed) {
+                let r = c
+                    .post(&url)
+                    .bearer_auth(ADMIN)
+                    .header("content-type", "text/csv")
+                    .body("k,v\n1,a\n1,a\n2,b\n")
+                    .send()
+                    .await
+                    .unwrap();
+                let good = r.status() == 200 && r.text().await.unwrap() == "k,v\n1,a\n2,b\n";
+                if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    let cases: Vec<(&str, u16, &str)> = vec![
+        ("?mode=spin", 504, "deadline of 400 ms"),
+        ("?mode=log-spin", 504, "deadline of 400 ms"),
+        ("?mode=grow", 500, "memory limit of 67108864 bytes"),
+        ("?mode=recurse", 500, "plugin trapped"),
+        ("?mode=trap", 500, "plugin trapped"),
+        ("?mode=big&size=2097152", 500, "exceeds the limit of 1048576 bytes"),
+        ("?mode=error&kind=input", 422, "invalid input"),
+        ("?mode=error&kind=config", 400, "invalid config"),
+        ("?mode=error&kind=internal", 500, "plugin failed"),
+        ("?mode=ok", 200, "a,b\n1,2\n"),
+    ];
+    // All hostile calls at once, concurrently with the normal traffic.
+    let calls = cases.iter().map(|(q, _, _)| hostile(host, q));
+    let results = futures::future::join_all(calls).await;
+    for ((query, status, needle), (got, msg, elapsed)) in cases.iter().zip(results) {
+        assert_eq!(got, *status, "{query}: {msg}");
+        assert!(msg.contains(needle), "{query}: {msg:?} should contain {needle:?}");
+        if *status == 504 {
+            // The deadline fires within a couple of epoch ticks (10 ms), plus scheduling slack.
+            assert!(
+                elapsed < Duration::from_millis(TIMEOUT_MS + 300),
+                "{query} took {elapsed:?}"
+            );
+            assert!(elapsed >= Duration::from_millis(TIMEOUT_MS), "{query} took {elapsed:?}");
+        }
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    for n in normal {
+        n.await.unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "normal traffic failed");
+    assert!(ok.load(Ordering::Relaxed) > 0);
+
+    // The host still answers, and the stats saw what happened.
+    let v: serde_json::Value = client()
+        .get(host.url("/v1/plugins/hostile"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["stats"]["timeouts"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["stats"]["traps"].as_u64().unwrap() >= 3, "{v}");
+    assert_eq!(v["stats"]["in_flight"], 0);
+}
+
+#[tokio::test]
+async fn busy_plugin_answers_503_with_retry_after() {
+    let host = shared();
+    push(host, "sleepy", wasm("hostile"), "?concurrency=1&timeout_ms=5000").await;
+    let hold = tokio::spawn(async move {
+        invoke(shared(), "sleepy", "?mode=sleep&ms=2500", "text/csv", None, "a\n1\n").await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    let resp = client()
+        .post(host.url("/v1/plugins/sleepy/invoke?mode=ok"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body("a\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    // It waited for the queue timeout (1 s), not for the busy call.
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_millis(2000), "{waited:?}");
+    assert!(error_of(&resp.bytes().await.unwrap()).contains("busy"));
+    let (status, _, _) = hold.await.unwrap();
+    assert_eq!(status, 200);
+    // Free again.
+    let (status, _, _) = invoke(host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 200);
+}
