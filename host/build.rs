@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Every crate under plugins/ that is a Wasm component (the SDK is a library only).
+/// Every crate under plugins/ and examples/ that is a Wasm component (the SDK is a library only).
 const PLUGINS: &[&str] = &[
     "csv-collector",
     "dedup",
@@ -17,6 +17,7 @@ const PLUGINS: &[&str] = &[
     "standard-scaler",
     "noop",
     "hostile",
+    "min-filter",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

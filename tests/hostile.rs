@@ -137,3 +137,76 @@ async fn busy_plugin_answers_503_with_retry_after() {
     let (status, _, _) = invoke(host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn instance_pool_exhaustion_is_503_and_recovers() {
+    use aimass::config::HostConfig;
+    use aimass::runtime::engine::EngineOptions;
+    let host = TestHost::start(HostConfig {
+        engine: EngineOptions {
+            max_instances: 2,
+            ..Default::default()
+        },
+        register_bundled: false,
+        ..HostConfig::default()
+    });
+    let info: serde_json::Value = client()
+        .get(host.url("/v1/info"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["pooling_allocator"], true, "this test needs the pooling allocator");
+    push(&host, "sleepy", wasm("hostile"), "?concurrency=8&timeout_ms=5000").await;
+    let host = std::sync::Arc::new(host);
+    let holds: Vec<_> = (0..2)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                invoke(&host, "sleepy", "?mode=sleep&ms=1500", "text/csv", None, "a\n1\n").await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let resp = client()
+        .post(host.url("/v1/plugins/sleepy/invoke?mode=ok"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body("a\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert!(error_of(&resp.bytes().await.unwrap()).contains("no free instance slot"));
+    for h in holds {
+        assert_eq!(h.await.unwrap().0, 200);
+    }
+    let (status, _, _) = invoke(&host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 200, "slots are returned to the pool");
+}
+
+#[tokio::test]
+async fn on_demand_allocation_works_too() {
+    use aimass::config::HostConfig;
+    use aimass::runtime::engine::EngineOptions;
+    let host = TestHost::start(HostConfig {
+        engine: EngineOptions {
+            pooling: false,
+            ..Default::default()
+        },
+        register_bundled: false,
+        ..HostConfig::default()
+    });
+    push(&host, "hostile", wasm("hostile"), "?timeout_ms=300&memory_mb=32").await;
+    let (status, _, body) = invoke(&host, "hostile", "?mode=ok", "text/csv", None, "a\n1\n").await;
+    assert_eq!((status, text(&body).as_str()), (200, "a\n1\n"));
+    let (status, _, body) = invoke(&host, "hostile", "?mode=grow", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 500);
+    assert!(error_of(&body).contains("memory limit of 33554432 bytes"));
+    let (status, _, _) = invoke(&host, "hostile", "?mode=spin", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 504);
+}

@@ -176,3 +176,17 @@ async fn negotiation_and_bad_input() {
     let (status, _, _) = invoke(host, "no-such-plugin", "", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn readme_example_plugin_runs() {
+    let host = shared();
+    push(host, "min-filter", wasm("min-filter"), "").await;
+    let csv = "name,age\nann,31\nbob,17\ncid,\ndee,18\n";
+    let (status, _, body) =
+        invoke(host, "min-filter", "?column=age&min=18", "text/csv", None, csv).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert_eq!(text(&body), "name,age\nann,31\ndee,18\n");
+    let (status, _, body) = invoke(host, "min-filter", "?column=age", "text/csv", None, csv).await;
+    assert_eq!(status, 400);
+    assert!(error_of(&body).contains("min"), "{}", error_of(&body));
+}

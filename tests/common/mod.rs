@@ -15,8 +15,17 @@ pub const ADMIN: &str = "test-admin-token";
 pub struct TestHost {
     pub addr: SocketAddr,
     pub url: String,
-    _runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        // Allowed from inside a test's async context, unlike dropping the runtime.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl TestHost {
@@ -29,16 +38,22 @@ impl TestHost {
         config.data_dir = dir.path().join("data");
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token.get_or_insert_with(|| ADMIN.to_string());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let running = runtime.block_on(aimass::server::start(config)).unwrap();
+        // Built on a plain thread: tests call this from inside their own tokio runtime.
+        let (runtime, addr) = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let running = runtime.block_on(aimass::server::start(config)).unwrap();
+            (runtime, running.addr)
+        })
+        .join()
+        .unwrap();
         TestHost {
-            addr: running.addr,
-            url: format!("http://{}", running.addr),
-            _runtime: runtime,
+            addr,
+            url: format!("http://{addr}"),
+            runtime: Some(runtime),
             _dir: dir,
         }
     }

@@ -22,14 +22,16 @@ fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str>
 }
 
 pub async fn invoke(
-    _: Authed<INVOKER>,
+    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Read the body before reporting an auth failure (see `plugins::upload`).
     let body = body?;
+    auth?;
     let config: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();

@@ -39,14 +39,17 @@ impl LimitQuery {
 }
 
 pub async fn upload(
-    _: Authed<ADMIN>,
+    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    // The body is read (within the size limit) before an auth failure is reported: answering
+    // while the client is still sending makes HTTP clients see a reset instead of the 401/403.
     let body = body?;
+    auth?;
+    let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let outcome = state
         .registry
         .upload(&name, body.to_vec(), limits.overrides()?)

@@ -163,11 +163,13 @@ pub fn prepare(
     linker: &Linker<HostState>,
     component: &Component,
 ) -> Result<Prepared, ValidationError> {
-    let world = detect_world(component)?;
+    // Imports first: a component that wants capabilities we do not grant is refused for that,
+    // naming them, whatever it exports.
     let unknown = unknown_imports(component);
     if !unknown.is_empty() {
         return Err(ValidationError::UnknownImports(unknown.join(", ")));
     }
+    let world = detect_world(component)?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| ValidationError::UnknownImports(format!("{e:#}")))?;

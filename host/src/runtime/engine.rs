@@ -103,12 +103,14 @@ fn base_config(consume_fuel: bool) -> Config {
 fn pooling_config(max_instances: u32) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(max_instances);
-    pool.total_core_instances(max_instances * 4);
+    // A Rust wasm32-wasip2 component is a handful of core instances (the program plus shims), one
+    // memory and a few tables; leave headroom so the component count is the binding limit.
+    pool.total_core_instances(max_instances * 8);
     pool.total_memories(max_instances * 2);
-    pool.total_tables(max_instances * 2);
+    pool.total_tables(max_instances * 8);
     pool.total_stacks(max_instances);
     pool.max_memories_per_component(4);
-    pool.max_tables_per_component(4);
+    pool.max_tables_per_component(8);
     pool.table_elements(100_000);
     pool.max_core_instance_size(1 << 20);
     pool.max_component_instance_size(1 << 20);
