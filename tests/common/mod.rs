@@ -2,6 +2,8 @@
 //! a real HTTP client, and helpers to read the plugins built from `plugins/`.
 #![allow(dead_code)]
 
+pub mod garage;
+
 use aimass::config::HostConfig;
 use aimass::runtime::limits::Limits;
 use arrow_array::RecordBatch;
