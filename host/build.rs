@@ -45,7 +45,10 @@ fn main() {
     for dir in ["plugins", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -64,7 +67,14 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--locked", "--profile", "plugin", "--target", TARGET])
+        .args([
+            "build",
+            "--locked",
+            "--profile",
+            "plugin",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&wasm_target_dir);
     for p in PLUGINS {

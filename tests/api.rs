@@ -25,7 +25,12 @@ async fn bad_uploads_are_refused_with_a_precise_message() {
     let host = shared();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("empty", vec![], 400, "body is empty"),
-        ("garbage", b"definitely not wasm".to_vec(), 422, "not a WebAssembly binary"),
+        (
+            "garbage",
+            b"definitely not wasm".to_vec(),
+            422,
+            "not a WebAssembly binary",
+        ),
         (
             "core-module",
             wat::parse_str("(module (func (export \"clean\")))").unwrap(),
@@ -38,7 +43,12 @@ async fn bad_uploads_are_refused_with_a_precise_message() {
             422,
             "invalid component",
         ),
-        ("no-world", wat::parse_str("(component)").unwrap(), 422, "implements no aimass world"),
+        (
+            "no-world",
+            wat::parse_str("(component)").unwrap(),
+            422,
+            "implements no aimass world",
+        ),
         (
             "unknown-imports",
             wat::parse_str(
@@ -66,10 +76,17 @@ async fn bad_uploads_are_refused_with_a_precise_message() {
         ("Bad/Name", wasm("noop"), 400, "invalid plugin name"),
     ];
     for (name, body, status, needle) in cases {
-        let path_name = if name == "Bad/Name" { "Bad%2FName" } else { name };
+        let path_name = if name == "Bad/Name" {
+            "Bad%2FName"
+        } else {
+            name
+        };
         let (got, msg) = put_raw(host, path_name, body).await;
         assert_eq!(got, status, "{name}: {msg}");
-        assert!(msg.contains(needle), "{name}: {msg:?} should contain {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{name}: {msg:?} should contain {needle:?}"
+        );
         // Nothing was registered.
         let r = client()
             .get(host.url(&format!("/v1/plugins/{path_name}")))
@@ -94,7 +111,13 @@ async fn upload_versions_show_list_delete() {
     assert_eq!(again["version"], 1);
     assert_eq!(again["created"], false);
     // New bytes (or new limits): a new version.
-    let v2 = push(host, "lifecycle", wasm("hostile"), "?timeout_ms=1234&concurrency=3").await;
+    let v2 = push(
+        host,
+        "lifecycle",
+        wasm("hostile"),
+        "?timeout_ms=1234&concurrency=3",
+    )
+    .await;
     assert_eq!(v2["version"], 2);
 
     let detail: serde_json::Value = client()
@@ -127,7 +150,14 @@ async fn upload_versions_show_list_delete() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for bundled in ["csv-collector", "dedup", "drop-nulls", "outliers", "standard-scaler", "lifecycle"] {
+    for bundled in [
+        "csv-collector",
+        "dedup",
+        "drop-nulls",
+        "outliers",
+        "standard-scaler",
+        "lifecycle",
+    ] {
         assert!(names.contains(&bundled), "{bundled} missing from {names:?}");
     }
 
@@ -212,8 +242,14 @@ async fn hot_swap_under_load_fails_no_call() {
     for w in workers {
         seen.extend(w.await.unwrap());
     }
-    assert!(ok.load(Ordering::Relaxed) > 20, "too little load to mean anything");
-    assert!(seen.contains(&1) && seen.contains(&2), "both versions served: {seen:?}");
+    assert!(
+        ok.load(Ordering::Relaxed) > 20,
+        "too little load to mean anything"
+    );
+    assert!(
+        seen.contains(&1) && seen.contains(&2),
+        "both versions served: {seen:?}"
+    );
     // Once swapped, new calls never go back to the old version.
     let (_, _, _) = invoke(host, "swap", "", "text/csv", None, "a\n1\n").await;
     let resp = client()
@@ -275,16 +311,34 @@ async fn auth_matrix_and_tokens() {
         ("GET", "/v1/info", [401, 401, 200, 200, 200]),
         ("GET", "/v1/plugins", [401, 401, 200, 200, 200]),
         ("GET", "/v1/plugins/auth-target", [401, 401, 200, 200, 200]),
-        ("POST", "/v1/plugins/auth-target/invoke", [401, 401, 403, 200, 200]),
+        (
+            "POST",
+            "/v1/plugins/auth-target/invoke",
+            [401, 401, 403, 200, 200],
+        ),
         ("PUT", "/v1/plugins/auth-target", [401, 401, 403, 403, 200]),
         ("GET", "/v1/tokens", [401, 401, 403, 403, 200]),
-        ("DELETE", "/v1/plugins/auth-target-missing", [401, 401, 403, 403, 404]),
-        ("DELETE", "/v1/tokens/nonexistent", [401, 401, 403, 403, 404]),
+        (
+            "DELETE",
+            "/v1/plugins/auth-target-missing",
+            [401, 401, 403, 403, 404],
+        ),
+        (
+            "DELETE",
+            "/v1/tokens/nonexistent",
+            [401, 401, 403, 403, 404],
+        ),
     ];
     for (method, path, expected) in routes {
-        for (i, who) in [Who::Nobody, Who::Wrong, Who::Reader, Who::Invoker, Who::Admin]
-            .into_iter()
-            .enumerate()
+        for (i, who) in [
+            Who::Nobody,
+            Who::Wrong,
+            Who::Reader,
+            Who::Invoker,
+            Who::Admin,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut rb = c.request(method.parse().unwrap(), host.url(path));
             if let Some(t) = token(who) {
@@ -301,7 +355,12 @@ async fn auth_matrix_and_tokens() {
                 assert_eq!(resp.headers()["www-authenticate"], "Bearer");
             }
             let body = resp.bytes().await.unwrap();
-            assert_eq!(status, expected[i], "{method} {path} as {who:?}: {}", text(&body));
+            assert_eq!(
+                status,
+                expected[i],
+                "{method} {path} as {who:?}: {}",
+                text(&body)
+            );
             if status >= 400 {
                 error_of(&body);
             }
@@ -318,7 +377,10 @@ async fn auth_matrix_and_tokens() {
         .await
         .unwrap();
     let tokens = list["tokens"].as_array().unwrap();
-    assert!(tokens.iter().all(|t| t.get("hash").is_none()), "hashes never leave the host");
+    assert!(
+        tokens.iter().all(|t| t.get("hash").is_none()),
+        "hashes never leave the host"
+    );
     let id = tokens.iter().find(|t| t["role"] == "reader").unwrap()["id"]
         .as_str()
         .unwrap()
@@ -330,7 +392,12 @@ async fn auth_matrix_and_tokens() {
         .await
         .unwrap();
     assert_eq!(del.status().as_u16(), 204);
-    let after = c.get(host.url("/v1/plugins")).bearer_auth(&reader).send().await.unwrap();
+    let after = c
+        .get(host.url("/v1/plugins"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status().as_u16(), 401);
     let bad_role = c
         .post(host.url("/v1/tokens"))

@@ -106,9 +106,17 @@ fn first_start_generates_a_token_the_cli_finds() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = up(dir.path());
-    assert!(host.banner.contains("generated admin token (shown once): aimass_"), "{}", host.banner);
+    assert!(
+        host.banner
+            .contains("generated admin token (shown once): aimass_"),
+        "{}",
+        host.banner
+    );
     let token_file = data.join("admin-token");
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(host.banner.contains(&token));
     #[cfg(unix)]
     {
@@ -119,30 +127,73 @@ fn first_start_generates_a_token_the_cli_finds() {
 
     // No --token anywhere: the CLI reads the file.
     let ls = ok(&cli(&host, &data, &["plugin", "ls"]));
-    for p in ["csv-collector", "dedup", "drop-nulls", "outliers", "standard-scaler"] {
+    for p in [
+        "csv-collector",
+        "dedup",
+        "drop-nulls",
+        "outliers",
+        "standard-scaler",
+    ] {
         assert!(ls.contains(p), "{ls}");
     }
     let noop = wasm_file("noop");
-    let push = ok(&cli(&host, &data, &["plugin", "push", "echo", noop.to_str().unwrap(), "--timeout-ms", "2000"]));
+    let push = ok(&cli(
+        &host,
+        &data,
+        &[
+            "plugin",
+            "push",
+            "echo",
+            noop.to_str().unwrap(),
+            "--timeout-ms",
+            "2000",
+        ],
+    ));
     assert!(push.contains("pushed echo v1 (cleaner"), "{push}");
     let show = ok(&cli(&host, &data, &["plugin", "show", "echo"]));
     assert!(show.contains("\"timeout_ms\": 2000"), "{show}");
 
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "k,v\n1,a\n1,a\n").unwrap();
-    let out = ok(&cli(&host, &data, &["invoke", "dedup", "--in", input.to_str().unwrap()]));
+    let out = ok(&cli(
+        &host,
+        &data,
+        &["invoke", "dedup", "--in", input.to_str().unwrap()],
+    ));
     assert_eq!(out, "k,v\n1,a\n");
     let out = ok(&cli(
         &host,
         &data,
-        &["invoke", "dedup", "--in", input.to_str().unwrap(), "--config", "keys=k", "--accept", "application/x-ndjson"],
+        &[
+            "invoke",
+            "dedup",
+            "--in",
+            input.to_str().unwrap(),
+            "--config",
+            "keys=k",
+            "--accept",
+            "application/x-ndjson",
+        ],
     ));
     assert_eq!(out, "{\"k\":1,\"v\":\"a\"}\n");
 
-    let tok = ok(&cli(&host, &data, &["token", "create", "--role", "reader", "--name", "ci"]));
+    let tok = ok(&cli(
+        &host,
+        &data,
+        &["token", "create", "--role", "reader", "--name", "ci"],
+    ));
     assert!(tok.trim().starts_with("aimass_"));
     let reader_push = Command::new(BIN)
-        .args(["plugin", "push", "x", noop.to_str().unwrap(), "--url", &host.url, "--token", tok.trim()])
+        .args([
+            "plugin",
+            "push",
+            "x",
+            noop.to_str().unwrap(),
+            "--url",
+            &host.url,
+            "--token",
+            tok.trim(),
+        ])
         .output()
         .unwrap();
     assert!(!reader_push.status.success());
@@ -159,7 +210,12 @@ fn first_start_generates_a_token_the_cli_finds() {
         .unwrap();
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("401 Unauthorized: invalid token"));
 
-    for args in [&["--help"][..], &["up", "--help"], &["plugin", "push", "--help"], &["invoke", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["up", "--help"],
+        &["plugin", "push", "--help"],
+        &["invoke", "--help"],
+    ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(out.status.success() && !out.stdout.is_empty(), "{args:?}");
     }
@@ -171,13 +227,21 @@ fn kill_and_restart_reloads_from_the_compiled_cache() {
     let data = dir.path().join("data");
     let mut host = up(dir.path());
     let hostile = wasm_file("hostile");
-    ok(&cli(&host, &data, &["plugin", "push", "persist", hostile.to_str().unwrap()]));
+    ok(&cli(
+        &host,
+        &data,
+        &["plugin", "push", "persist", hostile.to_str().unwrap()],
+    ));
     host.child.kill().unwrap(); // SIGKILL: no graceful shutdown.
     host.child.wait().unwrap();
     drop(host);
 
     let host = up(dir.path());
-    assert!(host.banner.contains("use the admin token in"), "{}", host.banner);
+    assert!(
+        host.banner.contains("use the admin token in"),
+        "{}",
+        host.banner
+    );
     let show: serde_json::Value =
         serde_json::from_str(&ok(&cli(&host, &data, &["plugin", "show", "persist"]))).unwrap();
     assert_eq!(show["loaded_from"], "cache", "{show}");
@@ -189,6 +253,17 @@ fn kill_and_restart_reloads_from_the_compiled_cache() {
     assert_eq!(dedup["loaded_from"], "cache");
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "a\n1\n").unwrap();
-    let out = ok(&cli(&host, &data, &["invoke", "persist", "--in", input.to_str().unwrap(), "--config", "mode=ok"]));
+    let out = ok(&cli(
+        &host,
+        &data,
+        &[
+            "invoke",
+            "persist",
+            "--in",
+            input.to_str().unwrap(),
+            "--config",
+            "mode=ok",
+        ],
+    ));
     assert_eq!(out, "a\n1\n");
 }

@@ -26,7 +26,11 @@ async fn hostile(host: &TestHost, query: &str) -> (u16, String, Duration) {
     let t0 = Instant::now();
     let (status, _, body) = invoke(host, "hostile", query, "text/csv", None, "a,b\n1,2\n").await;
     let elapsed = t0.elapsed();
-    let msg = if status == 200 { text(&body) } else { error_of(&body) };
+    let msg = if status == 200 {
+        text(&body)
+    } else {
+        error_of(&body)
+    };
     (status, msg, elapsed)
 }
 
@@ -64,7 +68,11 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
         ("?mode=grow", 500, "memory limit of 67108864 bytes"),
         ("?mode=recurse", 500, "plugin trapped"),
         ("?mode=trap", 500, "plugin trapped"),
-        ("?mode=big&size=2097152", 500, "exceeds the limit of 1048576 bytes"),
+        (
+            "?mode=big&size=2097152",
+            500,
+            "exceeds the limit of 1048576 bytes",
+        ),
         ("?mode=error&kind=input", 422, "invalid input"),
         ("?mode=error&kind=config", 400, "invalid config"),
         ("?mode=error&kind=internal", 500, "plugin failed"),
@@ -75,14 +83,20 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
     let results = futures::future::join_all(calls).await;
     for ((query, status, needle), (got, msg, elapsed)) in cases.iter().zip(results) {
         assert_eq!(got, *status, "{query}: {msg}");
-        assert!(msg.contains(needle), "{query}: {msg:?} should contain {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{query}: {msg:?} should contain {needle:?}"
+        );
         if *status == 504 {
             // The deadline fires within a couple of epoch ticks (10 ms), plus scheduling slack.
             assert!(
                 elapsed < Duration::from_millis(TIMEOUT_MS + 300),
                 "{query} took {elapsed:?}"
             );
-            assert!(elapsed >= Duration::from_millis(TIMEOUT_MS), "{query} took {elapsed:?}");
+            assert!(
+                elapsed >= Duration::from_millis(TIMEOUT_MS),
+                "{query} took {elapsed:?}"
+            );
         }
     }
 
@@ -111,9 +125,23 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
 #[tokio::test]
 async fn busy_plugin_answers_503_with_retry_after() {
     let host = shared();
-    push(host, "sleepy", wasm("hostile"), "?concurrency=1&timeout_ms=5000").await;
+    push(
+        host,
+        "sleepy",
+        wasm("hostile"),
+        "?concurrency=1&timeout_ms=5000",
+    )
+    .await;
     let hold = tokio::spawn(async move {
-        invoke(shared(), "sleepy", "?mode=sleep&ms=2500", "text/csv", None, "a\n1\n").await
+        invoke(
+            shared(),
+            "sleepy",
+            "?mode=sleep&ms=2500",
+            "text/csv",
+            None,
+            "a\n1\n",
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
@@ -129,7 +157,10 @@ async fn busy_plugin_answers_503_with_retry_after() {
     assert_eq!(resp.headers()["retry-after"], "1");
     // It waited for the queue timeout (1 s), not for the busy call.
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_millis(2000), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2000),
+        "{waited:?}"
+    );
     assert!(error_of(&resp.bytes().await.unwrap()).contains("busy"));
     let (status, _, _) = hold.await.unwrap();
     assert_eq!(status, 200);
@@ -159,14 +190,31 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
         .json()
         .await
         .unwrap();
-    assert_eq!(info["pooling_allocator"], true, "this test needs the pooling allocator");
-    push(&host, "sleepy", wasm("hostile"), "?concurrency=8&timeout_ms=5000").await;
+    assert_eq!(
+        info["pooling_allocator"], true,
+        "this test needs the pooling allocator"
+    );
+    push(
+        &host,
+        "sleepy",
+        wasm("hostile"),
+        "?concurrency=8&timeout_ms=5000",
+    )
+    .await;
     let host = std::sync::Arc::new(host);
     let holds: Vec<_> = (0..2)
         .map(|_| {
             let host = host.clone();
             tokio::spawn(async move {
-                invoke(&host, "sleepy", "?mode=sleep&ms=1500", "text/csv", None, "a\n1\n").await
+                invoke(
+                    &host,
+                    "sleepy",
+                    "?mode=sleep&ms=1500",
+                    "text/csv",
+                    None,
+                    "a\n1\n",
+                )
+                .await
             })
         })
         .collect();
@@ -201,10 +249,17 @@ async fn on_demand_allocation_works_too() {
         register_bundled: false,
         ..HostConfig::default()
     });
-    push(&host, "hostile", wasm("hostile"), "?timeout_ms=300&memory_mb=32").await;
+    push(
+        &host,
+        "hostile",
+        wasm("hostile"),
+        "?timeout_ms=300&memory_mb=32",
+    )
+    .await;
     let (status, _, body) = invoke(&host, "hostile", "?mode=ok", "text/csv", None, "a\n1\n").await;
     assert_eq!((status, text(&body).as_str()), (200, "a\n1\n"));
-    let (status, _, body) = invoke(&host, "hostile", "?mode=grow", "text/csv", None, "a\n1\n").await;
+    let (status, _, body) =
+        invoke(&host, "hostile", "?mode=grow", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 500);
     assert!(error_of(&body).contains("memory limit of 33554432 bytes"));
     let (status, _, _) = invoke(&host, "hostile", "?mode=spin", "text/csv", None, "a\n1\n").await;

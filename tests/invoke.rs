@@ -11,8 +11,11 @@ const ARROW: &str = "application/vnd.apache.arrow.stream";
 const NDJSON: &str = "application/x-ndjson";
 
 fn ipc_of_csv(csv: &str) -> Vec<u8> {
-    aimass::capabilities::formats::to_ipc(aimass::capabilities::formats::Format::Csv, csv.as_bytes())
-        .unwrap()
+    aimass::capabilities::formats::to_ipc(
+        aimass::capabilities::formats::Format::Csv,
+        csv.as_bytes(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -29,7 +32,12 @@ async fn csv_collector_infers_types_from_csv_and_ndjson() {
     assert_eq!(status, 200);
     assert_eq!(ct, ARROW);
     let b = &batches(&body)[0];
-    let types: Vec<String> = b.schema().fields().iter().map(|f| f.data_type().to_string()).collect();
+    let types: Vec<String> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect();
     assert_eq!(types, ["Int64", "Utf8", "Float64", "Boolean"]);
     let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(names.value(1), "bob");
@@ -39,25 +47,51 @@ async fn csv_collector_infers_types_from_csv_and_ndjson() {
     assert_eq!(status, 200, "{}", text(&body));
     assert_eq!(text(&body), nd);
     // A delimiter from config.
-    let (status, _, body) =
-        invoke(host, "csv-collector", "?delimiter=%3B", "text/csv", None, "a;b\n1;2\n").await;
+    let (status, _, body) = invoke(
+        host,
+        "csv-collector",
+        "?delimiter=%3B",
+        "text/csv",
+        None,
+        "a;b\n1;2\n",
+    )
+    .await;
     assert_eq!(status, 200, "{}", text(&body));
     assert_eq!(text(&body), "a,b\n1,2\n");
     // Something it cannot read: the plugin says invalid input -> 422.
-    let (status, _, body) = invoke(host, "csv-collector", "", "application/pdf", None, "%PDF").await;
+    let (status, _, body) =
+        invoke(host, "csv-collector", "", "application/pdf", None, "%PDF").await;
     assert_eq!(status, 422);
-    assert!(error_of(&body).contains("application/pdf"), "{}", error_of(&body));
+    assert!(
+        error_of(&body).contains("application/pdf"),
+        "{}",
+        error_of(&body)
+    );
 }
 
 #[tokio::test]
 async fn dedup_drops_duplicates_optionally_by_key() {
     let host = shared();
-    let (status, _, body) =
-        invoke(host, "dedup", "", "text/csv", None, "k,v\n1,a\n1,a\n2,b\n1,a\n").await;
+    let (status, _, body) = invoke(
+        host,
+        "dedup",
+        "",
+        "text/csv",
+        None,
+        "k,v\n1,a\n1,a\n2,b\n1,a\n",
+    )
+    .await;
     assert_eq!(status, 200, "{}", text(&body));
     assert_eq!(text(&body), "k,v\n1,a\n2,b\n");
-    let (status, _, body) =
-        invoke(host, "dedup", "?keys=k", "text/csv", None, "k,v\n1,a\n1,b\n2,c\n").await;
+    let (status, _, body) = invoke(
+        host,
+        "dedup",
+        "?keys=k",
+        "text/csv",
+        None,
+        "k,v\n1,a\n1,b\n2,c\n",
+    )
+    .await;
     assert_eq!(status, 200, "{}", text(&body));
     assert_eq!(text(&body), "k,v\n1,a\n2,c\n");
     // Arrow in, Arrow out.
@@ -68,7 +102,12 @@ async fn dedup_drops_duplicates_optionally_by_key() {
     let col = batches(&body)
         .iter()
         .flat_map(|b| {
-            let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
             (0..a.len()).map(move |i| a.value(i))
         })
         .collect::<Vec<_>>();
@@ -102,20 +141,41 @@ async fn outliers_zscore_and_iqr() {
         csv.push_str(&format!("{i},{x}\n"));
     }
     // Population z of 100 is 2.99: kept at the default threshold 3, dropped at 2.
-    let (status, _, body) = invoke(host, "outliers", "?columns=x", "text/csv", None, csv.clone()).await;
+    let (status, _, body) = invoke(
+        host,
+        "outliers",
+        "?columns=x",
+        "text/csv",
+        None,
+        csv.clone(),
+    )
+    .await;
     assert_eq!(status, 200, "{}", text(&body));
     assert_eq!(text(&body).lines().count(), 11);
-    let (_, _, body) =
-        invoke(host, "outliers", "?columns=x&threshold=2", "text/csv", None, csv.clone()).await;
+    let (_, _, body) = invoke(
+        host,
+        "outliers",
+        "?columns=x&threshold=2",
+        "text/csv",
+        None,
+        csv.clone(),
+    )
+    .await;
     assert!(!text(&body).contains(",100\n"));
     assert_eq!(text(&body).lines().count(), 10);
     // IQR: Q1 3.25, Q3 7.75, fences [-3.5, 14.5].
-    let (_, _, body) =
-        invoke(host, "outliers", "?method=iqr&columns=x", "text/csv", None, csv.clone()).await;
+    let (_, _, body) = invoke(
+        host,
+        "outliers",
+        "?method=iqr&columns=x",
+        "text/csv",
+        None,
+        csv.clone(),
+    )
+    .await;
     assert_eq!(text(&body).lines().count(), 10);
     assert!(!text(&body).contains(",100\n"));
-    let (status, _, body) =
-        invoke(host, "outliers", "?method=median", "text/csv", None, csv).await;
+    let (status, _, body) = invoke(host, "outliers", "?method=median", "text/csv", None, csv).await;
     assert_eq!(status, 400, "{}", text(&body));
 }
 
@@ -133,14 +193,26 @@ async fn standard_scaler_fits_and_applies() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let state_bytes: u64 = resp.headers()["x-aimass-state-bytes"].to_str().unwrap().parse().unwrap();
+    let state_bytes: u64 = resp.headers()["x-aimass-state-bytes"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(state_bytes > 0);
     let b = batches(&resp.bytes().await.unwrap())[0].clone();
     let expect = [-1.224744871391589, 0.0, 1.224744871391589];
     for col in [0, 1] {
-        let a = b.column(col).as_any().downcast_ref::<Float64Array>().unwrap();
+        let a = b
+            .column(col)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         for (i, e) in expect.iter().enumerate() {
-            assert!((a.value(i) - e).abs() < 1e-12, "col {col} row {i}: {}", a.value(i));
+            assert!(
+                (a.value(i) - e).abs() < 1e-12,
+                "col {col} row {i}: {}",
+                a.value(i)
+            );
         }
     }
     let labels = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
@@ -151,8 +223,7 @@ async fn standard_scaler_fits_and_applies() {
 async fn negotiation_and_bad_input() {
     let host = shared();
     // CSV in, NDJSON out.
-    let (status, ct, body) =
-        invoke(host, "dedup", "", "text/csv", Some(NDJSON), "a\n1\n1\n").await;
+    let (status, ct, body) = invoke(host, "dedup", "", "text/csv", Some(NDJSON), "a\n1\n1\n").await;
     assert_eq!(status, 200);
     assert_eq!(ct, NDJSON);
     assert_eq!(text(&body), "{\"a\":1}\n");
@@ -182,8 +253,15 @@ async fn readme_example_plugin_runs() {
     let host = shared();
     push(host, "min-filter", wasm("min-filter"), "").await;
     let csv = "name,age\nann,31\nbob,17\ncid,\ndee,18\n";
-    let (status, _, body) =
-        invoke(host, "min-filter", "?column=age&min=18", "text/csv", None, csv).await;
+    let (status, _, body) = invoke(
+        host,
+        "min-filter",
+        "?column=age&min=18",
+        "text/csv",
+        None,
+        csv,
+    )
+    .await;
     assert_eq!(status, 200, "{}", text(&body));
     assert_eq!(text(&body), "name,age\nann,31\ndee,18\n");
     let (status, _, body) = invoke(host, "min-filter", "?column=age", "text/csv", None, csv).await;

@@ -17,7 +17,9 @@ async fn storage_operations_on_s3() {
     let g = garage();
     let s = g.storage();
     assert_eq!(s.get("t/missing.json").await.unwrap(), None);
-    s.put_json("t/a.json", &serde_json::json!({"n": 1})).await.unwrap();
+    s.put_json("t/a.json", &serde_json::json!({"n": 1}))
+        .await
+        .unwrap();
     s.put("t/dir/b.bin", vec![7u8; 100_000]).await.unwrap();
     let v: serde_json::Value = s.get_json("t/a.json").await.unwrap().unwrap();
     assert_eq!(v["n"], 1);
@@ -54,9 +56,18 @@ async fn host_state_in_s3_survives_a_restart() {
 
     // Everything is in the bucket.
     let keys = g.storage().list("").await.unwrap();
-    assert!(keys.contains(&"plugins/dedup-s3/meta.json".to_string()), "{keys:?}");
-    assert!(keys.contains(&format!("components/{digest}.wasm")), "{keys:?}");
-    assert!(keys.iter().any(|k| k.starts_with("compiled/") && k.ends_with(&format!("{digest}.cwasm"))));
+    assert!(
+        keys.contains(&"plugins/dedup-s3/meta.json".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&format!("components/{digest}.wasm")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("compiled/") && k.ends_with(&format!("{digest}.cwasm")))
+    );
 
     // A new host on the same bucket serves it from the compiled cache, with its limits.
     let second = TestHost::start(config());

@@ -42,7 +42,10 @@ fn bench_invoke(c: &mut Criterion) {
         })
         .unwrap();
         if pooling {
-            assert!(runtime.engine.pooling, "pooling unavailable on this machine");
+            assert!(
+                runtime.engine.pooling,
+                "pooling unavailable on this machine"
+            );
         }
         let compiled = runtime.compile(&noop).unwrap();
         group.bench_function(label, |b| {
@@ -90,7 +93,10 @@ fn bench_invoke(c: &mut Criterion) {
             let inst = Cleaner::instantiate_async(&mut store, &component, &linker)
                 .await
                 .unwrap();
-            let out = inst.call_clean(&mut store, &input, &Vec::new()).await.unwrap();
+            let out = inst
+                .call_clean(&mut store, &input, &Vec::new())
+                .await
+                .unwrap();
             assert_eq!(out.unwrap().len(), input.len());
         })
     });
@@ -104,7 +110,12 @@ fn bench_cold(c: &mut Criterion) {
         .unwrap();
     let runtime = Runtime::new(&EngineOptions::default()).unwrap();
     let bytes = read("csv-collector");
-    let artifact = runtime.compile(&bytes).unwrap().component.serialize().unwrap();
+    let artifact = runtime
+        .compile(&bytes)
+        .unwrap()
+        .component
+        .serialize()
+        .unwrap();
     let input = b"id,name\n1,a\n".to_vec();
     let name: Arc<str> = "csv-collector".into();
     let mut group = c.benchmark_group("cold");

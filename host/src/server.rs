@@ -43,7 +43,11 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
                 .await
                 .with_context(|| format!("registering bundled plugin {name}"))?;
             if o.created {
-                tracing::info!(plugin = name, version = o.version, "bundled plugin registered");
+                tracing::info!(
+                    plugin = name,
+                    version = o.version,
+                    "bundled plugin registered"
+                );
             }
         }
     }

@@ -50,7 +50,15 @@ pub fn binary() -> PathBuf {
         return "garage".into();
     }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "--locked", "garage", "--version", "2.5.0", "--root", TOOLS])
+        .args([
+            "install",
+            "--locked",
+            "garage",
+            "--version",
+            "2.5.0",
+            "--root",
+            TOOLS,
+        ])
         .status()
         .expect("running cargo install garage");
     assert!(status.success(), "installing garage failed");

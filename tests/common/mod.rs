@@ -102,7 +102,10 @@ pub async fn push(host: &TestHost, name: &str, bytes: Vec<u8>, query: &str) -> s
         .unwrap();
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert!(status.is_success(), "upload of {name} failed: {status} {body}");
+    assert!(
+        status.is_success(),
+        "upload of {name} failed: {status} {body}"
+    );
     body
 }
 

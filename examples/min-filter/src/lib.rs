@@ -1,8 +1,7 @@
 //! `min-filter`: the README's example cleaner. Keeps the rows whose numeric `column` is at least
 //! `min` (rows with a null there are dropped). Config: `column` (required), `min` (required).
-use aimass_plugin_sdk::{Cleaner, Config, Error, Result, Table, export_cleaner};
-use arrow_array::{Array, BooleanArray, Float64Array};
-use arrow_schema::DataType;
+use aimass_plugin_sdk::{Cleaner, Config, Error, Result, Table, export_cleaner, numeric::to_f64};
+use arrow_array::BooleanArray;
 
 pub struct MinFilter;
 
@@ -10,14 +9,18 @@ impl Cleaner for MinFilter {
     fn clean(input: Table, config: &Config) -> Result<Table> {
         let column = config.require("column")?;
         let min: f64 = config.require_parse("min")?;
-        let idx = input.schema().index_of(column)
+        let idx = input
+            .schema()
+            .index_of(column)
             .map_err(|_| Error::invalid_config(format!("no column named {column:?}")))?;
         let (schema, batches) = input.into_parts();
         let mut kept = Vec::with_capacity(batches.len());
         for batch in batches {
-            let values = arrow_cast::cast(batch.column(idx), &DataType::Float64)?;
-            let values = values.as_any().downcast_ref::<Float64Array>().expect("cast to f64");
-            let keep: BooleanArray = values.iter().map(|v| Some(v.is_some_and(|v| v >= min))).collect();
+            let values = to_f64(batch.column(idx).as_ref())?;
+            let keep: BooleanArray = values
+                .iter()
+                .map(|v| Some(v.is_some_and(|v| v >= min)))
+                .collect();
             kept.push(arrow_select::filter::filter_record_batch(&batch, &keep)?);
         }
         Ok(Table::new(schema, kept))
@@ -29,7 +32,7 @@ export_cleaner!(MinFilter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int64Array, RecordBatch};
+    use arrow_array::{Array, Int64Array, RecordBatch};
     use std::sync::Arc;
 
     #[test]

@@ -42,7 +42,10 @@ impl<const MIN: u8> FromRequestParts<AppState> for Authed<MIN> {
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| {
-                ApiError::new(StatusCode::UNAUTHORIZED, "Authorization must be `Bearer <token>`")
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Authorization must be `Bearer <token>`",
+                )
             })?;
         let role = state
             .tokens

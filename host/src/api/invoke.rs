@@ -32,9 +32,10 @@ pub async fn invoke(
     // Read the body before reporting an auth failure (see `plugins::upload`).
     let body = body?;
     auth?;
-    let config: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let config: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     let entry = state
         .registry
         .get(&name)
@@ -45,14 +46,19 @@ pub async fn invoke(
 
     let (call, default_out) = match world {
         World::Collector => {
-            let ct = content_type.unwrap_or("application/octet-stream").to_string();
+            let ct = content_type
+                .unwrap_or("application/octet-stream")
+                .to_string();
             let source = Source {
                 content_type: ct,
                 name: header_str(&headers, header::HeaderName::from_static("x-aimass-source"))
                     .map(str::to_string),
                 data: body.to_vec(),
             };
-            (Call::Collect(source), input_format.unwrap_or(Format::ArrowStream))
+            (
+                Call::Collect(source),
+                input_format.unwrap_or(Format::ArrowStream),
+            )
         }
         World::Cleaner | World::Transform => {
             let fmt = input_format.ok_or_else(|| {
@@ -96,7 +102,10 @@ pub async fn invoke(
 
     let mut resp = Response::new(Body::from(bytes));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(out_format.media_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(out_format.media_type()),
+    );
     h.insert("x-aimass-plugin-version", HeaderValue::from(live.version));
     h.insert("x-aimass-fuel", HeaderValue::from(stats.fuel));
     h.insert(

@@ -36,12 +36,17 @@ pub struct AppState {
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/v1/info", get(info))
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",
-            put(plugins::upload).get(plugins::show).delete(plugins::delete),
+            put(plugins::upload)
+                .get(plugins::show)
+                .delete(plugins::delete),
         )
         .route("/v1/plugins/{name}/invoke", post(invoke::invoke))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))

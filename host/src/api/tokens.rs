@@ -34,7 +34,9 @@ pub async fn create(
         .map_err(ApiError::internal)?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "id": rec.id, "name": rec.name, "role": rec.role, "token": token })),
+        Json(
+            serde_json::json!({ "id": rec.id, "name": rec.name, "role": rec.role, "token": token }),
+        ),
     ))
 }
 

@@ -28,7 +28,12 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 impl Format {
     /// The format a `Content-Type`/`Accept` media type names (parameters ignored).
     pub fn from_media_type(media: &str) -> Option<Format> {
-        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = media
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             ARROW_STREAM => Some(Format::ArrowStream),
             "text/csv" => Some(Format::Csv),
@@ -142,7 +147,9 @@ pub fn from_ipc(format: Format, ipc: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     match format {
         Format::Csv => {
-            let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut w = arrow_csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             for b in &batches {
                 w.write(b).map_err(|e| e.to_string())?;
             }
@@ -169,10 +176,16 @@ mod tests {
         let ipc = to_ipc(Format::Csv, csv).unwrap();
         let (schema, batches) = decode_ipc(&ipc).unwrap();
         assert_eq!(schema.field(0).data_type(), &arrow_schema::DataType::Int64);
-        assert_eq!(schema.field(2).data_type(), &arrow_schema::DataType::Float64);
+        assert_eq!(
+            schema.field(2).data_type(),
+            &arrow_schema::DataType::Float64
+        );
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
         let back = from_ipc(Format::Csv, &ipc).unwrap();
-        assert_eq!(String::from_utf8(back).unwrap(), "id,name,score\n1,a,1.5\n2,b,\n");
+        assert_eq!(
+            String::from_utf8(back).unwrap(),
+            "id,name,score\n1,a,1.5\n2,b,\n"
+        );
         let nd = from_ipc(Format::Ndjson, &ipc).unwrap();
         assert_eq!(
             String::from_utf8(nd).unwrap(),
@@ -182,9 +195,21 @@ mod tests {
 
     #[test]
     fn bad_input_is_described() {
-        assert!(to_ipc(Format::ArrowStream, b"nope").unwrap_err().contains("Arrow IPC"));
-        assert!(to_ipc(Format::Ndjson, b"{not json").unwrap_err().contains("NDJSON"));
-        assert!(to_ipc(Format::Csv, b"a,b\n1,2,3\n").unwrap_err().contains("CSV"));
+        assert!(
+            to_ipc(Format::ArrowStream, b"nope")
+                .unwrap_err()
+                .contains("Arrow IPC")
+        );
+        assert!(
+            to_ipc(Format::Ndjson, b"{not json")
+                .unwrap_err()
+                .contains("NDJSON")
+        );
+        assert!(
+            to_ipc(Format::Csv, b"a,b\n1,2,3\n")
+                .unwrap_err()
+                .contains("CSV")
+        );
     }
 
     #[test]
@@ -196,6 +221,9 @@ mod tests {
             Ok(Format::Ndjson)
         );
         assert!(negotiate(Some("text/html"), Format::Csv).is_err());
-        assert_eq!(Format::from_media_type("text/csv; charset=utf-8"), Some(Format::Csv));
+        assert_eq!(
+            Format::from_media_type("text/csv; charset=utf-8"),
+            Some(Format::Csv)
+        );
     }
 }

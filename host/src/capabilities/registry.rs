@@ -170,7 +170,10 @@ pub struct PluginEntry {
 
 impl PluginEntry {
     pub fn record(&self) -> PluginRecord {
-        self.record.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.record
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn live(&self) -> Arc<LiveVersion> {
@@ -193,7 +196,9 @@ pub struct UploadOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("invalid plugin name {0:?}: use 1-64 characters a-z, 0-9, '-', '_' or '.', starting with a letter or digit")]
+    #[error(
+        "invalid plugin name {0:?}: use 1-64 characters a-z, 0-9, '-', '_' or '.', starting with a letter or digit"
+    )]
     BadName(String),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
@@ -405,17 +410,25 @@ impl Registry {
         let world = compiled.prepared.world();
         let compile_ms = compiled.load_time.as_secs_f64() * 1e3;
         let key = component_key(&digest);
-        if !self.storage.exists(&key).await.map_err(UploadError::Storage)? {
+        if !self
+            .storage
+            .exists(&key)
+            .await
+            .map_err(UploadError::Storage)?
+        {
             self.storage
                 .put(&key, bytes)
                 .await
                 .map_err(UploadError::Storage)?;
         }
-        let mut record = existing.as_ref().map(|e| e.record()).unwrap_or(PluginRecord {
-            name: name.to_string(),
-            live: 0,
-            versions: Vec::new(),
-        });
+        let mut record = existing
+            .as_ref()
+            .map(|e| e.record())
+            .unwrap_or(PluginRecord {
+                name: name.to_string(),
+                live: 0,
+                versions: Vec::new(),
+            });
         let version = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
         let v = VersionRecord {
             version,
@@ -511,18 +524,16 @@ impl Registry {
             .get(name)
             .ok_or_else(|| CallError::NotFound(name.to_string()))?;
         let live = entry.live();
-        let permit = match tokio::time::timeout(
-            self.opts.queue_timeout,
-            live.slots.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            _ => {
-                entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
-                return Err(CallError::Busy(live.limits.max_concurrency));
-            }
-        };
+        let permit =
+            match tokio::time::timeout(self.opts.queue_timeout, live.slots.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
+                    return Err(CallError::Busy(live.limits.max_concurrency));
+                }
+            };
         entry.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let target = Target {
             name: &entry.name,

@@ -76,7 +76,9 @@ impl Storage {
             if let Some(e) = &s3.endpoint {
                 b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
             } else if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
-                b = b.with_endpoint(&e).with_allow_http(e.starts_with("http://"));
+                b = b
+                    .with_endpoint(&e)
+                    .with_allow_http(e.starts_with("http://"));
             }
             if let Some(r) = &s3.region {
                 b = b.with_region(r);
@@ -104,7 +106,9 @@ impl Storage {
     /// The object's bytes, or `None` if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self.inner.get(&Path::from(key)).await {
-            Ok(r) => Ok(Some(r.bytes().await.with_context(|| format!("reading {key}"))?)),
+            Ok(r) => Ok(Some(
+                r.bytes().await.with_context(|| format!("reading {key}"))?,
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {key}")),
         }
@@ -171,7 +175,9 @@ mod tests {
         let url = format!("file://{}", dir.path().display());
         let s = Storage::open(&url, &S3Options::default()).unwrap();
         assert_eq!(s.get("a/b.json").await.unwrap(), None);
-        s.put_json("a/b.json", &serde_json::json!({"x": 1})).await.unwrap();
+        s.put_json("a/b.json", &serde_json::json!({"x": 1}))
+            .await
+            .unwrap();
         s.put("a/c.bin", vec![1u8, 2]).await.unwrap();
         let v: serde_json::Value = s.get_json("a/b.json").await.unwrap().unwrap();
         assert_eq!(v["x"], 1);

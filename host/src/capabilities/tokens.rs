@@ -88,7 +88,10 @@ pub enum Bootstrap {
     /// Tokens already existed; the admin token is wherever it was put the first time.
     Existing,
     /// A new admin token was generated and written to this file.
-    Generated { token: String, file: std::path::PathBuf },
+    Generated {
+        token: String,
+        file: std::path::PathBuf,
+    },
 }
 
 impl Tokens {
@@ -229,7 +232,10 @@ mod tests {
         assert_eq!(tokens.role_of("aimass_wrong"), None);
         // A second start finds the admin and generates nothing.
         let again = Tokens::load(storage.clone(), None).await.unwrap();
-        assert!(matches!(again.bootstrap(dir.path()).await.unwrap(), Bootstrap::Existing));
+        assert!(matches!(
+            again.bootstrap(dir.path()).await.unwrap(),
+            Bootstrap::Existing
+        ));
         assert_eq!(again.role_of(&token), Some(Role::Admin));
         let (reader, rec) = again.create("r", Role::Reader).await.unwrap();
         assert_eq!(again.role_of(&reader), Some(Role::Reader));

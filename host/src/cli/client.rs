@@ -54,7 +54,10 @@ async fn check(resp: Response) -> Result<Response> {
 }
 
 async fn send(rb: RequestBuilder) -> Result<Response> {
-    let resp = rb.send().await.context("cannot reach the host (is `aimass up` running?)")?;
+    let resp = rb
+        .send()
+        .await
+        .context("cannot reach the host (is `aimass up` running?)")?;
     check(resp).await
 }
 
@@ -69,7 +72,8 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
             output_mb,
             concurrency,
         } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut query = Vec::new();
             for (k, v) in [
                 ("timeout_ms", timeout_ms),
@@ -105,14 +109,21 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
                 v["name"].as_str().unwrap_or(&name),
                 v["version"],
                 v["world"].as_str().unwrap_or("?"),
-                &v["digest"].as_str().unwrap_or("")[..12.min(v["digest"].as_str().unwrap_or("").len())],
+                &v["digest"].as_str().unwrap_or("")
+                    [..12.min(v["digest"].as_str().unwrap_or("").len())],
                 v["size"],
                 v["compile_ms"].as_f64().unwrap_or(0.0)
             );
         }
         PluginCmd::Ls => {
-            let v: serde_json::Value = send(c.request(Method::GET, "/v1/plugins")).await?.json().await?;
-            println!("{:<24} {:<10} {:>7} {:>12} {:>8}", "NAME", "WORLD", "VERSION", "SIZE", "CALLS");
+            let v: serde_json::Value = send(c.request(Method::GET, "/v1/plugins"))
+                .await?
+                .json()
+                .await?;
+            println!(
+                "{:<24} {:<10} {:>7} {:>12} {:>8}",
+                "NAME", "WORLD", "VERSION", "SIZE", "CALLS"
+            );
             for p in v["plugins"].as_array().into_iter().flatten() {
                 println!(
                     "{:<24} {:<10} {:>7} {:>12} {:>8}",
@@ -197,10 +208,16 @@ pub async fn token(cmd: TokenCmd, args: &ClientArgs) -> Result<()> {
             .json()
             .await?;
             println!("{}", v["token"].as_str().unwrap_or(""));
-            eprintln!("token id {} ({}); the secret above is not shown again", v["id"], v["role"]);
+            eprintln!(
+                "token id {} ({}); the secret above is not shown again",
+                v["id"], v["role"]
+            );
         }
         TokenCmd::Ls => {
-            let v: serde_json::Value = send(c.request(Method::GET, "/v1/tokens")).await?.json().await?;
+            let v: serde_json::Value = send(c.request(Method::GET, "/v1/tokens"))
+                .await?
+                .json()
+                .await?;
             println!("{:<14} {:<8} NAME", "ID", "ROLE");
             for t in v["tokens"].as_array().into_iter().flatten() {
                 println!(

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "aimass", version, about = "WebAssembly plugin host for ML data pipelines")]
+#[command(
+    name = "aimass",
+    version,
+    about = "WebAssembly plugin host for ML data pipelines"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -46,13 +50,23 @@ pub enum Cmd {
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
     /// Base URL of the host.
-    #[arg(long, env = "AIMASS_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "AIMASS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub url: String,
     /// Bearer token; defaults to the admin token file in the data dir.
     #[arg(long, env = "AIMASS_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// Data dir of a local host, where `up` writes the generated admin token.
-    #[arg(long, env = "AIMASS_DATA_DIR", default_value = "./aimass-data", global = true)]
+    #[arg(
+        long,
+        env = "AIMASS_DATA_DIR",
+        default_value = "./aimass-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -123,7 +137,10 @@ pub enum TokenCmd {
 /// Entry point of the binary.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

@@ -130,7 +130,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 "      saved to {} (mode 0600); the CLI reads it from there",
                 file.display()
             )?;
-            writeln!(out, "      curl -H 'Authorization: Bearer {token}' http://{}/v1/plugins", running.addr)?;
+            writeln!(
+                out,
+                "      curl -H 'Authorization: Bearer {token}' http://{}/v1/plugins",
+                running.addr
+            )?;
         }
     }
     drop(out);

@@ -115,7 +115,10 @@ pub fn detect_world(component: &Component) -> Result<World, ValidationError> {
         Ok(World::Transform)
     } else if has("train") {
         Ok(World::Trainer)
-    } else if names.iter().any(|n| n.starts_with("wasi:http/incoming-handler")) {
+    } else if names
+        .iter()
+        .any(|n| n.starts_with("wasi:http/incoming-handler"))
+    {
         Err(ValidationError::HttpNotYetSupported)
     } else {
         Err(ValidationError::NoWorld(names.join(", ")))
@@ -192,9 +195,15 @@ mod tests {
     #[test]
     fn header_checks() {
         assert!(matches!(check_header(b""), Err(ValidationError::Empty)));
-        assert!(matches!(check_header(b"hello world"), Err(ValidationError::NotWasm)));
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(ValidationError::NotWasm)
+        ));
         let core = wat::parse_str("(module)").unwrap();
-        assert!(matches!(check_header(&core), Err(ValidationError::CoreModule)));
+        assert!(matches!(
+            check_header(&core),
+            Err(ValidationError::CoreModule)
+        ));
         let component = wat::parse_str("(component)").unwrap();
         assert!(check_header(&component).is_ok());
     }

@@ -181,7 +181,10 @@ async fn run(
             stats.instantiate = t0.elapsed();
             Ok(inst.call_clean(&mut *store, &input, config).await?.map(ok))
         }
-        (Prepared::Transform(pre), call @ (Call::FitApply(_) | Call::Fit(_) | Call::Apply { .. })) => {
+        (
+            Prepared::Transform(pre),
+            call @ (Call::FitApply(_) | Call::Fit(_) | Call::Apply { .. }),
+        ) => {
             let inst = pre.instantiate_async(&mut *store).await?;
             stats.instantiate = t0.elapsed();
             match call {
@@ -237,7 +240,9 @@ fn classify(e: wasmtime::Error, state: &HostState, limits: Limits) -> InvokeErro
     if let Some(w) = e.downcast_ref::<WrongWorldError>() {
         return InvokeError::WrongWorld(w.0.clone());
     }
-    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return InvokeError::PoolExhausted;
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {

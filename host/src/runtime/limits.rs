@@ -176,7 +176,11 @@ mod tests {
         // b alone would be far under the limit, but a + b would be 6 + 5 = 11 pages.
         assert_eq!(grow_b.call(&mut store, 4).unwrap(), -1, "b refused");
         assert!(store.data().exceeded());
-        assert_eq!(grow_b.call(&mut store, 3).unwrap(), 1, "b: 1 -> 4, total 10");
+        assert_eq!(
+            grow_b.call(&mut store, 3).unwrap(),
+            1,
+            "b: 1 -> 4, total 10"
+        );
         assert_eq!(store.data().peak(), 10 * PAGE);
     }
 
