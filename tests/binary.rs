@@ -245,6 +245,10 @@ fn kill_and_restart_reloads_from_the_compiled_cache() {
     let show: serde_json::Value =
         serde_json::from_str(&ok(&cli(&host, &data, &["plugin", "show", "persist"]))).unwrap();
     assert_eq!(show["loaded_from"], "cache", "{show}");
+    assert!(
+        show["load_ms"].as_f64().unwrap() < 50.0,
+        "mapped, not recompiled: {show}"
+    );
     assert_eq!(show["live_version"], 1);
     // Bundled plugins were not re-registered as new versions.
     let dedup: serde_json::Value =

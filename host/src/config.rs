@@ -18,7 +18,8 @@ pub struct HostConfig {
     /// S3 endpoint/region/credentials for `s3://` stores (else the `AWS_*` variables).
     pub s3: S3Options,
     /// Local directory for files that must not live in a shared store: the generated admin
-    /// token. Default `./aimass-data`.
+    /// token and the local cache of compiled artifacts (`cache/compiled/`). Default
+    /// `./aimass-data`.
     pub data_dir: PathBuf,
     /// Admin token from `AIMASS_TOKEN`; when unset one is generated on first start.
     pub admin_token: Option<String>,

@@ -33,6 +33,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         RegistryOptions {
             defaults: config.limits,
             queue_timeout: config.queue_timeout,
+            local_cache: config.data_dir.join("cache").join("compiled"),
         },
     ));
     let loaded = registry.load_all().await?;

@@ -19,6 +19,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -218,12 +219,16 @@ pub enum CallError {
 }
 
 /// Registry settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// Limits of plugins that override nothing.
     pub defaults: Limits,
     /// How long a call waits for a free instance slot before 503.
     pub queue_timeout: Duration,
+    /// Local directory of compiled artifacts. Loading maps these files (~0.5 ms for a 4 MB
+    /// component) instead of copying artifacts out of the store (~10 ms); the store keeps the
+    /// durable copy, so this is only a cache and may be deleted.
+    pub local_cache: PathBuf,
 }
 
 pub struct Registry {
@@ -250,6 +255,16 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Write a file so readers see all of it or nothing: temp file in the same directory, then rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("cache path has a parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", rand::random::<u64>()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
 }
 
 fn meta_key(name: &str) -> String {
@@ -302,10 +317,10 @@ impl Registry {
             .live_version()
             .context("record names no live version")?
             .clone();
-        let (compiled, from) = match self.storage.get(&self.compiled_key(&v.digest)).await? {
-            Some(artifact) => {
+        let (compiled, from) = match self.cached_artifact(&v.digest).await? {
+            Some(path) => {
                 let rt = self.runtime.clone();
-                let c = tokio::task::spawn_blocking(move || rt.load_compiled(&artifact)).await??;
+                let c = tokio::task::spawn_blocking(move || rt.load_compiled_file(&path)).await??;
                 (c, LoadedFrom::Cache)
             }
             None => {
@@ -347,7 +362,31 @@ impl Registry {
         }
     }
 
-    /// Compile off the async threads, then store the artifact for later restarts.
+    fn local_artifact(&self, digest: &str) -> PathBuf {
+        self.opts
+            .local_cache
+            .join(&self.engine_hash)
+            .join(format!("{digest}.cwasm"))
+    }
+
+    /// A local file holding the compiled artifact of `digest`, fetched from the store into the
+    /// local cache if only the store has it; `None` if neither has it.
+    async fn cached_artifact(&self, digest: &str) -> anyhow::Result<Option<PathBuf>> {
+        let path = self.local_artifact(digest);
+        if path.exists() {
+            return Ok(Some(path));
+        }
+        match self.storage.get(&self.compiled_key(digest)).await? {
+            Some(bytes) => {
+                write_atomic(&path, &bytes)?;
+                Ok(Some(path))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Compile off the async threads, then store the artifact (object store and local cache) for
+    /// later restarts.
     async fn compile_and_cache(
         &self,
         bytes: Vec<u8>,
@@ -368,6 +407,7 @@ impl Registry {
             .put(&self.compiled_key(digest), artifact.clone())
             .await
             .map_err(UploadError::Storage)?;
+        write_atomic(&self.local_artifact(digest), &artifact).map_err(UploadError::Storage)?;
         Ok((compiled, artifact))
     }
 
