@@ -3,6 +3,8 @@
 //! - `invoke/noop-pooling`: what every call pays — new store + WASI context + limiter, instantiate
 //!   from the `InstancePre`, call `clean` on a one-row Arrow batch — with the pooling allocator.
 //! - `invoke/noop-on-demand`: the same with on-demand allocation (hosts where pooling is off).
+//! - `invoke/noop-bare-wasmtime`: the floor — the same pooled `InstancePre` called straight
+//!   through wasmtime without the host's fuel metering, memory limiter and deadline callback.
 //! - `invoke/noop-naive`: the peer baseline in the same run — what a host that rebuilds per-request
 //!   state does (new `Linker`, WASI linked, instantiate without a pre-resolved `InstancePre`), the
 //!   pattern wasmCloud measured as 5x slower than `wasmtime serve`.
@@ -68,6 +70,29 @@ fn bench_invoke(c: &mut Criterion) {
             })
         });
     }
+
+    // The floor: the same pooled InstancePre driven straight through wasmtime, with none of the
+    // host's per-call bookkeeping (no fuel, no memory limiter, no deadline callback, no stats).
+    let runtime = Runtime::new(&EngineOptions {
+        consume_fuel: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let compiled = runtime.compile(&noop).unwrap();
+    let aimass::runtime::component::Prepared::Cleaner(pre) = &compiled.prepared else {
+        panic!("noop is a cleaner")
+    };
+    let engine = runtime.engine().clone();
+    group.bench_function("noop-bare-wasmtime", |b| {
+        b.to_async(&rt).iter(|| async {
+            let state = HostState::new(name.clone(), 1, u64::MAX, Instant::now());
+            let mut store = Store::new(&engine, state);
+            store.set_epoch_deadline(1 << 40);
+            let inst = pre.instantiate_async(&mut store).await.unwrap();
+            let out = inst.call_clean(&mut store, &input, &Vec::new()).await.unwrap();
+            assert_eq!(out.unwrap().len(), input.len());
+        })
+    });
 
     // The naive peer: per-call linker and instantiate, no InstancePre, no pooling.
     let runtime = Runtime::new(&EngineOptions {
