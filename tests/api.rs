@@ -120,30 +120,14 @@ async fn upload_versions_show_list_delete() {
     .await;
     assert_eq!(v2["version"], 2);
 
-    let detail: serde_json::Value = client()
-        .get(host.url("/v1/plugins/lifecycle"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: serde_json::Value = get_json(host, "/v1/plugins/lifecycle").await;
     assert_eq!(detail["live_version"], 2);
     assert_eq!(detail["versions"].as_array().unwrap().len(), 2);
     assert_eq!(detail["limits"]["timeout_ms"], 1234);
     assert_eq!(detail["limits"]["max_concurrency"], 3);
     assert_eq!(detail["loaded_from"], "compiled");
 
-    let list: serde_json::Value = client()
-        .get(host.url("/v1/plugins"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = get_json(host, "/v1/plugins").await;
     let names: Vec<&str> = list["plugins"]
         .as_array()
         .unwrap()

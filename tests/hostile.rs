@@ -108,15 +108,7 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
     assert!(ok.load(Ordering::Relaxed) > 0);
 
     // The host still answers, and the stats saw what happened.
-    let v: serde_json::Value = client()
-        .get(host.url("/v1/plugins/hostile"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(host, "/v1/plugins/hostile").await;
     assert!(v["stats"]["timeouts"].as_u64().unwrap() >= 2, "{v}");
     assert!(v["stats"]["traps"].as_u64().unwrap() >= 3, "{v}");
     assert_eq!(v["stats"]["in_flight"], 0);
@@ -181,15 +173,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
         register_bundled: false,
         ..HostConfig::default()
     });
-    let info: serde_json::Value = client()
-        .get(host.url("/v1/info"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: serde_json::Value = get_json(&host, "/v1/info").await;
     assert_eq!(
         info["pooling_allocator"], true,
         "this test needs the pooling allocator"

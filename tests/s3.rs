@@ -71,15 +71,7 @@ async fn host_state_in_s3_survives_a_restart() {
 
     // A new host on the same bucket serves it from the compiled cache, with its limits.
     let second = TestHost::start(config());
-    let v: serde_json::Value = client()
-        .get(second.url("/v1/plugins/dedup-s3"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&second, "/v1/plugins/dedup-s3").await;
     assert_eq!(v["loaded_from"], "cache", "{v}");
     assert_eq!(v["limits"]["timeout_ms"], 3000);
     let (status, _, body) = invoke(&second, "dedup-s3", "", "text/csv", None, "a\n2\n2\n").await;

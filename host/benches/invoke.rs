@@ -14,6 +14,7 @@
 use aimass::capabilities::formats::{Format, to_ipc};
 use aimass::runtime::Runtime;
 use aimass::runtime::bindings::cleaner::Cleaner;
+use aimass::runtime::component::Prepared;
 use aimass::runtime::engine::EngineOptions;
 use aimass::runtime::invoke::{Call, Target, invoke};
 use aimass::runtime::limits::Limits;
@@ -79,7 +80,7 @@ fn bench_invoke(c: &mut Criterion) {
     })
     .unwrap();
     let compiled = runtime.compile(&noop).unwrap();
-    let aimass::runtime::component::Prepared::Cleaner(pre) = &compiled.prepared else {
+    let Prepared::Cleaner(pre) = &compiled.prepared else {
         panic!("noop is a cleaner")
     };
     let engine = runtime.engine().clone();
@@ -89,7 +90,10 @@ fn bench_invoke(c: &mut Criterion) {
             let mut store = Store::new(&engine, state);
             store.set_epoch_deadline(1 << 40);
             let inst = pre.instantiate_async(&mut store).await.unwrap();
-            let out = inst.call_clean(&mut store, &input, &Vec::new()).await.unwrap();
+            let out = inst
+                .call_clean(&mut store, &input, &Vec::new())
+                .await
+                .unwrap();
             assert_eq!(out.unwrap().len(), input.len());
         })
     });
@@ -128,6 +132,30 @@ fn bench_invoke(c: &mut Criterion) {
     group.finish();
 }
 
+/// One csv-collector call on a prepared component.
+async fn collect_csv(runtime: &Runtime, name: &Arc<str>, prepared: &Prepared, input: &[u8]) {
+    let target = Target {
+        name,
+        version: 1,
+        prepared,
+        limits: Limits::default(),
+    };
+    let source = aimass::runtime::bindings::types::Source {
+        content_type: "text/csv".into(),
+        name: None,
+        data: input.to_vec(),
+    };
+    let (r, _) = invoke(
+        runtime.engine(),
+        true,
+        target,
+        Call::Collect(source),
+        Vec::new(),
+    )
+    .await;
+    r.unwrap();
+}
+
 fn bench_cold(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -159,54 +187,15 @@ fn bench_cold(c: &mut Criterion) {
     group.bench_function("first-invoke-cached", |b| {
         b.to_async(&rt).iter(|| async {
             let compiled = runtime.load_compiled_file(&file).unwrap();
-            let target = Target {
-                name: &name,
-                version: 1,
-                prepared: &compiled.prepared,
-                limits: Limits::default(),
-            };
-            let source = aimass::runtime::bindings::types::Source {
-                content_type: "text/csv".into(),
-                name: None,
-                data: input.clone(),
-            };
-            let (r, _) = invoke(
-                runtime.engine(),
-                true,
-                target,
-                Call::Collect(source),
-                Vec::new(),
-            )
-            .await;
-            r.unwrap();
+            collect_csv(&runtime, &name, &compiled.prepared, &input).await;
         })
     });
     // The same call on an already loaded component: what the plugin itself costs, so
     // `first-invoke-cached` minus this is the cold-start overhead.
     let loaded = runtime.load_compiled_file(&file).unwrap();
     group.bench_function("warm-invoke", |b| {
-        b.to_async(&rt).iter(|| async {
-            let target = Target {
-                name: &name,
-                version: 1,
-                prepared: &loaded.prepared,
-                limits: Limits::default(),
-            };
-            let source = aimass::runtime::bindings::types::Source {
-                content_type: "text/csv".into(),
-                name: None,
-                data: input.clone(),
-            };
-            let (r, _) = invoke(
-                runtime.engine(),
-                true,
-                target,
-                Call::Collect(source),
-                Vec::new(),
-            )
-            .await;
-            r.unwrap();
-        })
+        b.to_async(&rt)
+            .iter(|| collect_csv(&runtime, &name, &loaded.prepared, &input))
     });
     group.finish();
 }

@@ -109,6 +109,18 @@ pub async fn push(host: &TestHost, name: &str, bytes: Vec<u8>, query: &str) -> s
     body
 }
 
+/// GET a JSON resource as admin.
+pub async fn get_json(host: &TestHost, path: &str) -> serde_json::Value {
+    let resp = client()
+        .get(host.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
 /// POST an invoke and return (status, content type, body).
 pub async fn invoke(
     host: &TestHost,

@@ -72,15 +72,8 @@ impl Runtime {
         let t0 = Instant::now();
         // SAFETY: artifacts are produced by `Component::serialize` of this host and stored under a
         // key that includes the engine's compatibility hash; wasmtime still checks the header.
-        let component = unsafe { Component::deserialize(self.engine(), artifact) }
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let load_time = t0.elapsed();
-        let prepared = component::prepare(&self.linker, &component)?;
-        Ok(Compiled {
-            component,
-            prepared,
-            load_time,
-        })
+        let component = unsafe { Component::deserialize(self.engine(), artifact) };
+        self.prepare_loaded(component, t0)
     }
 
     /// Like [`Runtime::load_compiled`] from a local file, which wasmtime maps instead of copying:
@@ -89,8 +82,16 @@ impl Runtime {
         let t0 = Instant::now();
         // SAFETY: as for `load_compiled`; the file is written by this host (atomically renamed
         // into place) and never modified afterwards.
-        let component = unsafe { Component::deserialize_file(self.engine(), path) }
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let component = unsafe { Component::deserialize_file(self.engine(), path) };
+        self.prepare_loaded(component, t0)
+    }
+
+    fn prepare_loaded(
+        &self,
+        component: wasmtime::Result<Component>,
+        t0: Instant,
+    ) -> anyhow::Result<Compiled> {
+        let component = component.map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let load_time = t0.elapsed();
         let prepared = component::prepare(&self.linker, &component)?;
         Ok(Compiled {

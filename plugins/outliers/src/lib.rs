@@ -31,7 +31,7 @@
 //! Nulls are never outliers (the row is kept unless another column rejects it); NaN is never an
 //! outlier either; `±∞` is one whenever the bounds are finite.
 
-use aimass_plugin_sdk::numeric::{is_numeric, to_f64};
+use aimass_plugin_sdk::numeric::{is_numeric, numeric_columns, to_f64};
 use aimass_plugin_sdk::{Cleaner, Config, Error, Result, Table, export_cleaner, log};
 use arrow_array::{Array, BooleanArray, Float64Array, RecordBatch};
 use arrow_schema::Schema;
@@ -102,7 +102,7 @@ impl Bounds {
 pub fn remove_outliers(input: Table, config: &Config) -> Result<Table> {
     config.check_keys(CONFIG_KEYS)?;
     let method = Method::from_config(config)?;
-    let columns = selected_columns(input.schema(), config)?;
+    let columns = numeric_columns(input.schema(), config, "columns")?;
     let total_rows = input.num_rows();
     let (schema, batches) = input.into_parts();
 
@@ -151,38 +151,6 @@ pub fn remove_outliers(input: Table, config: &Config) -> Result<Table> {
         "outliers: kept {kept_rows} of {total_rows} rows ({method:?})"
     ));
     Ok(Table::new(schema, output))
-}
-
-fn selected_columns(schema: &Schema, config: &Config) -> Result<Vec<usize>> {
-    let Some(names) = config.list("columns") else {
-        return Ok(schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| is_numeric(f.data_type()))
-            .map(|(i, _)| i)
-            .collect());
-    };
-    if names.is_empty() {
-        return Err(Error::invalid_config(
-            "`columns` is set but names no column",
-        ));
-    }
-    names
-        .iter()
-        .map(|name| {
-            let i = schema.index_of(name).map_err(|_| {
-                Error::invalid_config(format!("unknown column `{name}` in `columns`"))
-            })?;
-            let ty = schema.field(i).data_type();
-            if !is_numeric(ty) {
-                return Err(Error::invalid_config(format!(
-                    "column `{name}` in `columns` is not numeric (it is {ty})"
-                )));
-            }
-            Ok(i)
-        })
-        .collect()
 }
 
 /// The accepted range of a column from its finite values.

@@ -12,7 +12,9 @@ use arrow_array::types::{
     UInt64Type,
 };
 use arrow_array::{Array, Float64Array};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Schema};
+
+use crate::config::Config;
 use num_traits::ToPrimitive;
 
 use crate::error::{Error, Result};
@@ -72,6 +74,41 @@ pub fn to_f64(array: &dyn Array) -> Result<Float64Array> {
             )));
         }
     })
+}
+
+/// Indices of the numeric columns a plugin works on: the ones the config key `key` names
+/// (comma-separated; each must exist and be numeric, else invalid-config), or every numeric column
+/// when the key is unset.
+pub fn numeric_columns(schema: &Schema, config: &Config, key: &str) -> Result<Vec<usize>> {
+    let Some(names) = config.list(key) else {
+        return Ok(schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| is_numeric(f.data_type()))
+            .map(|(i, _)| i)
+            .collect());
+    };
+    if names.is_empty() {
+        return Err(Error::invalid_config(format!(
+            "`{key}` is set but names no column"
+        )));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let i = schema.index_of(name).map_err(|_| {
+                Error::invalid_config(format!("unknown column `{name}` in `{key}`"))
+            })?;
+            let ty = schema.field(i).data_type();
+            if !is_numeric(ty) {
+                return Err(Error::invalid_config(format!(
+                    "column `{name}` in `{key}` is not numeric (it is {ty})"
+                )));
+            }
+            Ok(i)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@
 
 use std::sync::Arc;
 
-use aimass_plugin_sdk::numeric::{is_numeric, to_f64};
+use aimass_plugin_sdk::numeric::{is_numeric, numeric_columns, to_f64};
 use aimass_plugin_sdk::{Config, Error, Result, Table, Transform, export_transform, log};
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
@@ -102,7 +102,7 @@ impl State {
 pub fn fit(data: &Table, config: &Config) -> Result<State> {
     config.check_keys(CONFIG_KEYS)?;
     let schema = data.schema();
-    let columns = fit_columns(schema, config)?;
+    let columns = numeric_columns(schema, config, "columns")?;
     let mut stats = Vec::with_capacity(columns.len());
     for &c in &columns {
         let arrays = data
@@ -128,38 +128,6 @@ pub fn fit(data: &Table, config: &Config) -> Result<State> {
         data.num_rows()
     ));
     Ok(State { columns: stats })
-}
-
-fn fit_columns(schema: &Schema, config: &Config) -> Result<Vec<usize>> {
-    let Some(names) = config.list("columns") else {
-        return Ok(schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| is_numeric(f.data_type()))
-            .map(|(i, _)| i)
-            .collect());
-    };
-    if names.is_empty() {
-        return Err(Error::invalid_config(
-            "`columns` is set but names no column",
-        ));
-    }
-    names
-        .iter()
-        .map(|name| {
-            let i = schema.index_of(name).map_err(|_| {
-                Error::invalid_config(format!("unknown column `{name}` in `columns`"))
-            })?;
-            let ty = schema.field(i).data_type();
-            if !is_numeric(ty) {
-                return Err(Error::invalid_config(format!(
-                    "column `{name}` in `columns` is not numeric (it is {ty})"
-                )));
-            }
-            Ok(i)
-        })
-        .collect()
 }
 
 /// Mean and population standard deviation (two passes), `None` for no values.
