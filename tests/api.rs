@@ -153,6 +153,22 @@ async fn upload_versions_show_list_delete() {
         .await
         .unwrap();
     assert_eq!(bad_limit.status().as_u16(), 400);
+    let huge = client()
+        .put(host.url("/v1/plugins/lifecycle?memory_mb=17592186044416"))
+        .bearer_auth(ADMIN)
+        .body(wasm("noop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status().as_u16(), 400);
+    let wrong_method = client()
+        .post(host.url("/v1/plugins/lifecycle"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    error_of(&wrong_method.bytes().await.unwrap());
     let unknown_param = client()
         .put(host.url("/v1/plugins/lifecycle?timeout=5"))
         .bearer_auth(ADMIN)
@@ -217,11 +233,30 @@ async fn hot_swap_under_load_fails_no_call() {
             versions
         }));
     }
+    // A long call that starts on v1 and is still running when v2 goes live.
+    let long = tokio::spawn(async move {
+        let resp = client()
+            .post(shared().url("/v1/plugins/swap/invoke?mode=sleep&ms=1500"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "text/csv")
+            .body("x\n1\n")
+            .send()
+            .await
+            .unwrap();
+        let version = resp.headers()["x-aimass-plugin-version"].clone();
+        (resp.status().as_u16(), version, resp.text().await.unwrap())
+    });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let v2 = push(host, "swap", wasm("noop"), "?concurrency=16").await;
     assert_eq!(v2["version"], 2);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
+    let (status, version, body) = long.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "x\n1\n"));
+    assert_eq!(
+        version, "1",
+        "the long call finished on the version it started on"
+    );
     let mut seen = Vec::new();
     for w in workers {
         seen.extend(w.await.unwrap());
@@ -302,6 +337,7 @@ async fn auth_matrix_and_tokens() {
         ),
         ("PUT", "/v1/plugins/auth-target", [401, 401, 403, 403, 200]),
         ("GET", "/v1/tokens", [401, 401, 403, 403, 200]),
+        ("POST", "/v1/tokens", [401, 401, 403, 403, 201]),
         (
             "DELETE",
             "/v1/plugins/auth-target-missing",
@@ -329,6 +365,9 @@ async fn auth_matrix_and_tokens() {
                 rb = rb.bearer_auth(t);
             }
             rb = match method {
+                "POST" if path == "/v1/tokens" => {
+                    rb.json(&serde_json::json!({"name": "matrix", "role": "reader"}))
+                }
                 "POST" => rb.header("content-type", "text/csv").body("a\n1\n"),
                 "PUT" => rb.body(wasm("noop")),
                 _ => rb,
@@ -403,6 +442,17 @@ async fn bodies_over_the_limit_get_413() {
     let (status, msg) = put_raw(&host, "big", vec![0u8; 200 << 10]).await;
     assert_eq!(status, 413, "{msg}");
     assert!(msg.contains("body size limit"));
+    // Invoke bodies too.
+    let (status, _, body) = invoke(&host, "big", "", "text/csv", None, vec![b'1'; 200 << 10]).await;
+    assert_eq!(status, 413, "{}", text(&body));
+    // Without a token the answer is 401, and the host never buffered the body.
+    let r = client()
+        .put(host.url("/v1/plugins/big"))
+        .body(vec![0u8; 200 << 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
     // Nothing was stored, and the host keeps serving.
     let r = client()
         .get(host.url("/v1/plugins/big"))

@@ -66,8 +66,15 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
         ("?mode=spin", 504, "deadline of 400 ms"),
         ("?mode=log-spin", 504, "deadline of 400 ms"),
         ("?mode=grow", 500, "memory limit of 67108864 bytes"),
+        ("?mode=host-sleep&ms=60000", 504, "deadline of 400 ms"),
         ("?mode=recurse", 500, "plugin trapped"),
-        ("?mode=trap", 500, "plugin trapped"),
+        ("?mode=trap", 500, "unreachable code reached"),
+        ("?mode=panic&message=boom", 500, "hostile: boom"),
+        (
+            "?mode=stderr&size=32768&message=after+noise",
+            500,
+            "hostile: after noise",
+        ),
         (
             "?mode=big&size=2097152",
             500,
@@ -202,7 +209,9 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both pool slots are taken: the third call waits the queue timeout (1 s), then gets 503.
+    let t0 = Instant::now();
     let resp = client()
         .post(host.url("/v1/plugins/sleepy/invoke?mode=ok"))
         .bearer_auth(ADMIN)
@@ -211,12 +220,29 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
+    let waited = t0.elapsed();
+    assert_eq!(resp.status().as_u16(), 503, "after {waited:?}");
     assert_eq!(resp.headers()["retry-after"], "1");
-    assert!(error_of(&resp.bytes().await.unwrap()).contains("no free instance slot"));
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(error_of(&resp.bytes().await.unwrap()).contains("instance slots of the host are busy"));
+    // A call that fits in the queue timeout waits for a slot instead of failing.
+    let late = {
+        let host = host.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            invoke(&host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n")
+                .await
+                .0
+        })
+    };
     for h in holds {
         assert_eq!(h.await.unwrap().0, 200);
     }
+    assert_eq!(
+        late.await.unwrap(),
+        200,
+        "queued call got a slot once one was free"
+    );
     let (status, _, _) = invoke(&host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 200, "slots are returned to the pool");
 }
@@ -248,4 +274,37 @@ async fn on_demand_allocation_works_too() {
     assert!(error_of(&body).contains("memory limit of 33554432 bytes"));
     let (status, _, _) = invoke(&host, "hostile", "?mode=spin", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 504);
+}
+
+#[tokio::test]
+async fn a_caller_hanging_up_frees_its_slot_and_is_counted() {
+    let host = shared();
+    push(
+        host,
+        "hangup",
+        wasm("hostile"),
+        "?concurrency=1&timeout_ms=5000",
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let r = impatient
+        .post(host.url("/v1/plugins/hangup/invoke?mode=host-sleep&ms=3000"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body("a\n1\n")
+        .send()
+        .await;
+    assert!(r.is_err(), "the client gave up");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = get_json(host, "/v1/plugins/hangup").await;
+    assert_eq!(v["stats"]["in_flight"], 0, "{v}");
+    assert_eq!(v["stats"]["cancelled"], 1, "{v}");
+    // Its only slot is free again at once, not after the 3 s sleep.
+    let t0 = Instant::now();
+    let (status, _, _) = invoke(host, "hangup", "?mode=ok", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 200);
+    assert!(t0.elapsed() < Duration::from_millis(900));
 }

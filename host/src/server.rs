@@ -7,10 +7,22 @@ use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::{Bootstrap, Tokens};
 use crate::config::HostConfig;
 use crate::runtime::Runtime;
-use crate::runtime::limits::LimitOverrides;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The tokio runtime a host runs on.
+///
+/// Plugin calls run wasm on the worker threads, yielding at every epoch tick (10 ms). Tokio polls
+/// its timer and I/O driver only every `event_interval` scheduler ticks (61 by default), which
+/// with 10 ms ticks would leave timers — queue timeouts, deadlines of host calls — and new
+/// connections waiting for most of a second while plugins are busy. Polling the driver every
+/// other tick bounds that at ~20 ms for a few µs per tick.
+pub fn runtime_builder() -> tokio::runtime::Builder {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all().event_interval(2);
+    b
+}
 
 /// A host that is listening.
 pub struct Running {
@@ -34,16 +46,17 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             defaults: config.limits,
             queue_timeout: config.queue_timeout,
             local_cache: config.data_dir.join("cache").join("compiled"),
+            max_instances: pooling.then_some(config.engine.max_instances),
         },
     ));
     let loaded = registry.load_all().await?;
     if config.register_bundled {
         for (name, bytes) in crate::bundled::PLUGINS {
-            let o = registry
-                .upload(name, bytes.to_vec(), LimitOverrides::default())
+            let registered = registry
+                .register_bundled(name, bytes)
                 .await
                 .with_context(|| format!("registering bundled plugin {name}"))?;
-            if o.created {
+            if let Some(o) = registered {
                 tracing::info!(
                     plugin = name,
                     version = o.version,
@@ -67,8 +80,9 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         registry: registry.clone(),
         tokens,
         info: Arc::new(info),
+        max_body_bytes: config.max_body_bytes,
     };
-    let app = api::router(state, config.max_body_bytes);
+    let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

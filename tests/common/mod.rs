@@ -42,9 +42,8 @@ impl TestHost {
         config.admin_token.get_or_insert_with(|| ADMIN.to_string());
         // Built on a plain thread: tests call this from inside their own tokio runtime.
         let (runtime, addr) = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let runtime = aimass::server::runtime_builder()
                 .worker_threads(2)
-                .enable_all()
                 .build()
                 .unwrap();
             let running = runtime.block_on(aimass::server::start(config)).unwrap();

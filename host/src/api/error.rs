@@ -52,18 +52,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<axum::extract::rejection::BytesRejection> for ApiError {
-    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
-        let status = r.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "request body exceeds the host's body size limit".to_string()
-        } else {
-            r.body_text()
-        };
-        ApiError::new(status, message)
-    }
-}
-
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         let status = match &e {
@@ -81,7 +69,7 @@ impl From<CallError> for ApiError {
         let msg = e.to_string();
         match e {
             CallError::NotFound(_) => ApiError::not_found(msg),
-            CallError::Busy(_) => ApiError {
+            CallError::Busy(_) | CallError::HostBusy(_) => ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
             },

@@ -11,8 +11,7 @@ use crate::capabilities::formats::{self, Format};
 use crate::runtime::bindings::types::Source;
 use crate::runtime::component::World;
 use crate::runtime::invoke::Call;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -27,11 +26,9 @@ pub async fn invoke(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    // Read the body before reporting an auth failure (see `plugins::upload`).
-    let body = body?;
-    auth?;
+    let body = super::body::read_authorized(auth, body, state.max_body_bytes).await?;
     let config: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -40,7 +37,9 @@ pub async fn invoke(
         .registry
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no plugin named {name:?}")))?;
-    let world = entry.live().prepared.world();
+    // The version looked at here is the one called, even if a swap lands in between.
+    let live = entry.live();
+    let world = live.prepared.world();
     let content_type = header_str(&headers, header::CONTENT_TYPE);
     let input_format = content_type.and_then(Format::from_media_type);
 
@@ -91,7 +90,10 @@ pub async fn invoke(
     let out_format = formats::negotiate(header_str(&headers, header::ACCEPT), default_out)
         .map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e))?;
 
-    let (outcome, live) = state.registry.call(&name, call, config).await?;
+    let outcome = state
+        .registry
+        .call_version(&entry, live.clone(), call, config)
+        .await?;
     let stats = outcome.stats;
     let state_len = outcome.state.as_ref().map(|s| s.len());
     let output = outcome.output;

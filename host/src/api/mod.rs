@@ -13,6 +13,7 @@
 //! | `POST/GET /v1/tokens`, `DELETE /v1/tokens/{id}` | admin | manage tokens |
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod invoke;
 pub mod plugins;
@@ -32,9 +33,12 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub tokens: Arc<Tokens>,
     pub info: Arc<serde_json::Value>,
+    /// Largest request body; larger gets 413.
+    pub max_body_bytes: usize,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
     Router::new()
         .route(
             "/healthz",
@@ -52,6 +56,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .fallback(|| async { error::ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -7,8 +7,7 @@ use crate::capabilities::registry::{LoadedFrom, PluginEntry, StatsView, VersionR
 use crate::runtime::component::World;
 use crate::runtime::limits::{LimitOverrides, Limits};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,13 +25,26 @@ pub struct LimitQuery {
 
 impl LimitQuery {
     fn overrides(&self) -> Result<LimitOverrides, ApiError> {
-        if self.timeout_ms == Some(0) || self.memory_mb == Some(0) || self.concurrency == Some(0) {
+        let positive = [
+            self.timeout_ms,
+            self.memory_mb,
+            self.output_mb,
+            self.concurrency.map(u64::from),
+        ];
+        if positive.contains(&Some(0)) {
             return Err(ApiError::bad_request("limits must be positive"));
         }
+        let mib = |v: Option<u64>, what: &str| {
+            v.map(|m| {
+                m.checked_mul(1 << 20)
+                    .ok_or_else(|| ApiError::bad_request(format!("{what} is too large")))
+            })
+            .transpose()
+        };
         Ok(LimitOverrides {
             timeout_ms: self.timeout_ms,
-            memory_bytes: self.memory_mb.map(|m| m << 20),
-            max_output_bytes: self.output_mb.map(|m| m << 20),
+            memory_bytes: mib(self.memory_mb, "memory_mb")?,
+            max_output_bytes: mib(self.output_mb, "output_mb")?,
             max_concurrency: self.concurrency,
         })
     }
@@ -43,17 +55,17 @@ pub async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,
     query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    // The body is read (within the size limit) before an auth failure is reported: answering
-    // while the client is still sending makes HTTP clients see a reset instead of the 401/403.
-    let body = body?;
-    auth?;
+    let body = super::body::read_authorized(auth, body, state.max_body_bytes).await?;
     let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let outcome = state
-        .registry
-        .upload(&name, body.to_vec(), limits.overrides()?)
-        .await?;
+    let overrides = limits.overrides()?;
+    // Its own task: an upload that reached its commit point finishes even if the client leaves.
+    let registry = state.registry.clone();
+    let outcome =
+        tokio::spawn(async move { registry.upload(&name, body.to_vec(), overrides).await })
+            .await
+            .map_err(ApiError::internal)??;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {

@@ -55,6 +55,9 @@ pub struct TokenRecord {
 pub struct Tokens {
     storage: Storage,
     records: RwLock<Vec<TokenRecord>>,
+    /// Serialises read-modify-write of the token list so concurrent creates and revokes never
+    /// lose one another (a lost revoke would bring a token back).
+    writes: tokio::sync::Mutex<()>,
     /// Hash of `AIMASS_TOKEN`, if set.
     env_admin: Option<String>,
 }
@@ -103,6 +106,7 @@ impl Tokens {
         Ok(Tokens {
             storage,
             records: RwLock::new(records),
+            writes: tokio::sync::Mutex::new(()),
             env_admin: env_admin.filter(|t| !t.is_empty()).map(hash),
         })
     }
@@ -116,10 +120,16 @@ impl Tokens {
         if has_admin {
             return Ok(Bootstrap::Existing);
         }
-        let (token, _) = self.create("bootstrap-admin", Role::Admin).await?;
+        // The file first: if it cannot be written, no admin exists yet and the next start tries
+        // again, instead of finding an admin whose token nobody has.
+        let token = generate();
         std::fs::create_dir_all(data_dir)?;
         let file = data_dir.join(ADMIN_TOKEN_FILE);
         write_private(&file, &token)?;
+        if let Err(e) = self.insert("bootstrap-admin", Role::Admin, &token).await {
+            let _ = std::fs::remove_file(&file);
+            return Err(e);
+        }
         Ok(Bootstrap::Generated { token, file })
     }
 
@@ -142,7 +152,13 @@ impl Tokens {
     /// Create a token; returns the secret (shown once) and its record.
     pub async fn create(&self, name: &str, role: Role) -> Result<(String, TokenRecord)> {
         let token = generate();
-        let h = hash(&token);
+        let record = self.insert(name, role, &token).await?;
+        Ok((token, record))
+    }
+
+    async fn insert(&self, name: &str, role: Role, token: &str) -> Result<TokenRecord> {
+        let _guard = self.writes.lock().await;
+        let h = hash(token);
         let record = TokenRecord {
             id: h[..12].to_string(),
             name: name.to_string(),
@@ -157,11 +173,12 @@ impl Tokens {
         all.push(record.clone());
         self.storage.put_json(TOKENS_KEY, &all).await?;
         *self.records.write().unwrap_or_else(|e| e.into_inner()) = all;
-        Ok((token, record))
+        Ok(record)
     }
 
     /// Revoke a token by id. Returns whether it existed.
     pub async fn revoke(&self, id: &str) -> Result<bool> {
+        let _guard = self.writes.lock().await;
         let mut all = self.list_with_hashes();
         let before = all.len();
         all.retain(|r| r.id != id);
@@ -203,6 +220,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
+    // `mode` only applies to a new file; an existing one is tightened too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     f.write_all(contents.as_bytes())?;
     f.write_all(b"\n")
 }
@@ -243,6 +266,53 @@ mod tests {
         assert!(again.revoke(&rec.id).await.unwrap());
         assert_eq!(again.role_of(&reader), None);
         assert!(!again.revoke(&rec.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_and_revokes_lose_nothing() {
+        let storage = Storage::open("memory://", &S3Options::default()).unwrap();
+        let tokens = std::sync::Arc::new(Tokens::load(storage.clone(), None).await.unwrap());
+        let (victim, victim_rec) = tokens.create("victim", Role::Reader).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let t = tokens.clone();
+            tasks.push(tokio::spawn(async move {
+                t.create(&format!("t{i}"), Role::Invoker).await.unwrap().0
+            }));
+        }
+        let t = tokens.clone();
+        let revoke = tokio::spawn(async move { t.revoke(&victim_rec.id).await.unwrap() });
+        let created: Vec<String> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert!(revoke.await.unwrap());
+        // In memory and in the store (a restart) alike.
+        let reloaded = Tokens::load(storage, None).await.unwrap();
+        for t in [&*tokens, &reloaded] {
+            assert_eq!(t.role_of(&victim), None, "revoked token came back");
+            for c in &created {
+                assert_eq!(t.role_of(c), Some(Role::Invoker));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_existing_token_file_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ADMIN_TOKEN_FILE);
+        std::fs::write(&file, "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let storage = Storage::open("memory://", &S3Options::default()).unwrap();
+            let tokens = Tokens::load(storage, None).await.unwrap();
+            tokens.bootstrap(dir.path()).await.unwrap();
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[tokio::test]

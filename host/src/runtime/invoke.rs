@@ -3,8 +3,9 @@
 
 use super::bindings::types::{PluginError, Source};
 use super::component::Prepared;
+use super::engine::EPOCH_TICK;
 use super::limits::Limits;
-use super::state::{DatasetReader, HostState};
+use super::state::{DatasetReader, HostState, truncate};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -71,12 +72,16 @@ pub enum InvokeError {
     Host(String),
 }
 
+/// Longest plugin error message passed on to callers and logs.
+const MAX_ERROR_MESSAGE: usize = 4096;
+
 impl From<PluginError> for InvokeError {
     fn from(e: PluginError) -> Self {
+        let cut = |m: String| truncate(&m, MAX_ERROR_MESSAGE).to_string();
         match e {
-            PluginError::InvalidInput(m) => InvokeError::InvalidInput(m),
-            PluginError::InvalidConfig(m) => InvokeError::InvalidConfig(m),
-            PluginError::Internal(m) => InvokeError::Plugin(m),
+            PluginError::InvalidInput(m) => InvokeError::InvalidInput(cut(m)),
+            PluginError::InvalidConfig(m) => InvokeError::InvalidConfig(cut(m)),
+            PluginError::Internal(m) => InvokeError::Plugin(cut(m)),
         }
     }
 }
@@ -128,7 +133,17 @@ pub async fn invoke(
     });
 
     let mut stats = CallStats::default();
-    let result = run(&mut store, target.prepared, call, &config, &mut stats).await;
+    // Epochs only interrupt wasm code; a guest blocked in an async host call (a WASI sleep or
+    // poll) is stopped by this timer instead, a tick after the epoch deadline would have fired.
+    let budget = limits.timeout() + 2 * EPOCH_TICK;
+    let run = run(&mut store, target.prepared, call, &config, &mut stats);
+    let result = match tokio::time::timeout(budget, run).await {
+        Ok(result) => result,
+        Err(_) => {
+            store.data_mut().deadline_hit = true;
+            Err(wasmtime::Error::msg("deadline exceeded in a host call"))
+        }
+    };
     stats.total = start.elapsed();
     if consume_fuel {
         stats.fuel = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);

@@ -79,6 +79,9 @@ pub struct MemoryLimiter {
     used: u64,
     peak: u64,
     exceeded: bool,
+    /// Growth approved last and the peak before it, taken back if wasmtime then fails the grow.
+    pending: u64,
+    peak_before: u64,
 }
 
 impl MemoryLimiter {
@@ -88,6 +91,8 @@ impl MemoryLimiter {
             used: 0,
             peak: 0,
             exceeded: false,
+            pending: 0,
+            peak_before: 0,
         }
     }
 
@@ -119,8 +124,18 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             return Ok(false);
         }
         self.used += delta;
+        self.pending = delta;
+        self.peak_before = self.peak;
         self.peak = self.peak.max(self.used);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Approved here but refused by wasmtime (the memory's own maximum, the pool's slot size):
+        // nothing was allocated, so it must not count against later growth.
+        self.used -= std::mem::take(&mut self.pending);
+        self.peak = self.peak_before;
+        Ok(())
     }
 
     fn table_growing(
@@ -182,6 +197,21 @@ mod tests {
             "b: 1 -> 4, total 10"
         );
         assert_eq!(store.data().peak(), 10 * PAGE);
+    }
+
+    #[test]
+    fn growth_refused_by_the_memory_type_is_not_counted() {
+        const PAGE: u64 = 65536;
+        let (mut store, instance) = instance(1000 * PAGE);
+        let grow_a = instance
+            .get_typed_func::<i32, i32>(&mut store, "grow_a")
+            .unwrap();
+        // Past memory a's own maximum (100 pages): wasmtime fails it after the limiter said yes.
+        assert_eq!(grow_a.call(&mut store, 500).unwrap(), -1);
+        assert!(!store.data().exceeded());
+        assert_eq!(grow_a.call(&mut store, 99).unwrap(), 1);
+        // 2 initial pages + 99: the refused 500 pages count neither in use nor in the peak.
+        assert_eq!(store.data().peak(), 101 * PAGE);
     }
 
     #[test]

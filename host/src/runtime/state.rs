@@ -7,18 +7,81 @@
 
 use super::bindings::{dataset, logging, progress, types};
 use super::limits::MemoryLimiter;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// At most this many log records per call reach the host log; the rest are counted and dropped.
 const MAX_LOG_RECORDS: u32 = 1000;
 /// Longest log message kept, in bytes.
 const MAX_LOG_MESSAGE: usize = 4096;
-/// Bytes of guest stderr kept (the tail of a panic message).
+/// Structured fields kept per record (each key cut at 64 bytes, each value at 256).
+const MAX_LOG_FIELDS: usize = 32;
+
+/// `s` cut to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+/// Bytes of guest stderr kept: the tail, where a panic message ends up.
 const STDERR_CAPTURE: usize = 8192;
+
+/// Guest stderr: accepts every write (a chatty plugin never fails on a full pipe) and keeps only
+/// the last [`STDERR_CAPTURE`] bytes.
+#[derive(Clone, Default)]
+struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl IsTerminal for StderrTail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StderrTail {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for StderrTail {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut tail = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        tail.extend_from_slice(buf);
+        if tail.len() > STDERR_CAPTURE {
+            let excess = tail.len() - STDERR_CAPTURE;
+            tail.drain(..excess);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
 
 /// Last progress report of a call, shared with whoever watches the call.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -43,12 +106,12 @@ pub struct HostState {
     logs_emitted: u32,
     pub logs_dropped: u32,
     pub progress: Arc<Mutex<Progress>>,
-    stderr: MemoryOutputPipe,
+    stderr: StderrTail,
 }
 
 impl HostState {
     pub fn new(plugin: Arc<str>, version: u32, memory_limit: u64, deadline: Instant) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let stderr = StderrTail::default();
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
         HostState {
             wasi,
@@ -65,14 +128,27 @@ impl HostState {
         }
     }
 
-    /// The last line the guest wrote to stderr (Rust panics write their message there).
+    /// What the guest last said on stderr: the message of a Rust panic (`panicked at ...` and the
+    /// lines after it, up to the backtrace note), or else the last non-empty line.
     pub fn stderr_tail(&self) -> Option<String> {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().chars().take(500).collect())
+        let summary = match text.rfind("panicked at") {
+            Some(i) => text[i..]
+                .lines()
+                .take_while(|l| !l.starts_with("note:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())?
+                .trim()
+                .to_string(),
+        };
+        Some(summary.chars().take(500).collect())
     }
 
     pub fn table(&mut self) -> &mut ResourceTable {
@@ -98,17 +174,11 @@ impl logging::Host for HostState {
             return;
         }
         self.logs_emitted += 1;
-        let mut message = message;
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut end = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
+        let message = truncate(&message, MAX_LOG_MESSAGE);
         let fields = fields
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .take(MAX_LOG_FIELDS)
+            .map(|(k, v)| format!("{}={}", truncate(k, 64), truncate(v, 256)))
             .collect::<Vec<_>>()
             .join(" ");
         let plugin = &*self.plugin;

@@ -10,10 +10,10 @@
 //! | key | default | meaning |
 //! | --- | --- | --- |
 //! | `mode` | `ok` | the behaviour, below |
-//! | `size` | `67108864` (64 MiB) | `big`: output size in bytes |
-//! | `ms` | `1000` | `sleep`: milliseconds to busy-wait |
+//! | `size` | `67108864` (64 MiB) | `big`: output size in bytes; `stderr`: bytes written |
+//! | `ms` | `1000` | `sleep`, `host-sleep`: milliseconds to wait |
 //! | `kind` | `internal` | `error`: `input`, `config` or `internal` |
-//! | `message` | `hostile plugin error` | `error`: the error message |
+//! | `message` | `hostile plugin error` | `error`, `panic`, `stderr`: the message |
 //!
 //! Any other key is an invalid-config error.
 //!
@@ -25,6 +25,9 @@
 //! | `grow` | allocate 1 MiB chunks filled with nonzero bytes, keep them, forever |
 //! | `recurse` | unbounded non-tail recursion with a 1 KiB stack array per frame |
 //! | `trap` | execute `unreachable` (wasm); panic natively |
+//! | `panic` | `panic!("hostile: {message}")` — the host should show that line |
+//! | `host-sleep` | `std::thread::sleep(ms)`: blocks inside a WASI host call, not in wasm code |
+//! | `stderr` | write `size` bytes to stderr in 1 KiB lines, then panic with `message` |
 //! | `big` | return `size` bytes of `0xAB` (not Arrow) |
 //! | `sleep` | busy-wait `ms` milliseconds (`std::time::Instant`), then return the input |
 //! | `error` | return `plugin-error` of `kind` with `message` |
@@ -73,6 +76,9 @@ pub enum Mode {
     Trap,
     Big { size: usize },
     Sleep { ms: u64 },
+    HostSleep { ms: u64 },
+    Panic { message: String },
+    Stderr { size: usize, message: String },
     Error { kind: ErrorKind, message: String },
 }
 
@@ -83,7 +89,18 @@ impl Mode {
         let mode = config.choice(
             "mode",
             &[
-                "ok", "spin", "log-spin", "grow", "recurse", "trap", "big", "sleep", "error",
+                "ok",
+                "spin",
+                "log-spin",
+                "grow",
+                "recurse",
+                "trap",
+                "big",
+                "sleep",
+                "host-sleep",
+                "panic",
+                "stderr",
+                "error",
             ],
             "ok",
         )?;
@@ -98,6 +115,16 @@ impl Mode {
             },
             "sleep" => Mode::Sleep {
                 ms: config.parse_or("ms", DEFAULT_SLEEP_MS)?,
+            },
+            "host-sleep" => Mode::HostSleep {
+                ms: config.parse_or("ms", DEFAULT_SLEEP_MS)?,
+            },
+            "panic" => Mode::Panic {
+                message: config.get_or("message", "hostile plugin error").to_owned(),
+            },
+            "stderr" => Mode::Stderr {
+                size: config.parse_or("size", DEFAULT_BIG_SIZE)?,
+                message: config.get_or("message", "hostile plugin error").to_owned(),
             },
             "error" => Mode::Error {
                 kind: match config.choice("kind", &["input", "config", "internal"], "internal")? {
@@ -128,6 +155,23 @@ pub fn run(mode: Mode, input: Vec<u8>) -> Result<Vec<u8>> {
         Mode::Sleep { ms } => {
             busy_wait(Duration::from_millis(ms));
             Ok(input)
+        }
+        Mode::HostSleep { ms } => {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(input)
+        }
+        Mode::Panic { message } => panic!("hostile: {message}"),
+        Mode::Stderr { size, message } => {
+            use std::io::Write;
+            let line = [b'e'; 1023];
+            let mut stderr = std::io::stderr();
+            for _ in 0..size.div_ceil(1024) {
+                // Errors are ignored: a host may refuse writes, which must not stop the test.
+                let _ = stderr
+                    .write_all(&line)
+                    .and_then(|()| stderr.write_all(b"\n"));
+            }
+            panic!("hostile: {message}")
         }
         Mode::Error { kind, message } => Err(match kind {
             ErrorKind::Input => Error::invalid_input(message),
@@ -190,7 +234,8 @@ fn trap() -> ! {
     }
 }
 
-/// Busy-wait (no host sleep is available to a plugin): keeps the instance occupied.
+/// Busy-wait in wasm code: keeps the instance occupied without any host call (`host-sleep`
+/// is the variant that blocks inside WASI instead).
 fn busy_wait(duration: Duration) {
     let start = Instant::now();
     while start.elapsed() < duration {
@@ -208,6 +253,30 @@ mod tests {
 
     fn mode(pairs: &[(&str, &str)]) -> Result<Mode> {
         Mode::from_config(&cfg(pairs))
+    }
+
+    #[test]
+    fn parses_host_sleep_panic_and_stderr() {
+        assert_eq!(
+            mode(&[("mode", "host-sleep"), ("ms", "5")]).unwrap(),
+            Mode::HostSleep { ms: 5 }
+        );
+        assert_eq!(
+            mode(&[("mode", "panic"), ("message", "boom")]).unwrap(),
+            Mode::Panic {
+                message: "boom".into()
+            }
+        );
+        assert_eq!(
+            mode(&[("mode", "stderr"), ("size", "2048")]).unwrap(),
+            Mode::Stderr {
+                size: 2048,
+                message: "hostile plugin error".into()
+            }
+        );
+        let out =
+            Hostile::clean_raw(vec![1], &cfg(&[("mode", "host-sleep"), ("ms", "1")])).unwrap();
+        assert_eq!(out, vec![1]);
     }
 
     #[test]

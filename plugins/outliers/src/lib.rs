@@ -31,10 +31,9 @@
 //! Nulls are never outliers (the row is kept unless another column rejects it); NaN is never an
 //! outlier either; `±∞` is one whenever the bounds are finite.
 
-use aimass_plugin_sdk::numeric::{is_numeric, numeric_columns, to_f64};
+use aimass_plugin_sdk::numeric::{numeric_columns, to_f64};
 use aimass_plugin_sdk::{Cleaner, Config, Error, Result, Table, export_cleaner, log};
 use arrow_array::{Array, BooleanArray, Float64Array, RecordBatch};
-use arrow_schema::Schema;
 use arrow_select::filter::filter_record_batch;
 
 /// The plugin type bound to the `cleaner` world.
@@ -211,6 +210,7 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int32Type;
     use arrow_array::{Int32Array, Int64Array, StringArray};
+    use arrow_schema::Schema;
     use arrow_schema::{DataType, Field, SchemaRef};
     use std::sync::Arc;
 

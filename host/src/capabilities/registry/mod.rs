@@ -2,57 +2,40 @@
 //! per-plugin call statistics.
 //!
 //! Persistence: a plugin is its record at `plugins/{name}/meta.json`; component bytes are stored
-//! by digest and the compiled artifact by engine hash + digest (see `storage`). The record write
-//! is the commit point of an upload: until it lands, a crash leaves at most an unreferenced blob.
+//! by digest and the compiled artifact by engine hash + digest (see `storage`), with a local copy
+//! of the artifact in the data dir that restarts map instead of copying. The record write is the
+//! commit point of an upload: until it lands, a crash leaves at most an unreferenced blob.
 //!
 //! Hot swap: the live version is an `Arc` behind a lock. A call clones the `Arc` when it starts,
 //! so swapping in a new version never disturbs calls already running on the old one; the old
-//! `InstancePre` is freed when its last call ends. Each version carries its own concurrency
-//! semaphore sized by its limits.
+//! `InstancePre` is freed when its last call ends.
+//!
+//! Admission: a call first takes one of its plugin's `max_concurrency` slots (one semaphore per
+//! plugin, kept across swaps unless the limit changes), then, with the pooling allocator, one of
+//! the engine's instance slots, both within `queue_timeout`; past it the caller gets 503.
+
+mod records;
+mod stats;
+
+pub use records::{PluginRecord, VersionRecord, valid_name};
+pub use stats::{Stats, StatsView};
 
 use super::storage::Storage;
 use crate::runtime::component::{Prepared, ValidationError, World};
-use crate::runtime::invoke::{self, Call, CallStats, InvokeError, Outcome, Target};
+use crate::runtime::invoke::{self, Call, InvokeError, Outcome, Target};
 use crate::runtime::limits::{LimitOverrides, Limits};
 use crate::runtime::{Compiled, Runtime};
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use records::{component_key, meta_key, now_secs, write_atomic};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+use stats::InFlight;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Semaphore;
-
-/// One immutable version of a plugin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VersionRecord {
-    pub version: u32,
-    pub digest: String,
-    pub size: u64,
-    pub world: World,
-    /// Seconds since the Unix epoch.
-    pub uploaded_at: u64,
-    pub compile_ms: f64,
-    /// Limits set at upload for this version (the rest come from the host defaults).
-    #[serde(default)]
-    pub overrides: LimitOverrides,
-}
-
-/// What is stored per plugin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PluginRecord {
-    pub name: String,
-    pub live: u32,
-    pub versions: Vec<VersionRecord>,
-}
-
-impl PluginRecord {
-    fn live_version(&self) -> Option<&VersionRecord> {
-        self.versions.iter().find(|v| v.version == self.live)
-    }
-}
 
 /// How a live version got into memory.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -60,7 +43,7 @@ impl PluginRecord {
 pub enum LoadedFrom {
     /// Compiled with Cranelift in this process.
     Compiled,
-    /// Deserialized from the compiled-artifact cache.
+    /// Mapped from the compiled-artifact cache.
     Cache,
 }
 
@@ -72,93 +55,6 @@ pub struct LiveVersion {
     pub prepared: Prepared,
     pub loaded_from: LoadedFrom,
     pub load_time: Duration,
-    slots: Arc<Semaphore>,
-}
-
-/// Call counters of a plugin since the host started.
-#[derive(Debug, Default)]
-pub struct Stats {
-    calls: AtomicU64,
-    ok: AtomicU64,
-    errors: AtomicU64,
-    timeouts: AtomicU64,
-    traps: AtomicU64,
-    rejected_busy: AtomicU64,
-    in_flight: AtomicU64,
-    total_us: AtomicU64,
-    fuel_total: AtomicU64,
-    fuel_last: AtomicU64,
-    memory_peak: AtomicU64,
-    instantiate_us_total: AtomicU64,
-}
-
-/// A snapshot of [`Stats`] for the API.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatsView {
-    pub calls: u64,
-    pub ok: u64,
-    pub errors: u64,
-    pub timeouts: u64,
-    pub traps: u64,
-    pub rejected_busy: u64,
-    pub in_flight: u64,
-    pub mean_ms: f64,
-    pub mean_instantiate_us: f64,
-    pub fuel_total: u64,
-    pub fuel_last: u64,
-    pub memory_peak_bytes: u64,
-}
-
-impl Stats {
-    fn record(&self, stats: &CallStats, result: &Result<Outcome, InvokeError>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(e) => {
-                match e {
-                    InvokeError::Timeout(_) => self.timeouts.fetch_add(1, Ordering::Relaxed),
-                    InvokeError::Trap(_) | InvokeError::MemoryLimit { .. } => {
-                        self.traps.fetch_add(1, Ordering::Relaxed)
-                    }
-                    _ => 0,
-                };
-                self.errors.fetch_add(1, Ordering::Relaxed)
-            }
-        };
-        self.total_us
-            .fetch_add(stats.total.as_micros() as u64, Ordering::Relaxed);
-        self.instantiate_us_total
-            .fetch_add(stats.instantiate.as_micros() as u64, Ordering::Relaxed);
-        self.fuel_total.fetch_add(stats.fuel, Ordering::Relaxed);
-        self.fuel_last.store(stats.fuel, Ordering::Relaxed);
-        self.memory_peak
-            .fetch_max(stats.memory_peak, Ordering::Relaxed);
-    }
-
-    pub fn view(&self) -> StatsView {
-        let calls = self.calls.load(Ordering::Relaxed);
-        let per = |total: u64| {
-            if calls == 0 {
-                0.0
-            } else {
-                total as f64 / calls as f64
-            }
-        };
-        StatsView {
-            calls,
-            ok: self.ok.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            timeouts: self.timeouts.load(Ordering::Relaxed),
-            traps: self.traps.load(Ordering::Relaxed),
-            rejected_busy: self.rejected_busy.load(Ordering::Relaxed),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
-            mean_ms: per(self.total_us.load(Ordering::Relaxed)) / 1000.0,
-            mean_instantiate_us: per(self.instantiate_us_total.load(Ordering::Relaxed)),
-            fuel_total: self.fuel_total.load(Ordering::Relaxed),
-            fuel_last: self.fuel_last.load(Ordering::Relaxed),
-            memory_peak_bytes: self.memory_peak.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// A registered plugin.
@@ -166,10 +62,23 @@ pub struct PluginEntry {
     pub name: Arc<str>,
     record: RwLock<PluginRecord>,
     live: RwLock<Arc<LiveVersion>>,
+    /// `max_concurrency` permits, shared by every version so a swap never doubles the limit.
+    slots: RwLock<Arc<Semaphore>>,
     pub stats: Stats,
 }
 
 impl PluginEntry {
+    fn new(record: PluginRecord, live: LiveVersion) -> Self {
+        let slots = Semaphore::new(live.limits.max_concurrency.max(1) as usize);
+        PluginEntry {
+            name: record.name.as_str().into(),
+            record: RwLock::new(record),
+            live: RwLock::new(Arc::new(live)),
+            slots: RwLock::new(Arc::new(slots)),
+            stats: Stats::default(),
+        }
+    }
+
     pub fn record(&self) -> PluginRecord {
         self.record
             .read()
@@ -179,6 +88,21 @@ impl PluginEntry {
 
     pub fn live(&self) -> Arc<LiveVersion> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn slots(&self) -> Arc<Semaphore> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Make `live` the serving version (and `record` the stored state).
+    fn swap(&self, record: PluginRecord, live: LiveVersion) {
+        let old_limit = self.live().limits.max_concurrency;
+        if live.limits.max_concurrency != old_limit {
+            let slots = Semaphore::new(live.limits.max_concurrency.max(1) as usize);
+            *self.slots.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(slots);
+        }
+        *self.record.write().unwrap_or_else(|e| e.into_inner()) = record;
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
     }
 }
 
@@ -214,6 +138,8 @@ pub enum CallError {
     NotFound(String),
     #[error("all {0} instance slots of this plugin are busy; retry shortly")]
     Busy(u32),
+    #[error("all {0} instance slots of the host are busy; retry shortly")]
+    HostBusy(u32),
     #[error(transparent)]
     Invoke(#[from] InvokeError),
 }
@@ -229,6 +155,9 @@ pub struct RegistryOptions {
     /// component) instead of copying artifacts out of the store (~10 ms); the store keeps the
     /// durable copy, so this is only a cache and may be deleted.
     pub local_cache: PathBuf,
+    /// Capacity of the engine's instance pool (pooling allocator only): calls wait for one of
+    /// these slots like for their plugin's own, instead of failing when the pool is full.
+    pub max_instances: Option<u32>,
 }
 
 pub struct Registry {
@@ -239,45 +168,15 @@ pub struct Registry {
     plugins: RwLock<HashMap<String, Arc<PluginEntry>>>,
     /// Serialises uploads and deletes so record writes never race.
     writes: tokio::sync::Mutex<()>,
-}
-
-pub fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(c))
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Write a file so readers see all of it or nothing: temp file in the same directory, then rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("cache path has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", rand::random::<u64>()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
-fn meta_key(name: &str) -> String {
-    format!("plugins/{name}/meta.json")
-}
-
-fn component_key(digest: &str) -> String {
-    format!("components/{digest}.wasm")
+    instances: Option<(Arc<Semaphore>, u32)>,
 }
 
 impl Registry {
     pub fn new(runtime: Arc<Runtime>, storage: Storage, opts: RegistryOptions) -> Registry {
         let engine_hash = runtime.engine.compatibility_hash();
+        let instances = opts
+            .max_instances
+            .map(|n| (Arc::new(Semaphore::new(n as usize)), n));
         Registry {
             runtime,
             storage,
@@ -285,6 +184,7 @@ impl Registry {
             engine_hash,
             plugins: RwLock::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            instances,
         }
     }
 
@@ -296,13 +196,26 @@ impl Registry {
         format!("compiled/{}/{digest}.cwasm", self.engine_hash)
     }
 
-    /// Load every stored plugin's live version, from the compiled cache when possible.
+    fn local_artifact(&self, digest: &str) -> PathBuf {
+        self.opts
+            .local_cache
+            .join(&self.engine_hash)
+            .join(format!("{digest}.cwasm"))
+    }
+
+    /// Load every stored plugin's live version, from the compiled cache when possible. A record
+    /// that cannot be read or loaded is logged and skipped: one bad plugin never stops the host.
     pub async fn load_all(&self) -> anyhow::Result<usize> {
         let keys = self.storage.list("plugins").await?;
         let mut n = 0;
         for key in keys.iter().filter(|k| k.ends_with("/meta.json")) {
-            let Some(record) = self.storage.get_json::<PluginRecord>(key).await? else {
-                continue;
+            let record = match self.storage.get_json::<PluginRecord>(key).await {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(key, "skipping unreadable plugin record: {e:#}");
+                    continue;
+                }
             };
             match self.load_record(record).await {
                 Ok(()) => n += 1,
@@ -317,56 +230,51 @@ impl Registry {
             .live_version()
             .context("record names no live version")?
             .clone();
-        let (compiled, from) = match self.cached_artifact(&v.digest).await? {
-            Some(path) => {
-                let rt = self.runtime.clone();
-                let c = tokio::task::spawn_blocking(move || rt.load_compiled_file(&path)).await??;
-                (c, LoadedFrom::Cache)
-            }
-            None => {
-                let bytes = self
-                    .storage
-                    .get(&component_key(&v.digest))
-                    .await?
-                    .context("component bytes missing")?;
-                let (c, _) = self.compile_and_cache(bytes.to_vec(), &v.digest).await?;
-                (c, LoadedFrom::Compiled)
-            }
-        };
+        let (compiled, from) = self.load_version(&v.digest).await?;
         tracing::info!(plugin = record.name, version = v.version, loaded_from = ?from,
             ms = compiled.load_time.as_secs_f64() * 1e3, "plugin loaded");
         let live = self.live_version(&v, compiled, from);
-        let entry = Arc::new(PluginEntry {
-            name: record.name.as_str().into(),
-            record: RwLock::new(record.clone()),
-            live: RwLock::new(Arc::new(live)),
-            stats: Stats::default(),
-        });
+        let name = record.name.clone();
+        let entry = Arc::new(PluginEntry::new(record, live));
         self.plugins
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(record.name.clone(), entry);
+            .insert(name, entry);
         Ok(())
     }
 
+    /// The compiled component of `digest`: mapped from the cache if an artifact exists and loads,
+    /// else compiled again from the stored component (and cached again).
+    async fn load_version(&self, digest: &str) -> anyhow::Result<(Compiled, LoadedFrom)> {
+        if let Some(path) = self.cached_artifact(digest).await? {
+            let rt = self.runtime.clone();
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || rt.load_compiled_file(&p)).await? {
+                Ok(c) => return Ok((c, LoadedFrom::Cache)),
+                Err(e) => {
+                    tracing::warn!(digest, "cached artifact unusable, recompiling: {e:#}");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let bytes = self
+            .storage
+            .get(&component_key(digest))
+            .await?
+            .context("component bytes missing from the store")?;
+        let (c, _) = self.compile_and_cache(bytes.to_vec(), digest).await?;
+        Ok((c, LoadedFrom::Compiled))
+    }
+
     fn live_version(&self, v: &VersionRecord, c: Compiled, from: LoadedFrom) -> LiveVersion {
-        let limits = self.opts.defaults.with_overrides(&v.overrides);
         LiveVersion {
             version: v.version,
             digest: v.digest.clone(),
-            limits,
+            limits: self.opts.defaults.with_overrides(&v.overrides),
             prepared: c.prepared,
             loaded_from: from,
             load_time: c.load_time,
-            slots: Arc::new(Semaphore::new(limits.max_concurrency.max(1) as usize)),
         }
-    }
-
-    fn local_artifact(&self, digest: &str) -> PathBuf {
-        self.opts
-            .local_cache
-            .join(&self.engine_hash)
-            .join(format!("{digest}.cwasm"))
     }
 
     /// A local file holding the compiled artifact of `digest`, fetched from the store into the
@@ -412,11 +320,49 @@ impl Registry {
     }
 
     /// Validate, store and compile a component, and make it the live version of `name`.
+    ///
+    /// Not cancellation-safe across its commit point: the API runs it in its own task so a
+    /// client hanging up cannot leave the store and memory disagreeing.
     pub async fn upload(
         &self,
         name: &str,
         bytes: Vec<u8>,
         overrides: LimitOverrides,
+    ) -> Result<UploadOutcome, UploadError> {
+        self.upload_as(name, bytes, overrides, false).await
+    }
+
+    /// Register a plugin bundled in the binary, unless that would replace something an admin
+    /// did: a missing plugin is registered; one whose live version is an older bundled one is
+    /// upgraded; an uploaded version (or a stored record that failed to load) is left alone.
+    pub async fn register_bundled(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Option<UploadOutcome>, UploadError> {
+        let live_is_bundled = match self.get(name) {
+            Some(entry) => entry.record().live_version().is_some_and(|v| v.bundled),
+            None => !self
+                .storage
+                .exists(&meta_key(name))
+                .await
+                .map_err(UploadError::Storage)?,
+        };
+        if !live_is_bundled {
+            return Ok(None);
+        }
+        let o = self
+            .upload_as(name, bytes.to_vec(), LimitOverrides::default(), true)
+            .await?;
+        Ok(o.created.then_some(o))
+    }
+
+    async fn upload_as(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        overrides: LimitOverrides,
+        bundled: bool,
     ) -> Result<UploadOutcome, UploadError> {
         if !valid_name(name) {
             return Err(UploadError::BadName(name.to_string()));
@@ -428,22 +374,31 @@ impl Registry {
 
         let _guard = self.writes.lock().await;
         let existing = self.get(name);
-        if let Some(entry) = &existing {
-            let rec = entry.record();
-            if let Some(live) = rec.live_version()
-                && live.digest == digest
-                && live.overrides == overrides
-            {
-                return Ok(UploadOutcome {
-                    name: name.to_string(),
-                    version: live.version,
-                    digest,
-                    world: live.world,
-                    size,
-                    compile_ms: 0.0,
-                    created: false,
-                });
-            }
+        // A plugin not in memory may still have a stored record (it failed to load): continue
+        // its history rather than overwrite it.
+        let mut record = match &existing {
+            Some(entry) => entry.record(),
+            None => self
+                .storage
+                .get_json::<PluginRecord>(&meta_key(name))
+                .await
+                .map_err(UploadError::Storage)?
+                .unwrap_or_else(|| PluginRecord::new(name)),
+        };
+        if existing.is_some()
+            && let Some(live) = record.live_version()
+            && live.digest == digest
+            && live.overrides == overrides
+        {
+            return Ok(UploadOutcome {
+                name: name.to_string(),
+                version: live.version,
+                digest,
+                world: live.world,
+                size,
+                compile_ms: 0.0,
+                created: false,
+            });
         }
 
         let (compiled, _) = self.compile_and_cache(bytes.clone(), &digest).await?;
@@ -461,15 +416,7 @@ impl Registry {
                 .await
                 .map_err(UploadError::Storage)?;
         }
-        let mut record = existing
-            .as_ref()
-            .map(|e| e.record())
-            .unwrap_or(PluginRecord {
-                name: name.to_string(),
-                live: 0,
-                versions: Vec::new(),
-            });
-        let version = record.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        let version = record.next_version();
         let v = VersionRecord {
             version,
             digest: digest.clone(),
@@ -478,6 +425,7 @@ impl Registry {
             uploaded_at: now_secs(),
             compile_ms,
             overrides,
+            bundled,
         };
         record.versions.push(v.clone());
         record.live = version;
@@ -487,19 +435,11 @@ impl Registry {
             .await
             .map_err(UploadError::Storage)?;
 
-        let live = Arc::new(self.live_version(&v, compiled, LoadedFrom::Compiled));
+        let live = self.live_version(&v, compiled, LoadedFrom::Compiled);
         match existing {
-            Some(entry) => {
-                *entry.record.write().unwrap_or_else(|e| e.into_inner()) = record;
-                *entry.live.write().unwrap_or_else(|e| e.into_inner()) = live;
-            }
+            Some(entry) => entry.swap(record, live),
             None => {
-                let entry = Arc::new(PluginEntry {
-                    name: name.into(),
-                    record: RwLock::new(record),
-                    live: RwLock::new(live),
-                    stats: Stats::default(),
-                });
+                let entry = Arc::new(PluginEntry::new(record, live));
                 self.plugins
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -553,7 +493,7 @@ impl Registry {
         Ok(true)
     }
 
-    /// Run a call on the live version of `name`, waiting a bounded time for a free slot.
+    /// Run a call on the live version of `name`.
     pub async fn call(
         &self,
         name: &str,
@@ -564,17 +504,42 @@ impl Registry {
             .get(name)
             .ok_or_else(|| CallError::NotFound(name.to_string()))?;
         let live = entry.live();
-        let permit =
-            match tokio::time::timeout(self.opts.queue_timeout, live.slots.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(p)) => p,
-                _ => {
-                    entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
-                    return Err(CallError::Busy(live.limits.max_concurrency));
-                }
-            };
-        entry.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let outcome = self
+            .call_version(&entry, live.clone(), call, config)
+            .await?;
+        Ok((outcome, live))
+    }
+
+    /// Run a call on a given version of a plugin (the one the caller looked at), waiting at most
+    /// `queue_timeout` in total for a plugin slot and an engine instance slot.
+    pub async fn call_version(
+        &self,
+        entry: &PluginEntry,
+        live: Arc<LiveVersion>,
+        call: Call,
+        config: Vec<(String, String)>,
+    ) -> Result<Outcome, CallError> {
+        let deadline = tokio::time::Instant::now() + self.opts.queue_timeout;
+        let busy = |e: CallError| {
+            entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            e
+        };
+        let plugin_slot = tokio::time::timeout_at(deadline, entry.slots().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| busy(CallError::Busy(live.limits.max_concurrency)))?;
+        let instance_slot = match &self.instances {
+            Some((slots, n)) => Some(
+                tokio::time::timeout_at(deadline, slots.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .ok_or_else(|| busy(CallError::HostBusy(*n)))?,
+            ),
+            None => None,
+        };
+        let in_flight = InFlight::start(&entry.stats);
         let target = Target {
             name: &entry.name,
             version: live.version,
@@ -589,28 +554,15 @@ impl Registry {
             config,
         )
         .await;
-        drop(permit);
-        entry.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        entry.stats.record(&stats, &result);
+        drop((instance_slot, plugin_slot));
+        in_flight.finish(&stats, &result);
         if let Err(e) = &result {
-            tracing::warn!(plugin = name, version = live.version, "call failed: {e}");
+            tracing::warn!(
+                plugin = &*entry.name,
+                version = live.version,
+                "call failed: {e}"
+            );
         }
-        Ok((result?, live))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_name;
-
-    #[test]
-    fn names() {
-        assert!(valid_name("csv-collector"));
-        assert!(valid_name("a.b_c-1"));
-        assert!(!valid_name(""));
-        assert!(!valid_name("-x"));
-        assert!(!valid_name("Upper"));
-        assert!(!valid_name("../etc"));
-        assert!(!valid_name(&"x".repeat(65)));
+        Ok(result?)
     }
 }

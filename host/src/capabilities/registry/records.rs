@@ -1,0 +1,119 @@
+//! What the registry persists, where, and how a local file is written safely.
+
+use crate::runtime::component::World;
+use crate::runtime::limits::LimitOverrides;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One immutable version of a plugin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: u32,
+    pub digest: String,
+    pub size: u64,
+    pub world: World,
+    /// Seconds since the Unix epoch.
+    pub uploaded_at: u64,
+    pub compile_ms: f64,
+    /// Limits set at upload for this version (the rest come from the host defaults).
+    #[serde(default)]
+    pub overrides: LimitOverrides,
+    /// Registered from the plugins bundled in the binary: a newer binary may replace it with its
+    /// own bundled version, but never replaces a version someone uploaded.
+    #[serde(default)]
+    pub bundled: bool,
+}
+
+/// What is stored per plugin, at `plugins/{name}/meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub name: String,
+    pub live: u32,
+    pub versions: Vec<VersionRecord>,
+}
+
+impl PluginRecord {
+    pub fn new(name: &str) -> Self {
+        PluginRecord {
+            name: name.to_string(),
+            live: 0,
+            versions: Vec::new(),
+        }
+    }
+
+    pub fn live_version(&self) -> Option<&VersionRecord> {
+        self.versions.iter().find(|v| v.version == self.live)
+    }
+
+    pub fn next_version(&self) -> u32 {
+        self.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1
+    }
+}
+
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(c))
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn meta_key(name: &str) -> String {
+    format!("plugins/{name}/meta.json")
+}
+
+pub fn component_key(digest: &str) -> String {
+    format!("components/{digest}.wasm")
+}
+
+/// Write a file so readers see all of it or nothing, also after a power cut: a temp file in the
+/// same directory, synced, then renamed over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("cache path has a parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", rand::random::<u64>()));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("csv-collector"));
+        assert!(valid_name("a.b_c-1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("Upper"));
+        assert!(!valid_name("../etc"));
+        assert!(!valid_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.cwasm");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two!").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two!");
+        assert_eq!(std::fs::read_dir(dir.path().join("a")).unwrap().count(), 1);
+    }
+}
