@@ -14,8 +14,9 @@ use std::time::Duration;
 /// can be overridden per plugin at upload (`PUT /v1/plugins/{name}?timeout_ms=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    /// Wall-clock deadline for one invocation, instantiation included. Past it the call traps
-    /// (epoch interruption) and the caller gets 504.
+    /// Wall-clock deadline for one invocation, instantiation included. Past it the call is stopped
+    /// — by epoch interruption in wasm code, by a timer while blocked in a host call — and the
+    /// caller gets 504.
     pub timeout_ms: u64,
     /// Total bytes of linear memory across ALL of an instance's memories.
     pub memory_bytes: u64,
