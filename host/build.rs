@@ -18,6 +18,7 @@ const PLUGINS: &[&str] = &[
     "noop",
     "hostile",
     "min-filter",
+    "dataset-probe",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

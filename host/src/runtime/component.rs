@@ -133,8 +133,9 @@ pub fn unknown_imports(component: &Component) -> Vec<String> {
         .imports(engine)
         .filter(|(name, item)| {
             let provided = PROVIDED.iter().any(|p| name.starts_with(p));
-            // Type-only imports are satisfied by the component itself.
-            !provided && !matches!(item.ty, ComponentItem::Type(_))
+            // Type imports (a world's `use iface.{t}` puts `t` at the top level) are aliases of
+            // types in interfaces checked here; `instantiate_pre` verifies them.
+            !provided && !matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_))
         })
         .map(|(name, _)| name.to_string())
         .collect()

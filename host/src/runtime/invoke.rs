@@ -5,7 +5,7 @@ use super::bindings::types::{PluginError, Source};
 use super::component::Prepared;
 use super::engine::EPOCH_TICK;
 use super::limits::Limits;
-use super::state::{DatasetReader, HostState, truncate};
+use super::state::{DatasetReader, HostState, Progress, truncate};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -35,6 +35,8 @@ pub struct Outcome {
     pub state: Option<Vec<u8>>,
     /// Trainer metadata, for `Train`.
     pub metadata: Vec<(String, String)>,
+    /// The plugin's last progress report.
+    pub progress: Progress,
     pub stats: CallStats,
 }
 
@@ -159,7 +161,17 @@ pub async fn invoke(
                     limit: limits.max_output_bytes,
                 })
             } else {
-                Ok(Outcome { stats, ..outcome })
+                let progress = store
+                    .data()
+                    .progress
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_default();
+                Ok(Outcome {
+                    stats,
+                    progress,
+                    ..outcome
+                })
             }
         }
         Ok(Err(plugin_error)) => Err(plugin_error.into()),
@@ -180,6 +192,7 @@ async fn run(
         output,
         state: None,
         metadata: Vec::new(),
+        progress: Progress::default(),
         stats: CallStats::default(),
     };
     match (prepared, call) {
