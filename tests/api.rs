@@ -169,6 +169,14 @@ async fn upload_versions_show_list_delete() {
         .unwrap();
     assert_eq!(wrong_method.status().as_u16(), 405);
     error_of(&wrong_method.bytes().await.unwrap());
+    let not_utf8 = client()
+        .get(host.url("/v1/plugins/%FF"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_utf8.status().as_u16(), 400);
+    error_of(&not_utf8.bytes().await.unwrap());
     let unknown_param = client()
         .put(host.url("/v1/plugins/lifecycle?timeout=5"))
         .bearer_auth(ADMIN)

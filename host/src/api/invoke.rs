@@ -7,12 +7,13 @@
 use super::AppState;
 use super::auth::{Authed, INVOKER};
 use super::error::ApiError;
+use super::path::Param;
 use crate::capabilities::formats::{self, Format};
 use crate::runtime::bindings::types::Source;
 use crate::runtime::component::World;
 use crate::runtime::invoke::Call;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
@@ -23,7 +24,7 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 pub async fn invoke(
     auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod invoke;
+pub mod path;
 pub mod plugins;
 pub mod tokens;
 

@@ -3,12 +3,13 @@
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
+use super::path::Param;
 use crate::capabilities::registry::{LoadedFrom, PluginEntry, StatsView, VersionRecord};
 use crate::runtime::component::World;
 use crate::runtime::limits::{LimitOverrides, Limits};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ impl LimitQuery {
 pub async fn upload(
     auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param,
     query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -121,7 +122,7 @@ pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serd
 pub async fn show(
     _: Authed<READER>,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param,
 ) -> Result<Json<Detail>, ApiError> {
     let e = state
         .registry
@@ -144,7 +145,7 @@ pub async fn show(
 pub async fn delete(
     _: Authed<ADMIN>,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Param(name): Param,
 ) -> Result<StatusCode, ApiError> {
     if state
         .registry

@@ -3,10 +3,11 @@
 use super::AppState;
 use super::auth::{ADMIN, Authed};
 use super::error::ApiError;
+use super::path::Param;
 use crate::capabilities::tokens::Role;
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -47,7 +48,7 @@ pub async fn list(_: Authed<ADMIN>, State(state): State<AppState>) -> Json<serde
 pub async fn revoke(
     _: Authed<ADMIN>,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<StatusCode, ApiError> {
     if state.tokens.revoke(&id).await.map_err(ApiError::internal)? {
         Ok(StatusCode::NO_CONTENT)
