@@ -31,7 +31,7 @@
 //! Nulls are never outliers (the row is kept unless another column rejects it); NaN is never an
 //! outlier either; `±∞` is one whenever the bounds are finite.
 
-use aimass_plugin_sdk::numeric::{numeric_columns, to_f64};
+use aimass_plugin_sdk::numeric::{mean_std, numeric_columns, to_f64};
 use aimass_plugin_sdk::{Cleaner, Config, Error, Result, Table, export_cleaner, log};
 use arrow_array::{Array, BooleanArray, Float64Array, RecordBatch};
 use arrow_select::filter::filter_record_batch;
@@ -183,17 +183,6 @@ pub fn bounds(method: Method, finite: impl Iterator<Item = f64>) -> Bounds {
             }
         }
     }
-}
-
-/// Mean and population standard deviation (two passes), `None` for no values.
-pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
-    if values.is_empty() {
-        return None;
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-    Some((mean, var.sqrt()))
 }
 
 /// Quantile `p` of ascending `sorted` (non-empty) by linear interpolation at `(n − 1)·p`.

@@ -111,6 +111,17 @@ pub fn numeric_columns(schema: &Schema, config: &Config, key: &str) -> Result<Ve
         .collect()
 }
 
+/// Mean and population standard deviation (two passes), `None` for no values.
+pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    Some((mean, var.sqrt()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,7 @@
 
 use std::sync::Arc;
 
-use aimass_plugin_sdk::numeric::{is_numeric, numeric_columns, to_f64};
+use aimass_plugin_sdk::numeric::{is_numeric, mean_std, numeric_columns, to_f64};
 use aimass_plugin_sdk::{Config, Error, Result, Table, Transform, export_transform, log};
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
@@ -128,17 +128,6 @@ pub fn fit(data: &Table, config: &Config) -> Result<State> {
         data.num_rows()
     ));
     Ok(State { columns: stats })
-}
-
-/// Mean and population standard deviation (two passes), `None` for no values.
-pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
-    if values.is_empty() {
-        return None;
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-    Some((mean, var.sqrt()))
 }
 
 /// Replace the fitted columns of `input` by their standardised `Float64` values.
