@@ -122,6 +122,8 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         let delta = desired.saturating_sub(current) as u64;
         if self.used.saturating_add(delta) > self.limit {
             self.exceeded = true;
+            self.pending = 0;
+            self.peak_before = self.peak;
             return Ok(false);
         }
         self.used += delta;
