@@ -252,14 +252,20 @@ async fn hot_swap_under_load_fails_no_call() {
             .await
             .unwrap();
         let version = resp.headers()["x-aimass-plugin-version"].clone();
-        (resp.status().as_u16(), version, resp.text().await.unwrap())
+        let out = (resp.status().as_u16(), version, resp.text().await.unwrap());
+        (out, std::time::Instant::now())
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let v2 = push(host, "swap", wasm("noop"), "?concurrency=16").await;
+    let swapped_at = std::time::Instant::now();
     assert_eq!(v2["version"], 2);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
-    let (status, version, body) = long.await.unwrap();
+    let ((status, version, body), long_done) = long.await.unwrap();
+    assert!(
+        swapped_at < long_done,
+        "v2 went live while the v1 call was running"
+    );
     assert_eq!((status, body.as_str()), (200, "x\n1\n"));
     assert_eq!(
         version, "1",

@@ -200,7 +200,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
                 invoke(
                     &host,
                     "sleepy",
-                    "?mode=sleep&ms=1500",
+                    "?mode=sleep&ms=2500",
                     "text/csv",
                     None,
                     "a\n1\n",
@@ -209,7 +209,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     // Both pool slots are taken: the third call waits the queue timeout (1 s), then gets 503.
     let t0 = Instant::now();
     let resp = client()
@@ -225,23 +225,25 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
     assert_eq!(resp.headers()["retry-after"], "1");
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     assert!(error_of(&resp.bytes().await.unwrap()).contains("instance slots of the host are busy"));
-    // A call that fits in the queue timeout waits for a slot instead of failing.
+    // A call that starts less than the queue timeout before a slot frees up waits for it.
     let late = {
         let host = host.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(600)).await;
-            invoke(&host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n")
-                .await
-                .0
+            let t0 = Instant::now();
+            let (status, _, _) =
+                invoke(&host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n").await;
+            (status, t0.elapsed())
         })
     };
     for h in holds {
         assert_eq!(h.await.unwrap().0, 200);
     }
-    assert_eq!(
-        late.await.unwrap(),
-        200,
-        "queued call got a slot once one was free"
+    let (status, waited) = late.await.unwrap();
+    assert_eq!(status, 200, "queued call got a slot once one was free");
+    assert!(
+        waited >= Duration::from_millis(200),
+        "it really queued: {waited:?}"
     );
     let (status, _, _) = invoke(&host, "sleepy", "?mode=ok", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 200, "slots are returned to the pool");
@@ -286,25 +288,85 @@ async fn a_caller_hanging_up_frees_its_slot_and_is_counted() {
         "?concurrency=1&timeout_ms=5000",
     )
     .await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let r = impatient
-        .post(host.url("/v1/plugins/hangup/invoke?mode=host-sleep&ms=3000"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "text/csv")
-        .body("a\n1\n")
-        .send()
-        .await;
-    assert!(r.is_err(), "the client gave up");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let v = get_json(host, "/v1/plugins/hangup").await;
-    assert_eq!(v["stats"]["in_flight"], 0, "{v}");
-    assert_eq!(v["stats"]["cancelled"], 1, "{v}");
+    let call = tokio::spawn(async move {
+        client()
+            .post(shared().url("/v1/plugins/hangup/invoke?mode=host-sleep&ms=3000"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "text/csv")
+            .body("a\n1\n")
+            .send()
+            .await
+    });
+    let stats = |v: &serde_json::Value| {
+        (
+            v["stats"]["in_flight"].clone(),
+            v["stats"]["cancelled"].clone(),
+        )
+    };
+    let wait_for = |want: (i32, i32)| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = get_json(shared(), "/v1/plugins/hangup").await;
+            if stats(&v) == (want.0.into(), want.1.into()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stats never reached {want:?}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wait_for((1, 0)).await;
+    call.abort(); // The client goes away mid-call.
+    wait_for((0, 1)).await;
     // Its only slot is free again at once, not after the 3 s sleep.
     let t0 = Instant::now();
     let (status, _, _) = invoke(host, "hangup", "?mode=ok", "text/csv", None, "a\n1\n").await;
     assert_eq!(status, 200);
     assert!(t0.elapsed() < Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn lowering_concurrency_in_a_new_version_counts_calls_still_running() {
+    let host = shared();
+    push(
+        host,
+        "shrink",
+        wasm("hostile"),
+        "?concurrency=2&timeout_ms=5000",
+    )
+    .await;
+    let holds: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async {
+                invoke(
+                    shared(),
+                    "shrink",
+                    "?mode=sleep&ms=2200",
+                    "text/csv",
+                    None,
+                    "a\n1\n",
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let v2 = push(
+        host,
+        "shrink",
+        wasm("hostile"),
+        "?concurrency=1&timeout_ms=5000",
+    )
+    .await;
+    assert_eq!(v2["version"], 2);
+    // Two v1 calls still hold slots and the limit is now 1: a new call is not let in.
+    let (status, _, body) = invoke(host, "shrink", "?mode=ok", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 503, "{}", text(&body));
+    for h in holds {
+        assert_eq!(h.await.unwrap().0, 200);
+    }
+    let (status, _, _) = invoke(host, "shrink", "?mode=ok", "text/csv", None, "a\n1\n").await;
+    assert_eq!(status, 200);
 }

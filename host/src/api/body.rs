@@ -6,7 +6,9 @@
 
 use super::error::ApiError;
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::header::EXPECT;
+use axum::http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
 
 /// Bytes of a rejected request's body read before answering.
 pub const DRAIN_ON_REJECT: usize = 1 << 20;
@@ -27,18 +29,32 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Authenticate, then read the body: on an auth failure drain a little of the body and return
-/// the auth error.
+/// Authenticate, then read the body. On an auth failure the body is drained (read and thrown
+/// away, never buffered) up to `min(limit, DRAIN_ON_REJECT)` bytes, unless the client sent
+/// `Expect: 100-continue`: then it has not sent the body yet and gets the error straight away.
 pub async fn read_authorized<A>(
     auth: Result<A, ApiError>,
+    headers: &HeaderMap,
     body: Body,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    match auth {
-        Ok(_) => read(body, limit).await,
-        Err(e) => {
-            let _ = axum::body::to_bytes(body, DRAIN_ON_REJECT).await;
-            Err(e)
+    let e = match auth {
+        Ok(_) => return read(body, limit).await,
+        Err(e) => e,
+    };
+    let expects_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !expects_continue {
+        let budget = limit.min(DRAIN_ON_REJECT);
+        let mut drained = 0;
+        let mut body = body;
+        while drained <= budget {
+            match body.frame().await {
+                Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
         }
     }
+    Err(e)
 }

@@ -29,7 +29,7 @@ pub async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, body, state.max_body_bytes).await?;
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let config: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()

@@ -10,7 +10,7 @@ use crate::runtime::limits::{LimitOverrides, Limits};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -56,9 +56,10 @@ pub async fn upload(
     State(state): State<AppState>,
     Param(name): Param,
     query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, body, state.max_body_bytes).await?;
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let overrides = limits.overrides()?;
     // Its own task: an upload that reached its commit point finishes even if the client leaves.

@@ -268,9 +268,13 @@ mod tests {
         assert!(!again.revoke(&rec.id).await.unwrap());
     }
 
-    #[tokio::test]
+    /// On a file store (writes go through the blocking pool and yield) and several threads, so
+    /// read-modify-write cycles really interleave without the lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_creates_and_revokes_lose_nothing() {
-        let storage = Storage::open("memory://", &S3Options::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let storage = Storage::open(&url, &S3Options::default()).unwrap();
         let tokens = std::sync::Arc::new(Tokens::load(storage.clone(), None).await.unwrap());
         let (victim, victim_rec) = tokens.create("victim", Role::Reader).await.unwrap();
         let mut tasks = Vec::new();

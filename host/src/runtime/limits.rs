@@ -80,9 +80,6 @@ pub struct MemoryLimiter {
     used: u64,
     peak: u64,
     exceeded: bool,
-    /// Growth approved last and the peak before it, taken back if wasmtime then fails the grow.
-    pending: u64,
-    peak_before: u64,
 }
 
 impl MemoryLimiter {
@@ -92,8 +89,6 @@ impl MemoryLimiter {
             used: 0,
             peak: 0,
             exceeded: false,
-            pending: 0,
-            peak_before: 0,
         }
     }
 
@@ -117,28 +112,21 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // Past the memory's own maximum (its type, or the pool's slot size) wasmtime would fail
+        // the growth anyway; refusing it here keeps it out of the total. Not our limit: no flag.
+        if maximum.is_some_and(|m| desired > m) {
+            return Ok(false);
+        }
         let delta = desired.saturating_sub(current) as u64;
         if self.used.saturating_add(delta) > self.limit {
             self.exceeded = true;
-            self.pending = 0;
-            self.peak_before = self.peak;
             return Ok(false);
         }
         self.used += delta;
-        self.pending = delta;
-        self.peak_before = self.peak;
         self.peak = self.peak.max(self.used);
         Ok(true)
-    }
-
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        // Approved here but refused by wasmtime (the memory's own maximum, the pool's slot size):
-        // nothing was allocated, so it must not count against later growth.
-        self.used -= std::mem::take(&mut self.pending);
-        self.peak = self.peak_before;
-        Ok(())
     }
 
     fn table_growing(

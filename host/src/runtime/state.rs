@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// At most this many log records per call reach the host log; the rest are counted and dropped.
@@ -45,6 +46,36 @@ impl StderrTail {
     fn contents(&self) -> Vec<u8> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    fn append(&self, buf: &[u8]) {
+        let mut tail = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        tail.extend_from_slice(buf);
+        if tail.len() > STDERR_CAPTURE {
+            let excess = tail.len() - STDERR_CAPTURE;
+            tail.drain(..excess);
+        }
+    }
+}
+
+/// The WASIp2 stream the guest writes to: synchronous, so a write never waits for a task.
+#[wasmtime_wasi::async_trait]
+impl Pollable for StderrTail {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for StderrTail {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(1 << 20)
+    }
 }
 
 impl IsTerminal for StderrTail {
@@ -57,6 +88,10 @@ impl StdoutStream for StderrTail {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
 }
 
 impl tokio::io::AsyncWrite for StderrTail {
@@ -65,12 +100,7 @@ impl tokio::io::AsyncWrite for StderrTail {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let mut tail = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        tail.extend_from_slice(buf);
-        if tail.len() > STDERR_CAPTURE {
-            let excess = tail.len() - STDERR_CAPTURE;
-            tail.drain(..excess);
-        }
+        self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }
 

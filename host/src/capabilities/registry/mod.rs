@@ -62,8 +62,9 @@ pub struct PluginEntry {
     pub name: Arc<str>,
     record: RwLock<PluginRecord>,
     live: RwLock<Arc<LiveVersion>>,
-    /// `max_concurrency` permits, shared by every version so a swap never doubles the limit.
-    slots: RwLock<Arc<Semaphore>>,
+    /// `max_concurrency` permits, one semaphore for the life of the plugin (resized when a new
+    /// version changes the limit), so a swap never lets more calls in than the limit.
+    slots: Arc<Semaphore>,
     pub stats: Stats,
 }
 
@@ -74,7 +75,7 @@ impl PluginEntry {
             name: record.name.as_str().into(),
             record: RwLock::new(record),
             live: RwLock::new(Arc::new(live)),
-            slots: RwLock::new(Arc::new(slots)),
+            slots: Arc::new(slots),
             stats: Stats::default(),
         }
     }
@@ -90,16 +91,23 @@ impl PluginEntry {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn slots(&self) -> Arc<Semaphore> {
-        self.slots.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// Make `live` the serving version (and `record` the stored state).
     fn swap(&self, record: PluginRecord, live: LiveVersion) {
-        let old_limit = self.live().limits.max_concurrency;
-        if live.limits.max_concurrency != old_limit {
-            let slots = Semaphore::new(live.limits.max_concurrency.max(1) as usize);
-            *self.slots.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(slots);
+        let old = self.live().limits.max_concurrency.max(1) as usize;
+        let new = live.limits.max_concurrency.max(1) as usize;
+        if new > old {
+            self.slots.add_permits(new - old);
+        } else if new < old {
+            // Take away free permits now and the rest as running calls return them.
+            let owed = (old - new) - self.slots.forget_permits(old - new);
+            if owed > 0 {
+                let slots = self.slots.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = slots.acquire_many_owned(owed as u32).await {
+                        p.forget();
+                    }
+                });
+            }
         }
         *self.record.write().unwrap_or_else(|e| e.into_inner()) = record;
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
@@ -493,23 +501,6 @@ impl Registry {
         Ok(true)
     }
 
-    /// Run a call on the live version of `name`.
-    pub async fn call(
-        &self,
-        name: &str,
-        call: Call,
-        config: Vec<(String, String)>,
-    ) -> Result<(Outcome, Arc<LiveVersion>), CallError> {
-        let entry = self
-            .get(name)
-            .ok_or_else(|| CallError::NotFound(name.to_string()))?;
-        let live = entry.live();
-        let outcome = self
-            .call_version(&entry, live.clone(), call, config)
-            .await?;
-        Ok((outcome, live))
-    }
-
     /// Run a call on a given version of a plugin (the one the caller looked at), waiting at most
     /// `queue_timeout` in total for a plugin slot and an engine instance slot.
     pub async fn call_version(
@@ -524,7 +515,7 @@ impl Registry {
             entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
             e
         };
-        let plugin_slot = tokio::time::timeout_at(deadline, entry.slots().acquire_owned())
+        let plugin_slot = tokio::time::timeout_at(deadline, entry.slots.clone().acquire_owned())
             .await
             .ok()
             .and_then(Result::ok)
