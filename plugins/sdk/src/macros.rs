@@ -129,23 +129,7 @@ macro_rules! export_cleaner {
         $crate::export_cleaner!($ty, "../../wit");
     };
     ($ty:ident, $wit:literal) => {
-        $crate::__aimass_bindings!("cleaner", $wit);
-
-        impl __aimass_bindings::Guest for $ty {
-            fn clean(
-                input: ::std::vec::Vec<u8>,
-                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                ::std::vec::Vec<u8>,
-                __aimass_bindings::aimass::plugin::types::PluginError,
-            > {
-                __aimass_install();
-                $crate::__private::clean::<$ty>(input, config).map_err(__aimass_error)
-            }
-        }
-
-        #[cfg(target_arch = "wasm32")]
-        __aimass_bindings::export!($ty with_types_in __aimass_bindings);
+        $crate::__aimass_export_clean!($ty, $wit, clean);
     };
 }
 
@@ -159,6 +143,16 @@ macro_rules! export_raw_cleaner {
         $crate::export_raw_cleaner!($ty, "../../wit");
     };
     ($ty:ident, $wit:literal) => {
+        $crate::__aimass_export_clean!($ty, $wit, clean_raw);
+    };
+}
+
+/// The `cleaner` world's export, shared by [`export_cleaner!`] and [`export_raw_cleaner!`]:
+/// `$run` is the `__private` adapter (`clean` decodes Arrow, `clean_raw` does not).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __aimass_export_clean {
+    ($ty:ident, $wit:literal, $run:ident) => {
         $crate::__aimass_bindings!("cleaner", $wit);
 
         impl __aimass_bindings::Guest for $ty {
@@ -170,7 +164,7 @@ macro_rules! export_raw_cleaner {
                 __aimass_bindings::aimass::plugin::types::PluginError,
             > {
                 __aimass_install();
-                $crate::__private::clean_raw::<$ty>(input, config).map_err(__aimass_error)
+                $crate::__private::$run::<$ty>(input, config).map_err(__aimass_error)
             }
         }
 
