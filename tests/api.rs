@@ -243,14 +243,12 @@ async fn hot_swap_under_load_fails_no_call() {
     }
     // A long call that starts on v1 and is still running when v2 goes live.
     let long = tokio::spawn(async move {
-        let resp = client()
-            .post(shared().url("/v1/plugins/swap/invoke?mode=sleep&ms=1500"))
-            .bearer_auth(ADMIN)
-            .header("content-type", "text/csv")
-            .body("x\n1\n")
-            .send()
-            .await
-            .unwrap();
+        let resp = post_csv(
+            shared(),
+            "/v1/plugins/swap/invoke?mode=sleep&ms=1500",
+            "x\n1\n",
+        )
+        .await;
         let version = resp.headers()["x-aimass-plugin-version"].clone();
         let out = (resp.status().as_u16(), version, resp.text().await.unwrap());
         (out, std::time::Instant::now())
@@ -284,15 +282,7 @@ async fn hot_swap_under_load_fails_no_call() {
         "both versions served: {seen:?}"
     );
     // Once swapped, new calls never go back to the old version.
-    let (_, _, _) = invoke(host, "swap", "", "text/csv", None, "a\n1\n").await;
-    let resp = client()
-        .post(host.url("/v1/plugins/swap/invoke"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "text/csv")
-        .body("a\n1\n")
-        .send()
-        .await
-        .unwrap();
+    let resp = post_csv(host, "/v1/plugins/swap/invoke", "a\n1\n").await;
     assert_eq!(resp.headers()["x-aimass-plugin-version"], "2");
 }
 

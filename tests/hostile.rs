@@ -144,14 +144,7 @@ async fn busy_plugin_answers_503_with_retry_after() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
-    let resp = client()
-        .post(host.url("/v1/plugins/sleepy/invoke?mode=ok"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "text/csv")
-        .body("a\n1\n")
-        .send()
-        .await
-        .unwrap();
+    let resp = post_csv(host, "/v1/plugins/sleepy/invoke?mode=ok", "a\n1\n").await;
     assert_eq!(resp.status().as_u16(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
     // It waited for the queue timeout (1 s), not for the busy call.
@@ -212,14 +205,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Both pool slots are taken: the third call waits the queue timeout (1 s), then gets 503.
     let t0 = Instant::now();
-    let resp = client()
-        .post(host.url("/v1/plugins/sleepy/invoke?mode=ok"))
-        .bearer_auth(ADMIN)
-        .header("content-type", "text/csv")
-        .body("a\n1\n")
-        .send()
-        .await
-        .unwrap();
+    let resp = post_csv(&host, "/v1/plugins/sleepy/invoke?mode=ok", "a\n1\n").await;
     let waited = t0.elapsed();
     assert_eq!(resp.status().as_u16(), 503, "after {waited:?}");
     assert_eq!(resp.headers()["retry-after"], "1");

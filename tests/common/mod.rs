@@ -120,6 +120,18 @@ pub async fn get_json(host: &TestHost, path: &str) -> serde_json::Value {
     resp.json().await.unwrap()
 }
 
+/// POST a CSV body as admin (for tests that look at the raw response: headers, timing).
+pub async fn post_csv(host: &TestHost, path: &str, csv: &'static str) -> reqwest::Response {
+    client()
+        .post(host.url(path))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// POST an invoke and return (status, content type, body).
 pub async fn invoke(
     host: &TestHost,
