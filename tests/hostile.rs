@@ -186,22 +186,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
     )
     .await;
     let host = std::sync::Arc::new(host);
-    let holds: Vec<_> = (0..2)
-        .map(|_| {
-            let host = host.clone();
-            tokio::spawn(async move {
-                invoke(
-                    &host,
-                    "sleepy",
-                    "?mode=sleep&ms=2500",
-                    "text/csv",
-                    None,
-                    "a\n1\n",
-                )
-                .await
-            })
-        })
-        .collect();
+    let holds = hold(host.clone(), "sleepy", 2500, 2);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Both pool slots are taken: the third call waits the queue timeout (1 s), then gets 503.
     let t0 = Instant::now();
@@ -323,21 +308,7 @@ async fn lowering_concurrency_in_a_new_version_counts_calls_still_running() {
         "?concurrency=2&timeout_ms=5000",
     )
     .await;
-    let holds: Vec<_> = (0..2)
-        .map(|_| {
-            tokio::spawn(async {
-                invoke(
-                    shared(),
-                    "shrink",
-                    "?mode=sleep&ms=2200",
-                    "text/csv",
-                    None,
-                    "a\n1\n",
-                )
-                .await
-            })
-        })
-        .collect();
+    let holds = hold(shared(), "shrink", 2200, 2);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let v2 = push(
         host,

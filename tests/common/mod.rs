@@ -108,6 +108,27 @@ pub async fn push(host: &TestHost, name: &str, bytes: Vec<u8>, query: &str) -> s
     body
 }
 
+/// Start `n` calls of `plugin` (the `hostile` component) busy for `ms` each, to hold its slots.
+pub fn hold<H>(
+    host: H,
+    plugin: &'static str,
+    ms: u64,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(u16, String, Vec<u8>)>>
+where
+    H: std::ops::Deref<Target = TestHost> + Clone + Send + Sync + 'static,
+{
+    (0..n)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                let query = format!("?mode=sleep&ms={ms}");
+                invoke(&host, plugin, &query, "text/csv", None, "a\n1\n").await
+            })
+        })
+        .collect()
+}
+
 /// GET a JSON resource as admin.
 pub async fn get_json(host: &TestHost, path: &str) -> serde_json::Value {
     let resp = client()
