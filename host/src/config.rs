@@ -1,6 +1,7 @@
 //! Every knob of the host, with its default. The CLI (`aimass up`) fills this from flags and
 //! `AIMASS_*` environment variables; tests and embedders build it directly.
 
+use crate::capabilities::hooks::HookOptions;
 use crate::capabilities::storage::S3Options;
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::limits::Limits;
@@ -33,6 +34,8 @@ pub struct HostConfig {
     pub engine: EngineOptions,
     /// Register the plugins bundled into the binary on start (`aimass up` does).
     pub register_bundled: bool,
+    /// Object-event hooks: poll interval of watched prefixes, parallel deliveries.
+    pub hooks: HookOptions,
 }
 
 impl Default for HostConfig {
@@ -48,6 +51,7 @@ impl Default for HostConfig {
             max_body_bytes: 128 << 20,
             engine: EngineOptions::default(),
             register_bundled: true,
+            hooks: HookOptions::default(),
         }
     }
 }

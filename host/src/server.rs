@@ -2,9 +2,12 @@
 //! then the API on a TCP listener.
 
 use crate::api::{self, AppState};
+use crate::capabilities::events::embedded::StoreQueue;
+use crate::capabilities::hooks::Hooks;
 use crate::capabilities::registry::{Registry, RegistryOptions};
 use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::{Bootstrap, Tokens};
+use crate::capabilities::warehouse::Warehouse;
 use crate::config::HostConfig;
 use crate::runtime::Runtime;
 use anyhow::Context;
@@ -29,6 +32,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub bootstrap: Bootstrap,
     pub registry: Arc<Registry>,
+    pub hooks: Arc<Hooks>,
     pub pooling: bool,
     pub loaded: usize,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -65,6 +69,24 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             }
         }
     }
+    let hooks = Arc::new(Hooks::new(
+        storage.clone(),
+        registry.clone(),
+        Arc::new(Warehouse::new(storage.clone())),
+        Arc::new(StoreQueue::new(storage.clone())),
+        config.hooks.clone(),
+    ));
+    let (hook_count, recovered) = hooks.load().await.context("loading hooks")?;
+    if hook_count > 0 || recovered > 0 {
+        tracing::info!(hooks = hook_count, recovered, "hooks loaded");
+    }
+    let conditional_create = storage
+        .probe_conditional_create()
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("probing conditional create: {e:#}");
+            false
+        });
     let tokens = Arc::new(Tokens::load(storage.clone(), config.admin_token.as_deref()).await?);
     let bootstrap = tokens.bootstrap(&config.data_dir).await?;
     let info = serde_json::json!({
@@ -76,10 +98,22 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         "queue_timeout_ms": config.queue_timeout.as_millis() as u64,
         "max_body_bytes": config.max_body_bytes,
     });
+    let health = serde_json::json!({
+        "status": "ok",
+        "store": {
+            "url": storage.url(),
+            // Whether create-only PUTs are honoured (Garage and some S3 servers ignore them).
+            // Nothing relies on it; it tells operators whether a second writer could race.
+            "conditional_create": conditional_create,
+        },
+    });
     let state = AppState {
         registry: registry.clone(),
         tokens,
+        hooks: hooks.clone(),
+        storage: storage.clone(),
         info: Arc::new(info),
+        health: Arc::new(health),
         max_body_bytes: config.max_body_bytes,
     };
     let app = api::router(state);
@@ -87,6 +121,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    hooks.start();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
@@ -96,6 +131,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         addr,
         bootstrap,
         registry,
+        hooks,
         pooling,
         loaded,
         server,

@@ -2,6 +2,7 @@
 //! a real HTTP client, and helpers to read the plugins built from `plugins/`.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod garage;
 
 use aimass::config::HostConfig;
@@ -61,6 +62,11 @@ impl TestHost {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// Directory of the default file store (where an outside writer would drop files).
+    pub fn store_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("store")
     }
 }
 

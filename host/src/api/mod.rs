@@ -11,16 +11,31 @@
 //! | `DELETE /v1/plugins/{name}` | admin | remove |
 //! | `POST /v1/plugins/{name}/invoke` | invoker | run on the body |
 //! | `POST/GET /v1/tokens`, `DELETE /v1/tokens/{id}` | admin | manage tokens |
+//! | `PUT/DELETE /v1/objects/{*key}` | invoker | write/delete a user object (fires hooks) |
+//! | `GET /v1/objects/{*key}`, `GET /v1/objects?prefix=` | reader | read, list |
+//! | `POST /v1/events/s3` | invoker | S3/MinIO bucket notifications |
+//! | `PUT/DELETE /v1/hooks/{name}` | admin | bind a plugin to a prefix / unbind |
+//! | `GET /v1/hooks[/{name}]` | reader | hooks with status; `.../dead-letters` |
+//! | `POST /v1/hooks/{name}/{pause,resume,redrive}` | admin | control a hook |
+//! | `GET /v1/datasets[/{name}]`, `GET /v1/datasets/{name}/rows` | reader | warehouse catalog, rows |
+//! | `POST /v1/datasets/{name}/parts` | invoker | add a table as a part |
+//! | `DELETE /v1/datasets/{name}` | admin | delete a dataset |
 
 pub mod auth;
 pub mod body;
+pub mod datasets;
 pub mod error;
+pub mod events;
+pub mod hooks;
 pub mod invoke;
+pub mod objects;
 pub mod path;
 pub mod plugins;
 pub mod tokens;
 
+use crate::capabilities::hooks::Hooks;
 use crate::capabilities::registry::Registry;
+use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::Tokens;
 use auth::{Authed, READER};
 use axum::extract::{DefaultBodyLimit, State};
@@ -33,7 +48,11 @@ use std::sync::Arc;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub tokens: Arc<Tokens>,
+    pub hooks: Arc<Hooks>,
+    pub storage: Storage,
     pub info: Arc<serde_json::Value>,
+    /// `GET /healthz` body: liveness plus what the store supports.
+    pub health: Arc<serde_json::Value>,
     /// Largest request body; larger gets 413.
     pub max_body_bytes: usize,
 }
@@ -43,7 +62,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            get(|State(s): State<AppState>| async move { Json((*s.health).clone()) }),
         )
         .route("/v1/info", get(info))
         .route("/v1/plugins", get(plugins::list))
@@ -56,6 +75,28 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/invoke", post(invoke::invoke))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/objects", get(objects::list))
+        .route(
+            "/v1/objects/{*key}",
+            put(objects::put).get(objects::get).delete(objects::delete),
+        )
+        .route("/v1/events/s3", post(events::s3_notification))
+        .route("/v1/hooks", get(hooks::list))
+        .route(
+            "/v1/hooks/{name}",
+            put(hooks::put).get(hooks::show).delete(hooks::delete),
+        )
+        .route("/v1/hooks/{name}/pause", post(hooks::pause))
+        .route("/v1/hooks/{name}/resume", post(hooks::resume))
+        .route("/v1/hooks/{name}/redrive", post(hooks::redrive))
+        .route("/v1/hooks/{name}/dead-letters", get(hooks::dead_letters))
+        .route("/v1/datasets", get(datasets::list))
+        .route(
+            "/v1/datasets/{name}",
+            get(datasets::show).delete(datasets::delete),
+        )
+        .route("/v1/datasets/{name}/rows", get(datasets::rows))
+        .route("/v1/datasets/{name}/parts", post(datasets::add_part))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

@@ -1,8 +1,12 @@
 //! Capabilities the host offers on top of the runtime core: where state lives ([`storage`]), the
-//! plugins it serves ([`registry`]), who may do what ([`tokens`]) and the tabular formats callers
-//! speak ([`formats`]). Events, the warehouse, models and HTTP functions join here.
+//! plugins it serves ([`registry`]), who may do what ([`tokens`]), the tabular formats callers
+//! speak ([`formats`]), object events ([`events`]) and the hooks they fire ([`hooks`]), and the
+//! Parquet datasets hooks write ([`warehouse`]). Models and HTTP functions join here.
 
+pub mod events;
 pub mod formats;
+pub mod hooks;
 pub mod registry;
 pub mod storage;
 pub mod tokens;
+pub mod warehouse;

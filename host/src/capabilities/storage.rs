@@ -16,7 +16,16 @@
 //! | `components/{sha256}.wasm` | uploaded component bytes, content-addressed, immutable |
 //! | `compiled/{engine-hash}/{sha256}.cwasm` | compiled artifacts for this engine build |
 //! | `auth/tokens.json` | API tokens (SHA-256 hashes only) and their roles |
-//! | `datasets/`, `models/`, `events/` | reserved for the warehouse, models and event queues |
+//! | `hooks/{name}.json` | object-event hook specs |
+//! | `events/queue/{hook}/{id}.json` | deliveries accepted but not yet finished (embedded queue) |
+//! | `events/dead/{hook}/{id}.json` | dead letters: the event, the error, the attempts |
+//! | `events/poller/{prefix-hash}.json` | keys and etags the poller has already seen |
+//! | `datasets/{name}/dataset.json` | dataset schema |
+//! | `datasets/{name}/parts/{id}.parquet` + `.json` | a part and its manifest (commit marker) |
+//! | `models/` | reserved for the model registry |
+//!
+//! Everything else is the user's: the object API (`/v1/objects/...`) and external S3 clients write
+//! there, and hooks watch it. [`RESERVED_PREFIXES`] lists what the object API refuses to touch.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -29,6 +38,59 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+
+/// Top-level prefixes the host owns. The object API refuses keys under them, so users cannot
+/// read token hashes or forge plugin records, dataset parts or queue entries.
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "plugins/",
+    "components/",
+    "compiled/",
+    "auth/",
+    "hooks/",
+    "events/",
+    "datasets/",
+    "models/",
+    "cache/",
+];
+
+/// True if a key lies in the host's own namespace (see [`RESERVED_PREFIXES`]). The generated
+/// admin token file counts too: with the default settings the data dir is the store's root.
+pub fn is_reserved(key: &str) -> bool {
+    key == crate::capabilities::tokens::ADMIN_TOKEN_FILE
+        || RESERVED_PREFIXES
+            .iter()
+            .any(|p| key.starts_with(p) || key == p.trim_end_matches('/'))
+}
+
+/// What the store reports about one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub version: Option<String>,
+    /// Last modification, Unix milliseconds (0 when the store does not say).
+    pub modified_ms: i64,
+}
+
+impl ObjectInfo {
+    fn from_meta(m: object_store::ObjectMeta) -> Self {
+        ObjectInfo {
+            key: m.location.to_string(),
+            size: m.size,
+            etag: m.e_tag,
+            version: m.version,
+            modified_ms: m.last_modified.timestamp_millis(),
+        }
+    }
+}
+
+/// A store key as `object_store` takes it. Keys are used verbatim (no percent-encoding), so a key
+/// an external S3 client wrote names the same object here; keys `object_store` cannot represent
+/// (empty, `.`/`..` or empty segments, control characters) are refused.
+pub fn path(key: &str) -> Result<Path> {
+    Path::parse(key).map_err(|e| anyhow::anyhow!("invalid object key {key:?}: {e}"))
+}
 
 /// S3 settings that are not part of the URL. Unset fields fall back to `AWS_*` variables.
 #[derive(Debug, Clone, Default)]
@@ -105,7 +167,7 @@ impl Storage {
 
     /// The object's bytes, or `None` if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self.inner.get(&Path::from(key)).await {
+        match self.inner.get(&path(key)?).await {
             Ok(r) => Ok(Some(
                 r.bytes().await.with_context(|| format!("reading {key}"))?,
             )),
@@ -117,14 +179,14 @@ impl Storage {
     /// Write an object whole (atomic: readers see the old or the new bytes, never a mix).
     pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<()> {
         self.inner
-            .put(&Path::from(key), PutPayload::from_bytes(bytes.into()))
+            .put(&path(key)?, PutPayload::from_bytes(bytes.into()))
             .await
             .with_context(|| format!("writing {key}"))?;
         Ok(())
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        match self.inner.head(&Path::from(key)).await {
+        match self.inner.head(&path(key)?).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("checking {key}")),
@@ -133,7 +195,7 @@ impl Storage {
 
     /// Delete an object; deleting a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        match self.inner.delete(&Path::from(key)).await {
+        match self.inner.delete(&path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting {key}")),
         }
@@ -141,14 +203,92 @@ impl Storage {
 
     /// Keys under a prefix (recursive).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let prefix = Path::from(prefix);
+        Ok(self
+            .list_info(prefix)
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect())
+    }
+
+    /// Objects under a prefix (recursive), with size, etag and modification time.
+    pub async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let prefix = path(prefix)?;
         let metas: Vec<_> = self
             .inner
             .list(Some(&prefix))
             .try_collect()
             .await
             .with_context(|| format!("listing {prefix}"))?;
-        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        Ok(metas.into_iter().map(ObjectInfo::from_meta).collect())
+    }
+
+    /// Write an object whole and report what the store made of it (etag, version).
+    pub async fn put_info(&self, key: &str, bytes: impl Into<Bytes>) -> Result<ObjectInfo> {
+        let bytes: Bytes = bytes.into();
+        let size = bytes.len() as u64;
+        let r = self
+            .inner
+            .put(&path(key)?, PutPayload::from_bytes(bytes))
+            .await
+            .with_context(|| format!("writing {key}"))?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            etag: r.e_tag,
+            version: r.version,
+            modified_ms: time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000,
+        })
+    }
+
+    /// The object's metadata, or `None` if there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match self.inner.head(&path(key)?).await {
+            Ok(m) => Ok(Some(ObjectInfo::from_meta(m))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("checking {key}")),
+        }
+    }
+
+    /// The object's bytes and metadata (of the same version), or `None`.
+    pub async fn get_info(&self, key: &str) -> Result<Option<(Bytes, ObjectInfo)>> {
+        match self.inner.get(&path(key)?).await {
+            Ok(r) => {
+                let info = ObjectInfo::from_meta(r.meta.clone());
+                let bytes = r.bytes().await.with_context(|| format!("reading {key}"))?;
+                Ok(Some((bytes, info)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {key}")),
+        }
+    }
+
+    /// Whether the store honours create-only PUTs (`If-None-Match: *`). Garage and the local
+    /// filesystem store differ here, and nothing in the host relies on it for correctness; the
+    /// answer is reported in `/healthz` so operators know what a second writer could race.
+    pub async fn probe_conditional_create(&self) -> Result<bool> {
+        use object_store::{PutMode, PutOptions};
+        let key = path(&format!("events/.probe/{}", rand::random::<u64>()))?;
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let first = self
+            .inner
+            .put_opts(&key, PutPayload::from_static(b"1"), create())
+            .await;
+        let honoured = match first {
+            Err(object_store::Error::NotImplemented { .. }) => false,
+            Err(e) => return Err(e).context("probing conditional create"),
+            Ok(_) => matches!(
+                self.inner
+                    .put_opts(&key, PutPayload::from_static(b"2"), create())
+                    .await,
+                Err(object_store::Error::AlreadyExists { .. })
+            ),
+        };
+        let _ = self.inner.delete(&key).await;
+        Ok(honoured)
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {

@@ -9,14 +9,14 @@ use reqwest::{Method, RequestBuilder, Response};
 use std::io::{Read, Write};
 use std::time::Duration;
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> Result<Client> {
+    pub(super) fn new(args: &ClientArgs) -> Result<Client> {
         let token = match &args.token {
             Some(t) => Some(t.clone()),
             None => std::fs::read_to_string(args.data_dir.join(ADMIN_TOKEN_FILE))
@@ -30,7 +30,26 @@ impl Client {
         })
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    /// A request to `/{segments...}`, each segment percent-encoded (object keys may hold spaces,
+    /// `+`, `%` or non-ASCII).
+    pub(super) fn request_segments(
+        &self,
+        method: Method,
+        segments: &[&str],
+    ) -> Result<RequestBuilder> {
+        let mut url = reqwest::Url::parse(&self.base).context("--url")?;
+        url.path_segments_mut()
+            .map_err(|_| anyhow::anyhow!("--url cannot be a base URL"))?
+            .pop_if_empty()
+            .extend(segments);
+        let rb = self.http.request(method, url);
+        Ok(match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        })
+    }
+
+    pub(super) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let rb = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => rb.bearer_auth(t),
@@ -53,7 +72,7 @@ async fn check(resp: Response) -> Result<Response> {
     bail!("{status}: {msg}")
 }
 
-async fn send(rb: RequestBuilder) -> Result<Response> {
+pub(super) async fn send(rb: RequestBuilder) -> Result<Response> {
     let resp = rb
         .send()
         .await
@@ -151,7 +170,7 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
 }
 
 /// Content type from a file extension.
-fn guess_content_type(path: Option<&std::path::Path>) -> &'static str {
+pub(super) fn guess_content_type(path: Option<&std::path::Path>) -> &'static str {
     match path.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
         Some("ndjson" | "jsonl") => Format::Ndjson.media_type(),
         Some("arrow" | "arrows" | "ipc") => Format::ArrowStream.media_type(),

@@ -3,6 +3,7 @@
 //! `--token`/`AIMASS_TOKEN` or, failing those, the admin token file `up` wrote into the data dir.
 
 mod client;
+mod data;
 mod up;
 
 use clap::{Args, Parser, Subcommand};
@@ -34,6 +35,41 @@ pub enum Cmd {
     Invoke {
         #[command(flatten)]
         args: InvokeArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Bind plugins to object prefixes: they run when objects land there.
+    Hook {
+        #[command(subcommand)]
+        cmd: HookCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Upload a file (or stdin) as object KEY; hooks watching its prefix fire.
+    Put {
+        key: String,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Download object KEY (to stdout, or -o FILE).
+    Get {
+        key: String,
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List objects under a prefix.
+    Ls {
+        prefix: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Inspect the warehouse's datasets.
+    Dataset {
+        #[command(subcommand)]
+        cmd: DatasetCmd,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -119,6 +155,78 @@ pub struct InvokeArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum HookCmd {
+    /// Create or replace hook NAME.
+    Add {
+        name: String,
+        /// Plugin to run (collector, cleaner or transform).
+        #[arg(long)]
+        plugin: String,
+        /// Key prefix to watch, e.g. raw/sales/ or datasets/sales-raw/.
+        #[arg(long)]
+        prefix: String,
+        /// Only keys ending with this, e.g. .csv.
+        #[arg(long)]
+        suffix: Option<String>,
+        /// Events that fire it: created, deleted (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "created")]
+        events: Vec<String>,
+        /// Dataset the output parts go to.
+        #[arg(long)]
+        output: String,
+        /// Plugin config entry, repeatable: --config method=iqr
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Retries after the first failure before the dead letter (default 3).
+        #[arg(long)]
+        max_retries: Option<u32>,
+        /// Deadline per call in ms (default: the plugin's).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// First retry delay in ms, doubled per attempt (default 500).
+        #[arg(long)]
+        backoff_ms: Option<u64>,
+    },
+    /// List hooks with their counters.
+    Ls,
+    /// Status of a hook: processed, failed, retrying, dead-lettered, lag, last error, latency.
+    Status { name: String },
+    /// A hook's dead letters (event, error, attempts).
+    DeadLetters { name: String },
+    /// Remove a hook (its datasets stay).
+    Rm { name: String },
+    /// Pause a hook; events are kept.
+    Pause { name: String },
+    /// Resume a paused hook.
+    Resume { name: String },
+    /// Replay a hook's dead letters.
+    Redrive { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCmd {
+    /// List datasets.
+    Ls,
+    /// Schema, rows, parts and lineage of a dataset.
+    Show { name: String },
+    /// Print rows.
+    Rows {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// json, csv or ndjson.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Add a CSV, NDJSON, Arrow or Parquet file as a part; hooks on the dataset fire.
+    Add { name: String, file: PathBuf },
+    /// Delete a dataset.
+    Rm { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TokenCmd {
     /// Create a token; the secret is printed once.
     Create {
@@ -150,6 +258,11 @@ pub fn main() -> std::process::ExitCode {
             Cmd::Plugin { cmd, client } => client::plugin(cmd, &client).await,
             Cmd::Invoke { args, client } => client::invoke(args, &client).await,
             Cmd::Token { cmd, client } => client::token(cmd, &client).await,
+            Cmd::Hook { cmd, client } => data::hook(cmd, &client).await,
+            Cmd::Put { key, file, client } => data::put(key, file, &client).await,
+            Cmd::Get { key, out, client } => data::get(key, out, &client).await,
+            Cmd::Ls { prefix, client } => data::ls(prefix, &client).await,
+            Cmd::Dataset { cmd, client } => data::dataset(cmd, &client).await,
         }
     });
     match result {

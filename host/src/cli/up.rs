@@ -1,5 +1,6 @@
 //! `aimass up`: build a [`HostConfig`] from flags and environment, start, print where to connect.
 
+use crate::capabilities::hooks::HookOptions;
 use crate::capabilities::storage::S3Options;
 use crate::capabilities::tokens::{ADMIN_TOKEN_FILE, Bootstrap};
 use crate::config::HostConfig;
@@ -55,6 +56,13 @@ pub struct UpArgs {
     /// Do not register the bundled plugins.
     #[arg(long)]
     pub no_bundled: bool,
+    /// How often watched prefixes are listed for changes, in milliseconds (0: no polling; rely
+    /// on S3 notifications and writes through the host).
+    #[arg(long, env = "AIMASS_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// Hook deliveries processed at once, across all hooks.
+    #[arg(long, env = "AIMASS_HOOK_WORKERS", default_value_t = HookOptions::default().workers)]
+    pub hook_workers: usize,
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -106,6 +114,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         register_bundled: !args.no_bundled,
+        hooks: HookOptions {
+            poll_interval: (args.poll_interval_ms > 0)
+                .then(|| Duration::from_millis(args.poll_interval_ms)),
+            workers: args.hook_workers,
+        },
     };
     let data_dir = config.data_dir.clone();
     let store = config.store_url.clone();

@@ -14,7 +14,7 @@
 //! plugin, kept across swaps unless the limit changes), then, with the pooling allocator, one of
 //! the engine's instance slots, both within `queue_timeout`; past it the caller gets 503.
 
-mod records;
+pub mod records;
 mod stats;
 
 pub use records::{PluginRecord, VersionRecord, valid_name};
@@ -511,31 +511,72 @@ impl Registry {
         config: Vec<(String, String)>,
     ) -> Result<Outcome, CallError> {
         let deadline = tokio::time::Instant::now() + self.opts.queue_timeout;
+        self.call_inner(entry, live, call, config, Some(deadline), None)
+            .await
+    }
+
+    /// Run a call for background work (hooks): wait for slots as long as it takes, so queued
+    /// events respect the plugin's concurrency limit instead of failing with "busy", and
+    /// optionally use another deadline than the plugin's.
+    pub async fn call_queued(
+        &self,
+        entry: &PluginEntry,
+        live: Arc<LiveVersion>,
+        call: Call,
+        config: Vec<(String, String)>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Outcome, CallError> {
+        self.call_inner(entry, live, call, config, None, timeout_ms)
+            .await
+    }
+
+    async fn call_inner(
+        &self,
+        entry: &PluginEntry,
+        live: Arc<LiveVersion>,
+        call: Call,
+        config: Vec<(String, String)>,
+        deadline: Option<tokio::time::Instant>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Outcome, CallError> {
+        /// Wait for a permit until the deadline, or forever without one.
+        async fn wait(
+            sem: &Arc<Semaphore>,
+            deadline: Option<tokio::time::Instant>,
+        ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, sem.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok(),
+                None => sem.clone().acquire_owned().await.ok(),
+            }
+        }
         let busy = |e: CallError| {
             entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
             e
         };
-        let plugin_slot = tokio::time::timeout_at(deadline, entry.slots.clone().acquire_owned())
+        let plugin_slot = wait(&entry.slots, deadline)
             .await
-            .ok()
-            .and_then(Result::ok)
             .ok_or_else(|| busy(CallError::Busy(live.limits.max_concurrency)))?;
         let instance_slot = match &self.instances {
             Some((slots, n)) => Some(
-                tokio::time::timeout_at(deadline, slots.clone().acquire_owned())
+                wait(slots, deadline)
                     .await
-                    .ok()
-                    .and_then(Result::ok)
                     .ok_or_else(|| busy(CallError::HostBusy(*n)))?,
             ),
             None => None,
         };
         let in_flight = InFlight::start(&entry.stats);
+        let mut limits = live.limits;
+        if let Some(t) = timeout_ms {
+            limits.timeout_ms = t;
+        }
         let target = Target {
             name: &entry.name,
             version: live.version,
             prepared: &live.prepared,
-            limits: live.limits,
+            limits,
         };
         let (result, stats) = invoke::invoke(
             self.runtime.engine(),

@@ -1,0 +1,224 @@
+//! `/v1/datasets`: the warehouse's catalog, rows, direct part uploads, deletion.
+
+use super::AppState;
+use super::auth::{ADMIN, Authed, INVOKER, READER};
+use super::error::ApiError;
+use super::path::Param;
+use crate::capabilities::events::{Event, EventKind, Lineage, Source, digest, now_us};
+use crate::capabilities::formats::{self, Format};
+use crate::capabilities::warehouse::{CommitError, PartLineage, part_key};
+use arrow_array::RecordBatch;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1_000_000;
+
+pub async fn list(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let datasets = state
+        .hooks
+        .warehouse()
+        .list()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({ "datasets": datasets })))
+}
+
+pub async fn show(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    let d = state
+        .hooks
+        .warehouse()
+        .describe(&name)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no dataset named {name:?}")))?;
+    Ok(Json(d).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RowsQuery {
+    limit: Option<u64>,
+    #[serde(default)]
+    offset: u64,
+}
+
+/// JSON array of row objects (the default for `Accept: application/json` or none).
+fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, String> {
+    let mut w = arrow_json::ArrayWriter::new(Vec::new());
+    for b in batches {
+        w.write(b).map_err(|e| e.to_string())?;
+    }
+    w.finish().map_err(|e| e.to_string())?;
+    let out = w.into_inner();
+    Ok(if out.is_empty() { b"[]".to_vec() } else { out })
+}
+
+/// The response format: `None` for JSON (no `Accept`, `application/json` or `*/*` first),
+/// else the first table format listed; 406 if nothing listed is supported.
+fn rows_format(accept: Option<&str>) -> Result<Option<Format>, ApiError> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(None);
+    };
+    for media in accept.split(',') {
+        let essence = media.split(';').next().unwrap_or("").trim();
+        if essence == "application/json" || essence == "*/*" {
+            return Ok(None);
+        }
+        if let Some(f) = Format::from_media_type(essence) {
+            return Ok(Some(f));
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        format!(
+            "cannot answer with {accept:?}: use application/json, text/csv, \
+             application/x-ndjson or {}",
+            formats::ARROW_STREAM
+        ),
+    ))
+}
+
+pub async fn rows(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    query: Result<Query<RowsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit is at most {MAX_LIMIT}"
+        )));
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = rows_format(accept)?;
+    let (schema, batches) = state
+        .hooks
+        .warehouse()
+        .rows(&name, q.offset, limit)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no dataset named {name:?}")))?;
+    let (bytes, media) = tokio::task::spawn_blocking(move || match format {
+        None => json_rows(&batches).map(|b| (b, "application/json")),
+        Some(f) => formats::encode_ipc(&schema, &batches)
+            .and_then(|ipc| formats::from_ipc(f, &ipc))
+            .map(|b| (b, f.media_type())),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    Ok(resp)
+}
+
+/// `POST /v1/datasets/{name}/parts`: add a table (Arrow IPC, CSV, NDJSON or Parquet body) as a
+/// part, as a collector's output would be; hooks on the dataset fire.
+pub async fn add_part(
+    auth: Result<Authed<INVOKER>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
+    if !crate::capabilities::registry::records::valid_name(&name) {
+        return Err(ApiError::bad_request(format!(
+            "{name:?} is not a dataset name"
+        )));
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let is_parquet = ct.starts_with("application/vnd.apache.parquet");
+    let fmt = Format::from_media_type(&ct);
+    if fmt.is_none() && !is_parquet {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type {ct:?}: send {}, text/csv, application/x-ndjson or application/vnd.apache.parquet",
+                formats::ARROW_STREAM
+            ),
+        ));
+    }
+    // Content-addressed: uploading the same table twice is one part.
+    let id = digest(&[
+        "upload",
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+    ]);
+    let ipc = tokio::task::spawn_blocking(move || match fmt {
+        Some(f) => formats::to_ipc(f, &body),
+        None => crate::capabilities::warehouse::parquet::decode(body)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|(s, b)| formats::encode_ipc(&s, &b)),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let manifest = state
+        .hooks
+        .warehouse()
+        .commit(&name, &id, ipc, PartLineage::default())
+        .await
+        .map_err(|e| match e {
+            CommitError::SchemaMismatch { .. } => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            CommitError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            CommitError::Storage(e) => ApiError::internal(format!("{e:#}")),
+        })?;
+    let key = part_key(&name, &id);
+    let ev = Event {
+        id: digest(&["part", &key, "c"]),
+        store: state.storage.url().to_string(),
+        key,
+        kind: EventKind::Created,
+        size: Some(manifest.bytes),
+        etag: None,
+        version: None,
+        sequencer: None,
+        time_us: now_us(),
+        source: Source::Dataset,
+        lineage: Lineage::default(),
+    };
+    let hooks = state.hooks.publish(&ev).await.map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "part": manifest, "hooks": hooks })),
+    )
+        .into_response())
+}
+
+pub async fn delete(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    if !state
+        .hooks
+        .warehouse()
+        .delete(&name)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(format!("no dataset named {name:?}")));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

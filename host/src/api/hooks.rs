@@ -1,0 +1,116 @@
+//! `/v1/hooks`: bind plugins to key prefixes (see `capabilities::hooks`).
+
+use super::AppState;
+use super::auth::{ADMIN, Authed, READER};
+use super::error::ApiError;
+use super::path::Param;
+use crate::capabilities::hooks::HookError;
+use crate::capabilities::hooks::spec::HookSpec;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Largest hook spec accepted.
+const MAX_SPEC_BYTES: usize = 64 << 10;
+
+impl From<HookError> for ApiError {
+    fn from(e: HookError) -> Self {
+        match e {
+            HookError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            HookError::NotFound(_) => ApiError::not_found(e.to_string()),
+            HookError::Storage(e) => ApiError::internal(format!("{e:#}")),
+        }
+    }
+}
+
+pub async fn put(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, MAX_SPEC_BYTES).await?;
+    let spec: HookSpec = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("hook spec: {e}")))?;
+    let created = state.hooks.put(&name, spec).await?;
+    let status = state
+        .hooks
+        .status(&name)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(status)).into_response())
+}
+
+pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let hooks: Vec<_> = state
+        .hooks
+        .list()
+        .iter()
+        .filter_map(|r| state.hooks.status(&r.name))
+        .collect();
+    Json(serde_json::json!({ "hooks": hooks }))
+}
+
+pub async fn show(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    let status = state
+        .hooks
+        .status(&name)
+        .ok_or_else(|| ApiError::from(HookError::NotFound(name)))?;
+    Ok(Json(status).into_response())
+}
+
+pub async fn delete(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    if !state.hooks.delete(&name).await? {
+        return Err(HookError::NotFound(name).into());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn pause(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.hooks.set_paused(&name, true).await?).into_response())
+}
+
+pub async fn resume(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.hooks.set_paused(&name, false).await?).into_response())
+}
+
+pub async fn redrive(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    let n = state.hooks.redrive(&name).await?;
+    Ok(Json(serde_json::json!({ "redriven": n })).into_response())
+}
+
+pub async fn dead_letters(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    let letters = state.hooks.dead_letters(&name).await?;
+    Ok(Json(serde_json::json!({ "dead_letters": letters })).into_response())
+}

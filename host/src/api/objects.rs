@@ -1,0 +1,156 @@
+//! `/v1/objects/{*key}`: the user's part of the store, read and written through the host.
+//!
+//! Writes and deletes publish an object event to the hooks watching the key before they answer,
+//! so a 201 means the hooks' work is durably queued. Keys under the host's own prefixes (see
+//! [`storage::RESERVED_PREFIXES`]) are refused with 403 for every method.
+
+use super::AppState;
+use super::auth::{Authed, INVOKER, READER};
+use super::error::ApiError;
+use crate::capabilities::storage::{self, is_reserved};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+/// Longest key S3 accepts.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// The key from the path, checked: 400 if malformed, 403 if it is the host's.
+fn checked_key(
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, ApiError> {
+    let Path(key) =
+        path.map_err(|e| ApiError::bad_request(format!("object key: {}", e.body_text())))?;
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "object keys are 1 to {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    if key.ends_with('/') {
+        return Err(ApiError::bad_request("object keys do not end with '/'"));
+    }
+    storage::path(&key).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if is_reserved(&key) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{key:?} is in the host's own namespace; user objects live outside {:?}",
+                storage::RESERVED_PREFIXES
+            ),
+        ));
+    }
+    Ok(key)
+}
+
+pub async fn put(
+    auth: Result<Authed<INVOKER>, ApiError>,
+    State(state): State<AppState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
+    let key = checked_key(path)?;
+    let info = state
+        .storage
+        .put_info(&key, body)
+        .await
+        .map_err(ApiError::internal)?;
+    let hooks = state
+        .hooks
+        .object_written(&info)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "key": info.key, "size": info.size, "etag": info.etag,
+            "version": info.version, "hooks": hooks,
+        })),
+    )
+        .into_response())
+}
+
+pub async fn get(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let key = checked_key(path)?;
+    let (bytes, info) = state
+        .storage
+        .get_info(&key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no object {key:?}")))?;
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(etag) = info
+        .etag
+        .and_then(|e| HeaderValue::from_str(&format!("\"{}\"", e.trim_matches('"'))).ok())
+    {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(resp)
+}
+
+pub async fn delete(
+    _: Authed<INVOKER>,
+    State(state): State<AppState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let key = checked_key(path)?;
+    let Some(last) = state.storage.head(&key).await.map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!("no object {key:?}")));
+    };
+    state
+        .storage
+        .delete(&key)
+        .await
+        .map_err(ApiError::internal)?;
+    let hooks = state
+        .hooks
+        .object_deleted(Some(&last), &key)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({"deleted": key, "hooks": hooks})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+pub async fn list(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !q.prefix.is_empty() && is_reserved(&q.prefix) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{:?} is in the host's own namespace", q.prefix),
+        ));
+    }
+    if !q.prefix.is_empty() {
+        storage::path(&q.prefix).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    let mut objects: Vec<_> = state
+        .storage
+        .list_info(&q.prefix)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|o| !is_reserved(&o.key) && o.key.starts_with(&q.prefix))
+        .collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Json(serde_json::json!({ "objects": objects })))
+}

@@ -1,0 +1,450 @@
+//! Hooks: plugins bound to a key prefix, fired by object events.
+//!
+//! Flow: a source (object API, S3 notification, poller, dataset commit) calls [`Hooks::publish`]
+//! with an [`Event`]; every matching hook gets a [`Delivery`] enqueued durably before the source
+//! is answered. The dispatcher takes due deliveries off the queue, runs them in parallel — one at
+//! a time per (hook, key), so a delete never overtakes the create it follows, and never more than
+//! the plugin's own concurrency limit — and settles each: ack, retry with backoff, or dead letter.
+//! See [`worker`] for what running one delivery means and why it is effectively-once.
+//!
+//! Recursion guard: a hook never receives events about its own outputs, and a chain of hooks
+//! feeding each other stops at [`MAX_DEPTH`] hops with a dead letter saying so.
+
+pub mod spec;
+pub mod status;
+pub mod worker;
+
+use crate::capabilities::events::poller::{Poller, covering};
+use crate::capabilities::events::queue::{Backlog, DeadLetter, Delivery, EventQueue};
+use crate::capabilities::events::{Event, EventKind, now_ms, now_us};
+use crate::capabilities::registry::Registry;
+use crate::capabilities::storage::{ObjectInfo, Storage};
+use crate::capabilities::warehouse::Warehouse;
+use anyhow::Result;
+use serde::Serialize;
+use spec::{HookRecord, HookSpec};
+use status::{HookStats, Latency};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Longest chain of hooks feeding each other (AWS stops S3 → Lambda loops after ~16).
+pub const MAX_DEPTH: u32 = 16;
+
+/// Hook settings of the host.
+#[derive(Debug, Clone)]
+pub struct HookOptions {
+    /// How often the poller lists watched prefixes; `None` disables it (S3 notifications only).
+    pub poll_interval: Option<Duration>,
+    /// Deliveries processed at once across all hooks (each also waits for its plugin's slots).
+    pub workers: usize,
+}
+
+impl Default for HookOptions {
+    fn default() -> Self {
+        HookOptions {
+            poll_interval: Some(Duration::from_secs(1)),
+            workers: 32,
+        }
+    }
+}
+
+pub struct Hook {
+    record: RwLock<HookRecord>,
+    pub stats: HookStats,
+    /// Deliveries taken off the queue while paused; handed back on resume.
+    parked: Mutex<Vec<Delivery>>,
+}
+
+impl Hook {
+    pub fn record(&self) -> HookRecord {
+        self.record.read().unwrap().clone()
+    }
+
+    fn spec(&self) -> HookSpec {
+        self.record.read().unwrap().spec.clone()
+    }
+}
+
+/// `GET /v1/hooks/{name}`.
+#[derive(Debug, Serialize)]
+pub struct HookStatus {
+    #[serde(flatten)]
+    pub record: HookRecord,
+    pub processed: u64,
+    pub duplicates: u64,
+    pub superseded: u64,
+    pub retracted: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub retrying: u64,
+    pub pending: u64,
+    pub dead_lettered: u64,
+    /// Age of the oldest pending event, ms.
+    pub lag_ms: u64,
+    pub last_error: Option<serde_json::Value>,
+    pub latency: Option<Latency>,
+}
+
+/// Why a hook change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no hook named {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+pub struct Hooks {
+    storage: Storage,
+    registry: Arc<Registry>,
+    warehouse: Arc<Warehouse>,
+    queue: Arc<dyn EventQueue>,
+    poller: Poller,
+    opts: HookOptions,
+    hooks: RwLock<HashMap<String, Arc<Hook>>>,
+    /// (hook, key) pairs being processed, with deliveries for the same pair waiting behind.
+    busy: Mutex<HashMap<(String, String), VecDeque<Delivery>>>,
+    workers: Arc<Semaphore>,
+    /// Serialises hook record writes.
+    writes: tokio::sync::Mutex<()>,
+}
+
+fn record_key(name: &str) -> String {
+    format!("hooks/{name}.json")
+}
+
+impl Hooks {
+    pub fn new(
+        storage: Storage,
+        registry: Arc<Registry>,
+        warehouse: Arc<Warehouse>,
+        queue: Arc<dyn EventQueue>,
+        opts: HookOptions,
+    ) -> Hooks {
+        Hooks {
+            poller: Poller::new(storage.clone()),
+            workers: Arc::new(Semaphore::new(opts.workers.max(1))),
+            storage,
+            registry,
+            warehouse,
+            queue,
+            opts,
+            hooks: RwLock::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn warehouse(&self) -> &Arc<Warehouse> {
+        &self.warehouse
+    }
+
+    pub fn store_url(&self) -> &str {
+        self.storage.url()
+    }
+
+    /// Load hook records and pending deliveries; returns (hooks, deliveries recovered).
+    pub async fn load(&self) -> Result<(usize, usize)> {
+        let mut n = 0;
+        for key in self.storage.list("hooks/").await? {
+            let Some(rec) = self.storage.get_json::<HookRecord>(&key).await? else {
+                continue;
+            };
+            let dead = self.queue.dead_letters(&rec.name).await?.len() as u64;
+            let hook = Arc::new(Hook {
+                record: RwLock::new(rec.clone()),
+                stats: HookStats::default(),
+                parked: Mutex::new(Vec::new()),
+            });
+            hook.stats
+                .dead_lettered
+                .store(dead, std::sync::atomic::Ordering::Relaxed);
+            self.hooks.write().unwrap().insert(rec.name.clone(), hook);
+            n += 1;
+        }
+        let recovered = self.queue.recover().await?;
+        Ok((n, recovered))
+    }
+
+    /// Start the dispatcher and the poller.
+    pub fn start(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move { this.dispatch().await });
+        if let Some(every) = self.opts.poll_interval {
+            let this = self.clone();
+            tokio::spawn(async move { this.poll_loop(every).await });
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Hook>> {
+        self.hooks.read().unwrap().get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<HookRecord> {
+        let mut v: Vec<_> = self
+            .hooks
+            .read()
+            .unwrap()
+            .values()
+            .map(|h| h.record())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Create or replace a hook. Returns true if it was created.
+    pub async fn put(&self, name: &str, spec: HookSpec) -> Result<bool, HookError> {
+        use crate::runtime::component::World;
+        if !crate::capabilities::registry::records::valid_name(name) {
+            return Err(HookError::Invalid(format!(
+                "{name:?} is not a hook name (letters, digits, '-', '_')"
+            )));
+        }
+        spec.validate().map_err(HookError::Invalid)?;
+        let entry = self.registry.get(&spec.plugin).ok_or_else(|| {
+            HookError::Invalid(format!("plugin: no plugin named {:?}", spec.plugin))
+        })?;
+        if entry.live().prepared.world() == World::Trainer {
+            return Err(HookError::Invalid(format!(
+                "plugin: {} is a trainer; hooks run collectors, cleaners and transforms",
+                spec.plugin
+            )));
+        }
+        let _w = self.writes.lock().await;
+        // Baseline before the hook exists, so objects already there are not events but every
+        // write after this call returns is.
+        if spec.dataset_source().is_none() && self.opts.poll_interval.is_some() {
+            self.poller.baseline(&spec.prefix).await?;
+        }
+        let now = now_ms();
+        let existing = self.get(name);
+        let record = HookRecord {
+            name: name.to_string(),
+            spec,
+            paused: existing.as_ref().is_some_and(|h| h.record().paused),
+            created_ms: existing.as_ref().map_or(now, |h| h.record().created_ms),
+            updated_ms: now,
+        };
+        self.storage.put_json(&record_key(name), &record).await?;
+        match existing {
+            Some(h) => {
+                *h.record.write().unwrap() = record;
+                Ok(false)
+            }
+            None => {
+                let hook = Arc::new(Hook {
+                    record: RwLock::new(record),
+                    stats: HookStats::default(),
+                    parked: Mutex::new(Vec::new()),
+                });
+                self.hooks.write().unwrap().insert(name.to_string(), hook);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Delete a hook with its pending deliveries and dead letters. Its datasets stay.
+    pub async fn delete(&self, name: &str) -> Result<bool, HookError> {
+        let _w = self.writes.lock().await;
+        if self.hooks.write().unwrap().remove(name).is_none() {
+            return Ok(false);
+        }
+        self.storage.delete(&record_key(name)).await?;
+        self.queue.purge(name).await?;
+        Ok(true)
+    }
+
+    /// Pause (events are still accepted and kept) or resume (kept events run).
+    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<HookRecord, HookError> {
+        let _w = self.writes.lock().await;
+        let hook = self
+            .get(name)
+            .ok_or_else(|| HookError::NotFound(name.into()))?;
+        let mut record = hook.record();
+        record.paused = paused;
+        record.updated_ms = now_ms();
+        self.storage.put_json(&record_key(name), &record).await?;
+        *hook.record.write().unwrap() = record.clone();
+        if !paused {
+            for d in hook.parked.lock().unwrap().drain(..) {
+                self.queue.release(d);
+            }
+        }
+        Ok(record)
+    }
+
+    pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, HookError> {
+        self.get(name)
+            .ok_or_else(|| HookError::NotFound(name.into()))?;
+        Ok(self.queue.dead_letters(name).await?)
+    }
+
+    /// Replay a hook's dead letters; returns how many.
+    pub async fn redrive(&self, name: &str) -> Result<usize, HookError> {
+        let hook = self
+            .get(name)
+            .ok_or_else(|| HookError::NotFound(name.into()))?;
+        let n = self.queue.redrive(name).await?;
+        hook.stats
+            .dead_lettered
+            .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+
+    pub fn status(&self, name: &str) -> Option<HookStatus> {
+        let hook = self.get(name)?;
+        let s = &hook.stats;
+        let Backlog {
+            pending,
+            retrying,
+            oldest_ms,
+        } = self.queue.backlog(name);
+        Some(HookStatus {
+            record: hook.record(),
+            processed: HookStats::get(&s.processed),
+            duplicates: HookStats::get(&s.duplicates),
+            superseded: HookStats::get(&s.superseded),
+            retracted: HookStats::get(&s.retracted),
+            skipped: HookStats::get(&s.skipped),
+            failed: HookStats::get(&s.failed),
+            in_flight: HookStats::get(&s.in_flight),
+            retrying,
+            pending,
+            dead_lettered: HookStats::get(&s.dead_lettered),
+            lag_ms: oldest_ms.map_or(0, |o| now_ms().saturating_sub(o)),
+            last_error: s
+                .last_error()
+                .map(|(t, m)| serde_json::json!({"time_ms": t, "message": m})),
+            latency: s.latency(),
+        })
+    }
+
+    /// Enqueue an event for every hook it fires; returns how many. When this returns `Ok`, the
+    /// deliveries survive a crash.
+    pub async fn publish(&self, event: &Event) -> Result<usize> {
+        let targets: Vec<String> = self
+            .hooks
+            .read()
+            .unwrap()
+            .values()
+            .filter_map(|h| {
+                let r = h.record.read().unwrap();
+                (r.spec.matches(&event.key, event.kind) && !event.written_by(&r.name))
+                    .then(|| r.name.clone())
+            })
+            .collect();
+        for hook in &targets {
+            self.queue
+                .enqueue(Delivery::new(hook, event.clone()))
+                .await?;
+        }
+        Ok(targets.len())
+    }
+
+    /// An object was written through the host: publish its event and tell the poller.
+    pub async fn object_written(&self, info: &ObjectInfo) -> Result<usize> {
+        self.poller.note(&info.key, Some(info));
+        let ev = Event::object(
+            self.storage.url(),
+            &info.key,
+            EventKind::Created,
+            Some(info.size),
+            info.etag.clone(),
+            info.version.clone(),
+            None,
+            crate::capabilities::events::Source::Api,
+        );
+        self.publish(&ev).await
+    }
+
+    /// An object was deleted through the host.
+    pub async fn object_deleted(&self, last: Option<&ObjectInfo>, key: &str) -> Result<usize> {
+        self.poller.note(key, None);
+        let ev = Event::object(
+            self.storage.url(),
+            key,
+            EventKind::Deleted,
+            None,
+            last.and_then(|o| o.etag.clone()),
+            last.and_then(|o| o.version.clone()),
+            Some(now_us().to_string()),
+            crate::capabilities::events::Source::Api,
+        );
+        self.publish(&ev).await
+    }
+
+    async fn poll_loop(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let prefixes = covering(
+                self.list()
+                    .into_iter()
+                    .filter(|r| r.spec.dataset_source().is_none())
+                    .map(|r| r.spec.prefix),
+            );
+            for p in prefixes {
+                if let Err(e) = self.poll_once(&p).await {
+                    tracing::warn!(prefix = p, "poll failed: {e:#}");
+                }
+            }
+        }
+    }
+
+    async fn poll_once(&self, prefix: &str) -> Result<()> {
+        let (events, state) = self.poller.scan(prefix, self.storage.url()).await?;
+        for ev in &events {
+            self.publish(ev).await?;
+        }
+        if let Some(s) = state {
+            self.poller.commit(s).await?;
+        }
+        Ok(())
+    }
+
+    async fn dispatch(self: Arc<Self>) {
+        loop {
+            let d = self.queue.next().await;
+            let Some(hook) = self.get(&d.hook) else {
+                // The hook was deleted; its queue entries are purged already.
+                let _ = self.queue.ack(&d).await;
+                continue;
+            };
+            if hook.record.read().unwrap().paused {
+                hook.parked.lock().unwrap().push(d);
+                continue;
+            }
+            let pair = (d.hook.clone(), d.event.key.clone());
+            {
+                let mut busy = self.busy.lock().unwrap();
+                if let Some(waiting) = busy.get_mut(&pair) {
+                    waiting.push_back(d);
+                    continue;
+                }
+                busy.insert(pair.clone(), VecDeque::new());
+            }
+            let Ok(permit) = self.workers.clone().acquire_owned().await else {
+                return;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let mut next = Some(d);
+                while let Some(d) = next {
+                    this.run(&hook, d).await;
+                    let mut busy = this.busy.lock().unwrap();
+                    next = busy.get_mut(&pair).and_then(VecDeque::pop_front);
+                    if next.is_none() {
+                        busy.remove(&pair);
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Running one delivery, and why the outcome is effectively-once.
+//!
+//! A `created` delivery's output becomes dataset part `{delivery id}` — the id is a hash of the
+//! hook and the object version — so:
+//! - a redelivery of a version already committed is detected (the part's manifest exists) and
+//!   only re-announces the part downstream;
+//! - a crash after writing the Parquet file but before the manifest rewrites the same part;
+//! - the same version reported by two sources (API write, then poller) is one delivery.
+//!
+//! A newer version of the same object replaces the parts the hook made from older versions
+//! (the dataset mirrors its sources); a `deleted` event retracts them. An event whose object has
+//! changed since (the stored etag differs) is *superseded*: the newer version has its own event.
+//!
+//! Failures: plugin errors on this input (invalid input/config), schema mismatches, lineage loops
+//! and vanished plugins are permanent and dead-letter at once; traps, deadlines and other plugin
+//! failures retry with backoff up to `max_retries`; storage errors retry without counting, so a
+//! store outage pauses work instead of dead-lettering it.
+
+use super::{Hook, HookStats, Hooks, MAX_DEPTH};
+use crate::capabilities::events::queue::Delivery;
+use crate::capabilities::events::{Event, EventKind, Lineage, Source, digest, now_ms, now_us};
+use crate::capabilities::formats::{self, Format};
+use crate::capabilities::registry::CallError;
+use crate::capabilities::warehouse::{
+    CommitError, PartLineage, PartManifest, parse_part_key, part_key,
+};
+use crate::runtime::bindings::types::Source as PluginSource;
+use crate::runtime::component::World;
+use crate::runtime::invoke::{Call, InvokeError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a delivery ended.
+enum Settle {
+    Processed,
+    Duplicate,
+    Superseded,
+    Retracted(usize),
+    Skipped(String),
+    /// Worth another attempt (counts towards `max_retries`).
+    Retry(String),
+    /// The store failed: retry later without counting an attempt.
+    Transient(String),
+    /// Never going to work: dead-letter now.
+    Dead(String),
+}
+
+/// Upper bound on waiting between settlement attempts when the store is down.
+const SETTLE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+fn transient(e: impl std::fmt::Display) -> Settle {
+    Settle::Transient(format!("store: {e:#}"))
+}
+
+/// The media type to hand a collector for a key.
+fn content_type(key: &str) -> &'static str {
+    match key
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => "text/csv",
+        Some("ndjson" | "jsonl") => "application/x-ndjson",
+        Some("json") => "application/json",
+        Some("arrow" | "arrows") => formats::ARROW_STREAM,
+        Some("parquet") => "application/vnd.apache.parquet",
+        _ => "application/octet-stream",
+    }
+}
+
+impl Hooks {
+    /// Process a delivery and settle it with the queue.
+    pub(super) async fn run(&self, hook: &Arc<Hook>, d: Delivery) {
+        let s = &hook.stats;
+        HookStats::inc(&s.in_flight);
+        let settle = self.process(hook, &d).await;
+        s.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let spec = hook.spec();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let r = match &settle {
+                Settle::Processed
+                | Settle::Duplicate
+                | Settle::Superseded
+                | Settle::Retracted(_)
+                | Settle::Skipped(_) => self.queue.ack(&d).await,
+                Settle::Retry(e) if d.attempts >= spec.max_retries() => {
+                    self.queue
+                        .dead_letter(
+                            &d,
+                            &format!("failed {} times; last error: {e}", d.attempts + 1),
+                        )
+                        .await
+                }
+                Settle::Retry(e) => {
+                    self.queue
+                        .retry(d.clone(), e.clone(), spec.backoff(d.attempts + 1), true)
+                        .await
+                }
+                Settle::Transient(e) => {
+                    self.queue
+                        .retry(d.clone(), e.clone(), Duration::from_secs(1), false)
+                        .await
+                }
+                Settle::Dead(reason) => self.queue.dead_letter(&d, reason).await,
+            };
+            match r {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(hook = d.hook, "settling a delivery failed, retrying: {e:#}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(SETTLE_BACKOFF_MAX);
+                }
+            }
+        }
+        match settle {
+            Settle::Processed => {
+                HookStats::inc(&s.processed);
+                s.record_latency(now_us().saturating_sub(d.event.time_us));
+            }
+            Settle::Duplicate => HookStats::inc(&s.duplicates),
+            Settle::Superseded => HookStats::inc(&s.superseded),
+            Settle::Retracted(n) => {
+                s.retracted
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Settle::Skipped(why) => {
+                tracing::info!(hook = d.hook, key = d.event.key, "skipped: {why}");
+                HookStats::inc(&s.skipped)
+            }
+            Settle::Retry(e) => {
+                HookStats::inc(&s.failed);
+                s.error(now_ms(), &e);
+                if d.attempts >= spec.max_retries() {
+                    HookStats::inc(&s.dead_lettered);
+                }
+            }
+            Settle::Transient(e) => s.error(now_ms(), &e),
+            Settle::Dead(e) => {
+                HookStats::inc(&s.failed);
+                HookStats::inc(&s.dead_lettered);
+                s.error(now_ms(), &e);
+            }
+        }
+    }
+
+    async fn process(&self, hook: &Arc<Hook>, d: &Delivery) -> Settle {
+        let ev = &d.event;
+        if ev.lineage.depth >= MAX_DEPTH {
+            return Settle::Dead(format!(
+                "lineage depth limit {MAX_DEPTH} reached at {}: hooks are feeding each other in \
+                 a loop (chain started at {})",
+                ev.key,
+                ev.lineage.root.as_deref().unwrap_or("?")
+            ));
+        }
+        match ev.kind {
+            EventKind::Deleted => self.retract(hook, ev, None).await,
+            EventKind::Created => self.create(hook, d).await,
+        }
+    }
+
+    /// Remove what this hook made from `ev.key` (except `keep`) and announce the removals.
+    async fn retract(&self, hook: &Arc<Hook>, ev: &Event, keep: Option<&str>) -> Settle {
+        let spec = hook.spec();
+        let name = hook.record().name;
+        let removed = match self
+            .warehouse
+            .retract(&spec.output, &name, &ev.key, keep)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return transient(e),
+        };
+        for p in &removed {
+            let key = part_key(&spec.output, &p.id);
+            let gone = self.part_event(&name, ev, &key, EventKind::Deleted, None);
+            if let Err(e) = self.publish(&gone).await {
+                return transient(e);
+            }
+        }
+        Settle::Retracted(removed.len())
+    }
+
+    /// The event announcing a part this hook committed or removed.
+    fn part_event(
+        &self,
+        hook: &str,
+        cause: &Event,
+        key: &str,
+        kind: EventKind,
+        size: Option<u64>,
+    ) -> Event {
+        let kind_tag = if kind == EventKind::Created { "c" } else { "d" };
+        Event {
+            id: digest(&["part", key, kind_tag]),
+            store: self.storage.url().to_string(),
+            key: key.to_string(),
+            kind,
+            size,
+            etag: None,
+            version: None,
+            sequencer: None,
+            time_us: now_us(),
+            source: Source::Dataset,
+            lineage: Lineage {
+                hook: Some(hook.to_string()),
+                depth: cause.lineage.depth + 1,
+                root: cause
+                    .lineage
+                    .root
+                    .clone()
+                    .or_else(|| Some(cause.key.clone())),
+            },
+        }
+    }
+
+    async fn announce(
+        &self,
+        hook: &str,
+        cause: &Event,
+        output: &str,
+        m: &PartManifest,
+    ) -> Result<(), Settle> {
+        let ev = self.part_event(
+            hook,
+            cause,
+            &part_key(output, &m.id),
+            EventKind::Created,
+            Some(m.bytes),
+        );
+        self.publish(&ev).await.map(|_| ()).map_err(transient)
+    }
+
+    async fn create(&self, hook: &Arc<Hook>, d: &Delivery) -> Settle {
+        let ev = &d.event;
+        let spec = hook.spec();
+        let name = hook.record().name;
+        match self.warehouse.committed(&spec.output, &d.id).await {
+            Err(e) => return transient(e),
+            Ok(Some(m)) => {
+                // Done before (crash after commit, or the same version reported twice): make sure
+                // downstream hooks heard of it, and nothing else.
+                return match self.announce(&name, ev, &spec.output, &m).await {
+                    Ok(()) => Settle::Duplicate,
+                    Err(s) => s,
+                };
+            }
+            Ok(None) => {}
+        }
+        let Some(entry) = self.registry.get(&spec.plugin) else {
+            return Settle::Dead(format!("plugin {:?} no longer exists", spec.plugin));
+        };
+        let live = entry.live();
+        let world = live.prepared.world();
+
+        // Read the input: a dataset part, or a user object (checked to be the event's version).
+        let from_part = parse_part_key(&ev.key).is_some();
+        let (raw, etag) = if from_part {
+            match self.warehouse.read_part(&ev.key).await {
+                Err(e) => return transient(e),
+                Ok(None) => {
+                    return Settle::Skipped("part was retracted before it was processed".into());
+                }
+                Ok(Some((schema, batches))) => match formats::encode_ipc(&schema, &batches) {
+                    Ok(ipc) => (ipc, None),
+                    Err(e) => return Settle::Dead(format!("reading part {}: {e}", ev.key)),
+                },
+            }
+        } else {
+            match self.storage.get_info(&ev.key).await {
+                Err(e) => return transient(e),
+                Ok(None) => {
+                    return Settle::Skipped("object was deleted before it was processed".into());
+                }
+                Ok(Some((bytes, info))) => {
+                    let now = crate::capabilities::events::poller::token(&info);
+                    let want = ev
+                        .version
+                        .as_deref()
+                        .or(ev.etag.as_deref())
+                        .map(|t| t.trim_matches('"'));
+                    if want.is_some_and(|w| w != now) {
+                        return Settle::Superseded;
+                    }
+                    (bytes.to_vec(), Some(now))
+                }
+            }
+        };
+        let call = match world {
+            World::Collector => Call::Collect(PluginSource {
+                content_type: if from_part {
+                    formats::ARROW_STREAM
+                } else {
+                    content_type(&ev.key)
+                }
+                .to_string(),
+                name: Some(ev.key.clone()),
+                data: raw,
+            }),
+            World::Cleaner | World::Transform => {
+                let ipc = if from_part {
+                    raw
+                } else {
+                    match table_input(&ev.key, raw).await {
+                        Ok(ipc) => ipc,
+                        Err(e) => return Settle::Dead(e),
+                    }
+                };
+                if world == World::Cleaner {
+                    Call::Clean(ipc)
+                } else {
+                    Call::FitApply(ipc)
+                }
+            }
+            World::Trainer => return Settle::Dead(format!("{} is a trainer", spec.plugin)),
+        };
+        let outcome = match self
+            .registry
+            .call_queued(&entry, live, call, spec.config_pairs(), spec.timeout_ms)
+            .await
+        {
+            Ok(o) => o,
+            Err(CallError::Invoke(
+                e @ (InvokeError::InvalidInput(_)
+                | InvokeError::InvalidConfig(_)
+                | InvokeError::WrongWorld(_)),
+            )) => return Settle::Dead(e.to_string()),
+            Err(CallError::NotFound(p)) => {
+                return Settle::Dead(format!("plugin {p:?} no longer exists"));
+            }
+            Err(e) => return Settle::Retry(e.to_string()),
+        };
+        let lineage = PartLineage {
+            hook: Some(name.clone()),
+            source: Some(ev.key.clone()),
+            source_etag: etag,
+            depth: ev.lineage.depth + 1,
+            root: ev.lineage.root.clone().or_else(|| Some(ev.key.clone())),
+        };
+        let manifest = match self
+            .warehouse
+            .commit(&spec.output, &d.id, outcome.output, lineage)
+            .await
+        {
+            Ok(m) => m,
+            Err(e @ (CommitError::SchemaMismatch { .. } | CommitError::Invalid(_))) => {
+                return Settle::Dead(e.to_string());
+            }
+            Err(CommitError::Storage(e)) => return transient(e),
+        };
+        // Parts made from older versions of this object are replaced by this one.
+        if !from_part {
+            match self.retract(hook, ev, Some(&d.id)).await {
+                Settle::Retracted(n) => {
+                    hook.stats
+                        .retracted
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        match self.announce(&name, ev, &spec.output, &manifest).await {
+            Ok(()) => Settle::Processed,
+            Err(s) => s,
+        }
+    }
+}
+
+/// A user object as the Arrow IPC stream a cleaner or transform takes, by its suffix.
+async fn table_input(key: &str, raw: Vec<u8>) -> Result<Vec<u8>, String> {
+    let ct = content_type(key);
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || {
+        if ct == "application/vnd.apache.parquet" {
+            let (schema, batches) = crate::capabilities::warehouse::parquet::decode(raw.into())
+                .map_err(|e| format!("{key}: {e:#}"))?;
+            return formats::encode_ipc(&schema, &batches);
+        }
+        let fmt = Format::from_media_type(ct).ok_or_else(|| {
+            format!("cannot read {key} as a table: use .csv, .ndjson, .arrow or .parquet")
+        })?;
+        formats::to_ipc(fmt, &raw).map_err(|e| format!("{key}: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
