@@ -1,36 +1,153 @@
-//! Object-event hooks and the warehouse on the local file store, end to end over real HTTP with
-//! the real bundled plugins: the sales story, the S3 notification receiver, the poller, retries
-//! and dead letters, the recursion guard, pause/resume, schema mismatch, and bad input.
+//! Object-event hooks and the warehouse end to end over real HTTP with the real bundled plugins,
+//! on the local file store and again on Garage (a real S3 server): the sales story, the S3
+//! notification receiver, the poller, retries and dead letters, the recursion guard,
+//! pause/resume, schema mismatch, and bad input.
 
 mod common;
 
 use aimass::capabilities::hooks::HookOptions;
+use aimass::capabilities::storage::Storage;
 use aimass::config::HostConfig;
 use common::events::*;
+use common::garage::Garage;
 use common::{ADMIN, TestHost, client, wasm};
 use serde_json::json;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
-/// One host for this file, polling watched prefixes every 50 ms.
-fn host() -> &'static TestHost {
-    static HOST: OnceLock<TestHost> = OnceLock::new();
-    HOST.get_or_init(|| {
-        TestHost::start(HostConfig {
-            hooks: HookOptions {
-                poll_interval: Some(Duration::from_millis(50)),
-                ..Default::default()
-            },
-            ..HostConfig::default()
-        })
-    })
+/// A host and a way to write into its store behind its back (as any other client of the
+/// bucket or directory would).
+struct Env {
+    host: TestHost,
+    direct: Storage,
+    /// Bucket name S3 notifications must carry.
+    bucket: String,
+    conditional_create: bool,
+    _garage: Option<Garage>,
+}
+
+fn hook_options(poll: bool) -> HookOptions {
+    HookOptions {
+        poll_interval: poll.then(|| Duration::from_millis(50)),
+        ..Default::default()
+    }
+}
+
+/// A host on a local file store: polling every 50 ms, or relying on notifications only.
+fn local(poll: bool) -> Env {
+    let host = TestHost::start(HostConfig {
+        hooks: hook_options(poll),
+        ..HostConfig::default()
+    });
+    let direct = Storage::open(
+        &format!("file://{}", host.store_dir().display()),
+        &Default::default(),
+    )
+    .unwrap();
+    Env {
+        host,
+        direct,
+        bucket: "any".into(),
+        conditional_create: true,
+        _garage: None,
+    }
+}
+
+/// A host whose store is a fresh Garage bucket.
+fn on_garage(poll: bool) -> Env {
+    let g = std::thread::spawn(Garage::start).join().unwrap();
+    let host = TestHost::start(HostConfig {
+        store_url: g.url(),
+        s3: g.options(),
+        hooks: hook_options(poll),
+        ..HostConfig::default()
+    });
+    Env {
+        host,
+        direct: g.storage(),
+        bucket: g.url().trim_start_matches("s3://").to_string(),
+        conditional_create: false,
+        _garage: Some(g),
+    }
+}
+
+/// The local hosts shared by this file's tests (each test uses its own names and prefixes).
+fn polled() -> &'static Env {
+    static E: OnceLock<Env> = OnceLock::new();
+    E.get_or_init(|| local(true))
+}
+
+fn notified() -> &'static Env {
+    static E: OnceLock<Env> = OnceLock::new();
+    E.get_or_init(|| local(false))
 }
 
 #[tokio::test]
-async fn sales_story_through_the_api_and_direct_writes() {
-    let h = host();
+async fn local_sales_story() {
+    sales_story(polled()).await
+}
+
+#[tokio::test]
+async fn local_poller() {
+    poller_reports_create_change_and_delete(polled()).await
+}
+
+#[tokio::test]
+async fn local_retries_and_dead_letters() {
+    failures_retry_then_dead_letter_then_redrive(polled()).await
+}
+
+#[tokio::test]
+async fn local_recursion_guard() {
+    recursion_guard_and_lineage_depth_cap(polled()).await
+}
+
+#[tokio::test]
+async fn local_pause_resume() {
+    paused_hooks_keep_events_until_resumed(polled()).await
+}
+
+#[tokio::test]
+async fn local_schema_mismatch() {
+    schema_mismatch_is_dead_lettered_not_mixed_in(polled()).await
+}
+
+#[tokio::test]
+async fn local_object_api() {
+    object_api_round_trip_and_bad_keys(polled()).await
+}
+
+#[tokio::test]
+async fn local_s3_notifications() {
+    s3_notifications_in_aws_and_minio_shapes(notified()).await
+}
+
+/// Every scenario again on Garage (a real S3 server), concurrently on two fresh buckets.
+#[tokio::test]
+async fn garage_every_scenario() {
+    let (e, n) = std::thread::spawn(|| {
+        let e = std::thread::spawn(|| on_garage(true));
+        let n = on_garage(false);
+        (e.join().unwrap(), n)
+    })
+    .join()
+    .unwrap();
+    tokio::join!(
+        sales_story(&e),
+        poller_reports_create_change_and_delete(&e),
+        failures_retry_then_dead_letter_then_redrive(&e),
+        recursion_guard_and_lineage_depth_cap(&e),
+        paused_hooks_keep_events_until_resumed(&e),
+        schema_mismatch_is_dead_lettered_not_mixed_in(&e),
+        object_api_round_trip_and_bad_keys(&e),
+        s3_notifications_in_aws_and_minio_shapes(&n),
+    );
+}
+
+async fn sales_story(e: &Env) {
+    let h = &e.host;
     let names = sales_hooks(h, "sales", "raw/sales/").await;
     for (i, base) in [100, 200, 300].into_iter().enumerate() {
         let v = put_object(h, &format!("raw/sales/day{i}.csv"), &sales_csv(base)).await;
@@ -43,9 +160,10 @@ async fn sales_story_through_the_api_and_direct_writes() {
     );
     // An outside writer drops a file straight into the store (atomically, as S3 PUTs are):
     // the poller finds it.
-    let dir = h.store_dir().join("raw/sales");
-    std::fs::write(h.store_dir().join("staging.tmp"), sales_csv(400)).unwrap();
-    std::fs::rename(h.store_dir().join("staging.tmp"), dir.join("direct.csv")).unwrap();
+    e.direct
+        .put("raw/sales/direct.csv", sales_csv(400))
+        .await
+        .unwrap();
 
     let clean = wait_rows(h, "sales-clean", 24, WAIT).await;
     assert_eq!(
@@ -146,26 +264,27 @@ async fn sales_story_through_the_api_and_direct_writes() {
     );
 
     // A new version of a source object replaces what was derived from it, all down the chain.
-    put_object(h, "raw/sales/day0.csv", &sales_csv(100)).await;
+    put_object(h, "raw/sales/day0.csv", &sales_csv(500)).await;
     wait_hook(h, &names[0], WAIT, |v| {
         v["processed"] == 5 && v["pending"] == 0
     })
     .await;
-    wait_hook(h, &names[2], WAIT, |v| {
-        v["pending"] == 0 && v["processed"].as_u64().unwrap() >= 5
-    })
-    .await;
-    let clean = wait_rows(h, "sales-clean", 24, WAIT).await;
-    assert_eq!(clean["parts"], 4, "{clean:#}");
-    assert_eq!(
-        amounts(h, "sales-clean").await,
-        expected_amounts(&[100, 200, 300, 400])
-    );
+    let start = std::time::Instant::now();
+    while amounts(h, "sales-clean").await != expected_amounts(&[500, 200, 300, 400]) {
+        assert!(
+            start.elapsed() < WAIT,
+            "{:?}",
+            amounts(h, "sales-clean").await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for ds in ["sales-raw", "sales-dedup", "sales-clean"] {
+        assert_eq!(dataset(h, ds).await.unwrap()["parts"], 4, "{ds}");
+    }
 }
 
-#[tokio::test]
-async fn poller_reports_create_change_and_delete() {
-    let h = host();
+async fn poller_reports_create_change_and_delete(e: &Env) {
+    let h = &e.host;
     put_hook(
         h,
         "poll-collect",
@@ -173,12 +292,13 @@ async fn poller_reports_create_change_and_delete() {
         "events": ["created", "deleted"], "output": "polled"}),
     )
     .await;
-    let dir = h.store_dir().join("poll");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("a.csv"), "x,y\n1,2\n3,4\n").unwrap();
+    e.direct.put("poll/a.csv", "x,y\n1,2\n3,4\n").await.unwrap();
     wait_rows(h, "polled", 2, WAIT).await;
     // Changed content: the new version replaces the old one's part.
-    std::fs::write(dir.join("a.csv"), "x,y\n5,6\n7,8\n9,10\n").unwrap();
+    e.direct
+        .put("poll/a.csv", "x,y\n5,6\n7,8\n9,10\n")
+        .await
+        .unwrap();
     let d = wait_rows(h, "polled", 3, WAIT).await;
     assert_eq!(d["parts"], 1, "{d:#}");
     let xs: Vec<_> = rows(h, "polled", "")
@@ -188,7 +308,7 @@ async fn poller_reports_create_change_and_delete() {
         .collect();
     assert_eq!(xs, [5, 7, 9]);
     // Deleted: its part is retracted.
-    std::fs::remove_file(dir.join("a.csv")).unwrap();
+    e.direct.delete("poll/a.csv").await.unwrap();
     let d = wait_rows(h, "polled", 0, WAIT).await;
     assert_eq!(d["parts"], 0);
     let st = hook(h, "poll-collect").await;
@@ -196,9 +316,8 @@ async fn poller_reports_create_change_and_delete() {
     assert_eq!(st["retracted"], 2, "one replaced, one deleted: {st}");
 }
 
-#[tokio::test]
-async fn failures_retry_then_dead_letter_then_redrive() {
-    let h = host();
+async fn failures_retry_then_dead_letter_then_redrive(e: &Env) {
+    let h = &e.host;
     common::push(h, "flaky", wasm("hostile"), "").await;
     put_hook(
         h,
@@ -267,9 +386,8 @@ async fn failures_retry_then_dead_letter_then_redrive() {
     assert_eq!(wait_rows(h, "flaky-out", 1, WAIT).await["parts"], 1);
 }
 
-#[tokio::test]
-async fn recursion_guard_and_lineage_depth_cap() {
-    let h = host();
+async fn recursion_guard_and_lineage_depth_cap(e: &Env) {
+    let h = &e.host;
     // A hook whose output is its own source never fires on its own parts.
     put_hook(
         h,
@@ -339,9 +457,8 @@ async fn recursion_guard_and_lineage_depth_cap() {
     assert!(reason.contains("lineage depth limit 16"), "{reason}");
 }
 
-#[tokio::test]
-async fn paused_hooks_keep_events_until_resumed() {
-    let h = host();
+async fn paused_hooks_keep_events_until_resumed(e: &Env) {
+    let h = &e.host;
     put_hook(
         h,
         "pausable",
@@ -366,9 +483,8 @@ async fn paused_hooks_keep_events_until_resumed() {
     assert_eq!(st["paused"], false);
 }
 
-#[tokio::test]
-async fn schema_mismatch_is_dead_lettered_not_mixed_in() {
-    let h = host();
+async fn schema_mismatch_is_dead_lettered_not_mixed_in(e: &Env) {
+    let h = &e.host;
     put_hook(
         h,
         "mixed",
@@ -404,9 +520,8 @@ async fn schema_mismatch_is_dead_lettered_not_mixed_in() {
     assert_eq!(resp.status(), 409);
 }
 
-#[tokio::test]
-async fn object_api_round_trip_and_bad_keys() {
-    let h = host();
+async fn object_api_round_trip_and_bad_keys(e: &Env) {
+    let h = &e.host;
     put_object(h, "docs/note one.txt", "hello").await;
     let resp = client()
         .get(h.url("/v1/objects/docs/note%20one.txt"))
@@ -473,7 +588,7 @@ async fn object_api_round_trip_and_bad_keys() {
 
 #[tokio::test]
 async fn hook_api_rejects_bad_specs() {
-    let h = host();
+    let h = &polled().host;
     common::push(h, "hook-trainer", wasm("dataset-probe"), "").await;
     for (body, want, needle) in [
         ("{", 400, "hook spec"),
@@ -532,23 +647,8 @@ async fn hook_api_rejects_bad_specs() {
     assert_eq!(call(h, "GET", "/v1/hooks/short-lived", None).await.0, 404);
 }
 
-/// A host relying on S3 notifications only (no poller), as with a real S3 bucket.
-fn notified_host() -> &'static TestHost {
-    static HOST: OnceLock<TestHost> = OnceLock::new();
-    HOST.get_or_init(|| {
-        TestHost::start(HostConfig {
-            hooks: HookOptions {
-                poll_interval: None,
-                ..Default::default()
-            },
-            ..HostConfig::default()
-        })
-    })
-}
-
-#[tokio::test]
-async fn s3_notifications_in_aws_and_minio_shapes() {
-    let h = notified_host();
+async fn s3_notifications_in_aws_and_minio_shapes(e: &Env) {
+    let h = &e.host;
     put_hook(
         h,
         "notified",
@@ -556,11 +656,13 @@ async fn s3_notifications_in_aws_and_minio_shapes() {
         "events": ["created", "deleted"], "output": "notified"}),
     )
     .await;
-    let dir = h.store_dir().join("inbox");
-    std::fs::create_dir_all(dir.join("été")).unwrap();
-    std::fs::write(dir.join("my file.csv"), "n\n1\n").unwrap();
-    std::fs::write(dir.join("a+b.csv"), "n\n2\n").unwrap();
-    std::fs::write(dir.join("été/ü.csv"), "n\n3\n").unwrap();
+    for (key, body) in [
+        ("inbox/my file.csv", "n\n1\n"),
+        ("inbox/a+b.csv", "n\n2\n"),
+        ("inbox/été/ü.csv", "n\n3\n"),
+    ] {
+        e.direct.put(key, body).await.unwrap();
+    }
     let post = |body: String| async move {
         let resp = client()
             .post(h.url("/v1/events/s3"))
@@ -577,10 +679,10 @@ async fn s3_notifications_in_aws_and_minio_shapes() {
     let aws = json!({"Records": [
         {"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2026-11-28T10:00:00.000Z",
          "eventName": "ObjectCreated:Put",
-         "s3": {"bucket": {"name": "any"}, "object": {"key": "inbox/my+file.csv", "size": 4, "sequencer": "0A1"}}},
+         "s3": {"bucket": {"name": e.bucket}, "object": {"key": "inbox/my+file.csv", "size": 4, "sequencer": "0A1"}}},
         {"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2026-11-28T10:00:00.000Z",
          "eventName": "ObjectCreated:CompleteMultipartUpload",
-         "s3": {"bucket": {"name": "any"}, "object": {"key": "inbox/a%2Bb.csv", "size": 4, "sequencer": "0A2"}}}
+         "s3": {"bucket": {"name": e.bucket}, "object": {"key": "inbox/a%2Bb.csv", "size": 4, "sequencer": "0A2"}}}
     ]});
     let (s, v) = post(aws.to_string()).await;
     assert_eq!(
@@ -591,7 +693,7 @@ async fn s3_notifications_in_aws_and_minio_shapes() {
     // MinIO: "s3:" prefix, '/' escaped as %2F, a top-level Key.
     let minio = json!({"EventName": "s3:ObjectCreated:Put", "Key": "bucket/inbox/été/ü.csv", "Records": [
         {"eventVersion": "2.0", "eventSource": "minio:s3", "eventName": "s3:ObjectCreated:Put",
-         "s3": {"bucket": {"name": "bucket"}, "object": {"key": "inbox%2F%C3%A9t%C3%A9%2F%C3%BC.csv", "size": 4,
+         "s3": {"bucket": {"name": e.bucket}, "object": {"key": "inbox%2F%C3%A9t%C3%A9%2F%C3%BC.csv", "size": 4,
                 "eTag": "", "sequencer": "17A"}}}
     ]});
     let (s, v) = post(minio.to_string()).await;
@@ -637,9 +739,9 @@ async fn s3_notifications_in_aws_and_minio_shapes() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     // A delete notification retracts the object's part.
-    std::fs::remove_file(dir.join("my file.csv")).unwrap();
+    e.direct.delete("inbox/my file.csv").await.unwrap();
     let del = json!({"Records": [{"eventName": "ObjectRemoved:Delete",
-        "s3": {"bucket": {"name": "any"}, "object": {"key": "inbox/my+file.csv", "sequencer": "0B1"}}}]});
+        "s3": {"bucket": {"name": e.bucket}, "object": {"key": "inbox/my+file.csv", "sequencer": "0B1"}}}]});
     assert_eq!(post(del.to_string()).await.0, 200);
     let d = wait_rows(h, "notified", 2, WAIT).await;
     assert_eq!(d["parts"], 2);

@@ -1,5 +1,5 @@
 //! The `s3://` store against a real S3 server (Garage): storage operations, and a host whose whole
-//! state lives in the bucket surviving a restart.
+//! state lives in the bucket surviving a restart. Hooks and datasets on Garage are in `hooks.rs`.
 
 mod common;
 
@@ -76,87 +76,4 @@ async fn host_state_in_s3_survives_a_restart() {
     assert_eq!(v["limits"]["timeout_ms"], 3000);
     let (status, _, body) = invoke(&second, "dedup-s3", "", "text/csv", None, "a\n2\n2\n").await;
     assert_eq!((status, text(&body).as_str()), (200, "a\n2\n"));
-}
-
-/// The sales story on Garage: hooks fire for writes through the host, for objects another S3
-/// client puts straight into the bucket (found by the poller, as Garage cannot notify), and for
-/// S3 notifications naming the bucket; datasets are Parquet parts in the bucket.
-#[tokio::test]
-async fn sales_story_and_notifications_on_garage() {
-    use common::events::*;
-    let g = garage();
-    let host = TestHost::start(HostConfig {
-        store_url: g.url(),
-        s3: g.options(),
-        hooks: aimass::capabilities::hooks::HookOptions {
-            poll_interval: Some(std::time::Duration::from_millis(50)),
-            ..Default::default()
-        },
-        ..HostConfig::default()
-    });
-    let wait = std::time::Duration::from_secs(60);
-    // Garage ignores If-None-Match on PUT; the host detects and reports it.
-    let health = get_json(&host, "/healthz").await;
-    assert_eq!(health["store"]["conditional_create"], false, "{health}");
-
-    sales_hooks(&host, "g", "raw/sales/").await;
-    put_object(&host, "raw/sales/day0.csv", &sales_csv(100)).await;
-    put_object(&host, "raw/sales/day1.csv", &sales_csv(200)).await;
-    // Another S3 client writes into the bucket directly.
-    g.storage()
-        .put("raw/sales/from-s3-client.csv", sales_csv(300))
-        .await
-        .unwrap();
-    wait_rows(&host, "g-clean", 18, wait).await;
-    assert_eq!(
-        amounts(&host, "g-clean").await,
-        expected_amounts(&[100, 200, 300])
-    );
-    let keys = g.storage().list("datasets/g-clean/parts/").await.unwrap();
-    assert_eq!(
-        keys.iter().filter(|k| k.ends_with(".parquet")).count(),
-        3,
-        "{keys:?}"
-    );
-    assert_eq!(
-        keys.iter().filter(|k| k.ends_with(".json")).count(),
-        3,
-        "{keys:?}"
-    );
-
-    // S3 notifications naming this bucket fire hooks; other buckets are ignored.
-    put_hook(
-        &host,
-        "g-notify",
-        serde_json::json!({"plugin": "csv-collector",
-        "prefix": "notify/", "output": "g-notified"}),
-    )
-    .await;
-    g.storage()
-        .put("notify/my file.csv", "n\n1\n2\n")
-        .await
-        .unwrap();
-    let bucket = g.url().trim_start_matches("s3://").to_string();
-    let body = serde_json::json!({"Records": [
-        {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket},
-            "object": {"key": "notify/my+file.csv", "size": 6}}},
-        {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "someone-else"},
-            "object": {"key": "notify/my+file.csv", "size": 6}}}
-    ]});
-    let resp = client()
-        .post(host.url("/v1/events/s3"))
-        .bearer_auth(ADMIN)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(
-        (v["accepted"].as_u64(), v["ignored"].as_u64()),
-        (Some(1), Some(1)),
-        "{v}"
-    );
-    let d = wait_rows(&host, "g-notified", 2, wait).await;
-    assert_eq!(d["part_list"][0]["lineage"]["source"], "notify/my file.csv");
 }

@@ -85,14 +85,10 @@ impl Event {
         sequencer: Option<String>,
         source: Source,
     ) -> Event {
-        // The version token that best identifies this object version: S3's version id, else the
-        // etag (content hash on S3, inode/mtime/size on local files), else the sequencer.
-        let token = version
-            .as_deref()
-            .or(etag.as_deref())
-            .or(sequencer.as_deref())
-            .unwrap_or("");
-        let id = digest(&[key, kind_str(kind), token.trim_matches('"')]);
+        let token = version_token(etag.as_deref(), version.as_deref())
+            .or(sequencer.clone())
+            .unwrap_or_default();
+        let id = digest(&[key, kind_str(kind), &token]);
         Event {
             id,
             store: store.to_string(),
@@ -112,6 +108,16 @@ impl Event {
     pub fn written_by(&self, hook: &str) -> bool {
         self.lineage.hook.as_deref() == Some(hook)
     }
+}
+
+/// What identifies an object version across every source: the etag (unquoted) — the one field
+/// that puts, heads, listings and S3 notifications all carry — else the version id. Listings do
+/// not return version ids, so preferring them would make the poller and the API disagree.
+pub fn version_token(etag: Option<&str>, version: Option<&str>) -> Option<String> {
+    etag.map(|e| e.trim_matches('"'))
+        .filter(|e| !e.is_empty())
+        .or(version)
+        .map(str::to_string)
 }
 
 fn kind_str(k: EventKind) -> &'static str {

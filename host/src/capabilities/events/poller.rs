@@ -35,12 +35,9 @@ fn state_key(prefix: &str) -> String {
     format!("events/poller/{}.json", digest(&[prefix]))
 }
 
-/// The token that changes when the object does.
+/// The token that changes when the object does (etag, else version, else size and mtime).
 pub fn token(o: &ObjectInfo) -> String {
-    o.version
-        .clone()
-        .or_else(|| o.etag.clone())
-        .map(|t| t.trim_matches('"').to_string())
+    super::version_token(o.etag.as_deref(), o.version.as_deref())
         .unwrap_or_else(|| format!("{}-{}", o.size, o.modified_ms))
 }
 

@@ -277,11 +277,10 @@ impl Hooks {
                 }
                 Ok(Some((bytes, info))) => {
                     let now = crate::capabilities::events::poller::token(&info);
-                    let want = ev
-                        .version
-                        .as_deref()
-                        .or(ev.etag.as_deref())
-                        .map(|t| t.trim_matches('"'));
+                    let want = crate::capabilities::events::version_token(
+                        ev.etag.as_deref(),
+                        ev.version.as_deref(),
+                    );
                     if want.is_some_and(|w| w != now) {
                         return Settle::Superseded;
                     }
