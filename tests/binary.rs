@@ -26,10 +26,27 @@ impl Drop for Up {
 
 /// Start `aimass up` on a data dir and wait for its banner (up to the auth lines).
 fn up(dir: &Path) -> Up {
-    let mut child = Command::new(BIN)
-        .args(["up", "--listen", "127.0.0.1:0"])
-        .arg("--store")
-        .arg(format!("file://{}", dir.join("store").display()))
+    up_on(dir, None)
+}
+
+/// `up` on a data dir, with the store in `dir/store` or in a Garage bucket.
+fn up_on(dir: &Path, garage: Option<&common::garage::Garage>) -> Up {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    match garage {
+        None => cmd
+            .arg("--store")
+            .arg(format!("file://{}", dir.join("store").display())),
+        Some(g) => {
+            let o = g.options();
+            cmd.args(["--store", &g.url()])
+                .args(["--s3-endpoint", o.endpoint.as_deref().unwrap()])
+                .args(["--s3-region", o.region.as_deref().unwrap()])
+                .env("AWS_ACCESS_KEY_ID", o.access_key_id.unwrap())
+                .env("AWS_SECRET_ACCESS_KEY", o.secret_access_key.unwrap())
+        }
+    };
+    let mut child = cmd
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env_remove("AIMASS_TOKEN")
@@ -291,14 +308,26 @@ async fn status_of(http: &reqwest::Client, up: &Up, token: &str, hook: &str) -> 
         .unwrap()
 }
 
-/// kill -9 while 500 events are being processed by a two-hook chain; after the restart every
-/// object's output exists exactly once in both datasets and nothing partial is visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_500_events_loses_and_duplicates_nothing() {
+    kill_9_during_500_events(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_500_events_on_garage() {
+    let g = std::thread::spawn(common::garage::Garage::start)
+        .join()
+        .unwrap();
+    kill_9_during_500_events(Some(&g)).await;
+}
+
+/// kill -9 while 500 events are being processed by a two-hook chain; after the restart every
+/// object's output exists exactly once in both datasets and nothing partial is visible.
+async fn kill_9_during_500_events(garage: Option<&common::garage::Garage>) {
     const N: usize = 500;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut host = up(dir.path());
+    let mut host = up_on(dir.path(), garage);
     let token = admin_token(&data);
     let http = reqwest::Client::new();
     for (name, spec) in [
@@ -370,7 +399,7 @@ async fn kill_9_during_500_events_loses_and_duplicates_nothing() {
         "the kill landed before the work was done"
     );
 
-    let host = up(dir.path());
+    let host = up_on(dir.path(), garage);
     let start = std::time::Instant::now();
     loop {
         let a = status_of(&http, &host, &token, "crash-collect").await;
@@ -412,12 +441,16 @@ async fn kill_9_during_500_events_loses_and_duplicates_nothing() {
         assert_eq!(rows.len(), N * per_row, "{ds}");
     }
     // Every visible part's Parquet file exists (manifests are written last).
+    let store = match garage {
+        Some(g) => g.storage(),
+        None => aimass::capabilities::storage::Storage::open(
+            &format!("file://{}", dir.path().join("store").display()),
+            &Default::default(),
+        )
+        .unwrap(),
+    };
     for ds in ["crash-raw", "crash-clean"] {
-        let parts = dir.path().join("store/datasets").join(ds).join("parts");
-        let names: Vec<String> = std::fs::read_dir(&parts)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let names = store.list(&format!("datasets/{ds}/parts/")).await.unwrap();
         for m in names.iter().filter(|n| n.ends_with(".json")) {
             let pq = m.replace(".json", ".parquet");
             assert!(names.contains(&pq), "{ds}: manifest {m} without its part");
