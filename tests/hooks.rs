@@ -584,6 +584,12 @@ async fn object_api_round_trip_and_bad_keys(e: &Env) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    // /healthz says whether the store honours create-only writes (Garage ignores them).
+    let health = common::get_json(h, "/healthz").await;
+    assert_eq!(
+        health["store"]["conditional_create"], e.conditional_create,
+        "{health}"
+    );
 }
 
 #[tokio::test]

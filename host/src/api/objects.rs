@@ -54,6 +54,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let key = checked_key(path)?;
+    let started = crate::capabilities::events::now_us();
     let info = state
         .storage
         .put_info(&key, body)
@@ -61,7 +62,7 @@ pub async fn put(
         .map_err(ApiError::internal)?;
     let hooks = state
         .hooks
-        .object_written(&info)
+        .object_written(&info, started)
         .await
         .map_err(ApiError::internal)?;
     Ok((

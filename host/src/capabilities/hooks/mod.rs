@@ -346,10 +346,11 @@ impl Hooks {
         Ok(targets.len())
     }
 
-    /// An object was written through the host: publish its event and tell the poller.
-    pub async fn object_written(&self, info: &ObjectInfo) -> Result<usize> {
+    /// An object was written through the host (the write began at `started_us`, which event
+    /// latency is measured from): publish its event and tell the poller.
+    pub async fn object_written(&self, info: &ObjectInfo, started_us: u64) -> Result<usize> {
         self.poller.note(&info.key, Some(info));
-        let ev = Event::object(
+        let mut ev = Event::object(
             self.storage.url(),
             &info.key,
             EventKind::Created,
@@ -359,6 +360,7 @@ impl Hooks {
             None,
             crate::capabilities::events::Source::Api,
         );
+        ev.time_us = started_us;
         self.publish(&ev).await
     }
 
