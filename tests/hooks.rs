@@ -120,6 +120,11 @@ async fn local_object_api() {
 }
 
 #[tokio::test]
+async fn local_dataset_delete_cascades() {
+    dataset_delete_cascades(polled()).await
+}
+
+#[tokio::test]
 async fn local_s3_notifications() {
     s3_notifications_in_aws_and_minio_shapes(notified()).await
 }
@@ -142,6 +147,7 @@ async fn garage_every_scenario() {
         paused_hooks_keep_events_until_resumed(&e),
         schema_mismatch_is_dead_lettered_not_mixed_in(&e),
         object_api_round_trip_and_bad_keys(&e),
+        dataset_delete_cascades(&e),
         s3_notifications_in_aws_and_minio_shapes(&n),
     );
 }
@@ -550,6 +556,9 @@ async fn object_api_round_trip_and_bad_keys(e: &Env) {
         ("PUT", "/v1/objects/plugins/x/meta.json", 403),
         ("PUT", "/v1/objects/datasets/x/parts/y.json", 403),
         ("GET", "/v1/objects/admin-token", 403),
+        ("GET", "/v1/objects/%2Fadmin-token", 400),
+        ("PUT", "/v1/objects/%2Fauth/tokens.json", 400),
+        ("GET", "/v1/objects?prefix=%2Fauth", 400),
         ("GET", "/v1/objects?prefix=auth/", 403),
         ("PUT", "/v1/objects/a//b", 400),
         ("PUT", "/v1/objects/a/%00b", 400),
@@ -570,6 +579,18 @@ async fn object_api_round_trip_and_bad_keys(e: &Env) {
         assert_eq!(raw_status(h, "PUT", path).await, 400, "{path}");
         assert_eq!(raw_status(h, "GET", path).await, 400, "{path}");
     }
+    let resp = client()
+        .put(h.url("/v1/objects/%2Fadmin-token"))
+        .bearer_auth(ADMIN)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        400,
+        "a leading '/' does not get around the namespace check"
+    );
     let long = format!("/v1/objects/{}", "k".repeat(1100));
     assert_eq!(call(h, "PUT", &long, Some(vec![])).await.0, 400);
     let (s, _) = call(h, "DELETE", "/v1/objects/docs/note%20one.txt", None).await;
@@ -633,6 +654,11 @@ async fn hook_api_rejects_bad_specs() {
         let (s, v) = call(h, "PUT", "/v1/hooks/bad", Some(body.into())).await;
         assert_eq!(s, want, "{body}: {v}");
         assert!(v["error"].as_str().unwrap().contains(needle), "{body}: {v}");
+    }
+    for prefix in ["d", "e", "a", "admin"] {
+        let body = json!({"plugin": "dedup", "prefix": prefix, "output": "o"}).to_string();
+        let (s, v) = call(h, "PUT", "/v1/hooks/bad", Some(body.into())).await;
+        assert_eq!(s, 422, "prefix {prefix} covers host keys: {v}");
     }
     assert_eq!(call(h, "GET", "/v1/hooks/bad", None).await.0, 404);
     assert_eq!(call(h, "DELETE", "/v1/hooks/bad", None).await.0, 404);
@@ -751,4 +777,30 @@ async fn s3_notifications_in_aws_and_minio_shapes(e: &Env) {
     assert_eq!(post(del.to_string()).await.0, 200);
     let d = wait_rows(h, "notified", 2, WAIT).await;
     assert_eq!(d["parts"], 2);
+}
+
+/// Deleting a dataset retracts what hooks derived from its parts.
+async fn dataset_delete_cascades(e: &Env) {
+    let h = &e.host;
+    put_hook(
+        h,
+        "cascade",
+        json!({"plugin": "dedup", "prefix": "datasets/casc-in/", "output": "casc-out"}),
+    )
+    .await;
+    let resp = client()
+        .post(h.url("/v1/datasets/casc-in/parts"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body("k\n1\n1\n2\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    wait_rows(h, "casc-out", 2, WAIT).await;
+    assert_eq!(call(h, "DELETE", "/v1/datasets/casc-in", None).await.0, 204);
+    assert!(dataset(h, "casc-in").await.is_none());
+    let d = wait_rows(h, "casc-out", 0, WAIT).await;
+    assert_eq!(d["parts"], 0);
+    assert_eq!(call(h, "DELETE", "/v1/datasets/casc-in", None).await.0, 404);
 }

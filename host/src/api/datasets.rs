@@ -211,14 +211,33 @@ pub async fn delete(
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Response, ApiError> {
-    if !state
-        .hooks
-        .warehouse()
-        .delete(&name)
+    let warehouse = state.hooks.warehouse();
+    let Some(detail) = warehouse
+        .describe(&name)
         .await
         .map_err(ApiError::internal)?
-    {
+    else {
         return Err(ApiError::not_found(format!("no dataset named {name:?}")));
+    };
+    // Hooks on this dataset retract what they derived from its parts: announced first, so a
+    // failure part-way leaves the dataset to delete again rather than orphaned derived rows.
+    for p in &detail.part_list {
+        let key = part_key(&name, &p.id);
+        let ev = Event {
+            id: digest(&["part", &key, "d"]),
+            store: state.storage.url().to_string(),
+            key,
+            kind: EventKind::Deleted,
+            size: None,
+            etag: None,
+            version: None,
+            sequencer: None,
+            time_us: now_us(),
+            source: Source::Dataset,
+            lineage: Lineage::default(),
+        };
+        state.hooks.publish(&ev).await.map_err(ApiError::internal)?;
     }
+    warehouse.delete(&name).await.map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -89,6 +89,11 @@ impl ObjectInfo {
 /// an external S3 client wrote names the same object here; keys `object_store` cannot represent
 /// (empty, `.`/`..` or empty segments, control characters) are refused.
 pub fn path(key: &str) -> Result<Path> {
+    // `Path::parse` would drop a leading '/', making "/auth/x" name "auth/x" after any check on
+    // the raw key had passed.
+    if key.starts_with('/') {
+        anyhow::bail!("invalid object key {key:?}: keys do not start with '/'");
+    }
     Path::parse(key).map_err(|e| anyhow::anyhow!("invalid object key {key:?}: {e}"))
 }
 

@@ -41,20 +41,6 @@ pub fn token(o: &ObjectInfo) -> String {
         .unwrap_or_else(|| format!("{}-{}", o.size, o.modified_ms))
 }
 
-/// Drop prefixes that another listed prefix already covers, so overlapping hooks cost one scan.
-pub fn covering(prefixes: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut all: Vec<String> = prefixes.into_iter().collect();
-    all.sort();
-    all.dedup();
-    let mut out: Vec<String> = Vec::new();
-    for p in all {
-        if !out.iter().any(|q| p.starts_with(q.as_str())) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 impl Poller {
     pub fn new(storage: Storage) -> Poller {
         Poller {
@@ -83,7 +69,9 @@ impl Poller {
             .list_info(prefix)
             .await?
             .into_iter()
-            .filter(|o| o.key.starts_with(prefix))
+            .filter(|o| {
+                o.key.starts_with(prefix) && !crate::capabilities::storage::is_reserved(&o.key)
+            })
             .map(|o| (o.key.clone(), o))
             .collect())
     }
@@ -154,6 +142,12 @@ impl Poller {
         Ok((events, Some(after)))
     }
 
+    /// Forget a prefix's state (no hook watches it any more).
+    pub async fn forget(&self, prefix: &str) -> Result<()> {
+        self.seen.lock().unwrap().remove(prefix);
+        self.storage.delete(&state_key(prefix)).await
+    }
+
     /// Persist a scan's new state.
     pub async fn commit(&self, seen: Seen) -> Result<()> {
         self.storage
@@ -180,17 +174,6 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overlapping_prefixes_are_scanned_once() {
-        let p = covering([
-            "raw/sales/".into(),
-            "raw/".into(),
-            "logs/".into(),
-            "raw/".into(),
-        ]);
-        assert_eq!(p, vec!["logs/".to_string(), "raw/".to_string()]);
-    }
 
     #[tokio::test]
     async fn baseline_then_create_change_delete_survives_restart() {

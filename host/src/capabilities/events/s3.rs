@@ -85,7 +85,10 @@ pub fn parse(body: &[u8]) -> Result<Parsed, String> {
         };
         // A key that does not decode cannot name an object here; skip it rather than make the
         // sender retry the whole batch forever.
-        let Ok(key) = decode_key(&r.s3.object.key) else {
+        let Some(key) = decode_key(&r.s3.object.key)
+            .ok()
+            .filter(|k| crate::capabilities::storage::path(k).is_ok())
+        else {
             tracing::warn!(
                 key = r.s3.object.key,
                 "ignoring a notification with an undecodable key"
@@ -143,5 +146,15 @@ mod tests {
         assert_eq!((p.events.len(), p.ignored), (0, 1));
         assert!(parse(b"{}").is_err());
         assert!(parse(b"[").is_err());
+    }
+
+    #[test]
+    fn keys_the_store_cannot_name_are_ignored() {
+        let body = br#"{"Records":[
+            {"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"raw//a.csv"}}},
+            {"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"raw/%FF"}}},
+            {"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"%2Fauth%2Fx"}}}]}"#;
+        let p = parse(body).unwrap();
+        assert_eq!((p.events.len(), p.ignored), (0, 3));
     }
 }

@@ -14,7 +14,7 @@ pub mod spec;
 pub mod status;
 pub mod worker;
 
-use crate::capabilities::events::poller::{Poller, covering};
+use crate::capabilities::events::poller::Poller;
 use crate::capabilities::events::queue::{Backlog, DeadLetter, Delivery, EventQueue};
 use crate::capabilities::events::{Event, EventKind, now_ms, now_us};
 use crate::capabilities::registry::Registry;
@@ -233,7 +233,10 @@ impl Hooks {
         self.storage.put_json(&record_key(name), &record).await?;
         match existing {
             Some(h) => {
-                *h.record.write().unwrap() = record;
+                let old_prefix = std::mem::replace(&mut *h.record.write().unwrap(), record)
+                    .spec
+                    .prefix;
+                self.forget_unwatched(&old_prefix).await?;
                 Ok(false)
             }
             None => {
@@ -251,11 +254,12 @@ impl Hooks {
     /// Delete a hook with its pending deliveries and dead letters. Its datasets stay.
     pub async fn delete(&self, name: &str) -> Result<bool, HookError> {
         let _w = self.writes.lock().await;
-        if self.hooks.write().unwrap().remove(name).is_none() {
+        let Some(old) = self.hooks.write().unwrap().remove(name) else {
             return Ok(false);
-        }
+        };
         self.storage.delete(&record_key(name)).await?;
         self.queue.purge(name).await?;
+        self.forget_unwatched(&old.record().spec.prefix).await?;
         Ok(true)
     }
 
@@ -269,13 +273,25 @@ impl Hooks {
         record.paused = paused;
         record.updated_ms = now_ms();
         self.storage.put_json(&record_key(name), &record).await?;
+        // The flag changes under the parked lock, which the dispatcher holds while it checks the
+        // flag and parks: no delivery can be parked after the resume drained the list.
+        let mut parked = hook.parked.lock().unwrap();
         *hook.record.write().unwrap() = record.clone();
         if !paused {
-            for d in hook.parked.lock().unwrap().drain(..) {
+            for d in parked.drain(..) {
                 self.queue.release(d);
             }
         }
         Ok(record)
+    }
+
+    /// Drop the poller's state for a prefix no hook watches any more, so a hook created on it
+    /// later starts from a fresh baseline instead of reporting what happened in between.
+    async fn forget_unwatched(&self, prefix: &str) -> Result<()> {
+        if !self.watched_prefixes().iter().any(|p| p == prefix) {
+            self.poller.forget(prefix).await?;
+        }
+        Ok(())
     }
 
     pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, HookError> {
@@ -286,13 +302,16 @@ impl Hooks {
 
     /// Replay a hook's dead letters; returns how many.
     pub async fn redrive(&self, name: &str) -> Result<usize, HookError> {
+        let _w = self.writes.lock().await;
         let hook = self
             .get(name)
             .ok_or_else(|| HookError::NotFound(name.into()))?;
         let n = self.queue.redrive(name).await?;
-        hook.stats
-            .dead_lettered
-            .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
+        let _ = hook.stats.dead_lettered.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |v| Some(v.saturating_sub(n as u64)),
+        );
         Ok(n)
     }
 
@@ -349,7 +368,6 @@ impl Hooks {
     /// An object was written through the host (the write began at `started_us`, which event
     /// latency is measured from): publish its event and tell the poller.
     pub async fn object_written(&self, info: &ObjectInfo, started_us: u64) -> Result<usize> {
-        self.poller.note(&info.key, Some(info));
         let mut ev = Event::object(
             self.storage.url(),
             &info.key,
@@ -361,12 +379,14 @@ impl Hooks {
             crate::capabilities::events::Source::Api,
         );
         ev.time_us = started_us;
-        self.publish(&ev).await
+        // Noted only once published: if publishing fails, the poller still reports the write.
+        let n = self.publish(&ev).await?;
+        self.poller.note(&info.key, Some(info));
+        Ok(n)
     }
 
     /// An object was deleted through the host.
     pub async fn object_deleted(&self, last: Option<&ObjectInfo>, key: &str) -> Result<usize> {
-        self.poller.note(key, None);
         let ev = Event::object(
             self.storage.url(),
             key,
@@ -377,7 +397,25 @@ impl Hooks {
             Some(now_us().to_string()),
             crate::capabilities::events::Source::Api,
         );
-        self.publish(&ev).await
+        let n = self.publish(&ev).await?;
+        self.poller.note(key, None);
+        Ok(n)
+    }
+
+    /// The distinct user prefixes hooks watch. Each is scanned with its own state, even when
+    /// one covers another: merging them would let a new, wider prefix's baseline swallow a
+    /// change the narrower one had not reported yet. Overlapping scans report the same object
+    /// version with the same dedupe id, so the overlap costs listings, not duplicates.
+    fn watched_prefixes(&self) -> Vec<String> {
+        let mut p: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|r| r.spec.dataset_source().is_none())
+            .map(|r| r.spec.prefix)
+            .collect();
+        p.sort();
+        p.dedup();
+        p
     }
 
     async fn poll_loop(self: Arc<Self>, every: Duration) {
@@ -385,12 +423,7 @@ impl Hooks {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let prefixes = covering(
-                self.list()
-                    .into_iter()
-                    .filter(|r| r.spec.dataset_source().is_none())
-                    .map(|r| r.spec.prefix),
-            );
+            let prefixes = self.watched_prefixes();
             for p in prefixes {
                 if let Err(e) = self.poll_once(&p).await {
                     tracing::warn!(prefix = p, "poll failed: {e:#}");
@@ -418,9 +451,12 @@ impl Hooks {
                 let _ = self.queue.ack(&d).await;
                 continue;
             };
-            if hook.record.read().unwrap().paused {
-                hook.parked.lock().unwrap().push(d);
-                continue;
+            {
+                let mut parked = hook.parked.lock().unwrap();
+                if hook.record.read().unwrap().paused {
+                    parked.push(d);
+                    continue;
+                }
             }
             let pair = (d.hook.clone(), d.event.key.clone());
             {

@@ -11,6 +11,10 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// First retry delay; doubled per attempt, capped at [`MAX_BACKOFF_MS`].
 pub const DEFAULT_BACKOFF_MS: u64 = 500;
 pub const MAX_BACKOFF_MS: u64 = 60_000;
+/// Longest per-call deadline a hook may set (one hour).
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// Most retries a hook may ask for.
+pub const MAX_RETRIES: u32 = 100;
 
 /// A hook: run `plugin` on objects landing under `prefix`, writing parts of dataset `output`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +68,13 @@ impl HookSpec {
         if self.prefix.starts_with('/') || self.prefix.contains("//") {
             return Err(format!("prefix: {:?} is not a key prefix", self.prefix));
         }
-        if is_reserved(&self.prefix) && self.dataset_source().is_none() {
+        let covers_reserved = crate::capabilities::storage::RESERVED_PREFIXES
+            .iter()
+            .chain(std::iter::once(
+                &crate::capabilities::tokens::ADMIN_TOKEN_FILE,
+            ))
+            .any(|r| r.starts_with(self.prefix.as_str()));
+        if (is_reserved(&self.prefix) || covers_reserved) && self.dataset_source().is_none() {
             return Err(format!(
                 "prefix: {:?} is inside the host's own namespace; watch a user prefix or \
                  datasets/NAME/",
@@ -81,8 +91,17 @@ impl HookSpec {
                 ));
             }
         }
-        if self.timeout_ms == Some(0) {
-            return Err("timeout_ms: must be positive".into());
+        if self
+            .timeout_ms
+            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
+        {
+            return Err(format!("timeout_ms: 1 to {MAX_TIMEOUT_MS}"));
+        }
+        if self.max_retries.is_some_and(|r| r > MAX_RETRIES) {
+            return Err(format!("max_retries: at most {MAX_RETRIES}"));
+        }
+        if self.backoff_ms.is_some_and(|b| b > MAX_BACKOFF_MS) {
+            return Err(format!("backoff_ms: at most {MAX_BACKOFF_MS}"));
         }
         Ok(())
     }
@@ -204,5 +223,20 @@ mod tests {
         assert!((75..=125).contains(&d1), "{d1}");
         assert!((300..=500).contains(&d3), "{d3}");
         assert!(s.backoff(40).as_millis() <= MAX_BACKOFF_MS as u128 * 5 / 4);
+    }
+
+    #[test]
+    fn prefixes_covering_host_keys_and_extreme_limits_are_refused() {
+        for covering in ["d", "dataset", "e", "a", "admin", "/x", "x//y"] {
+            let e = spec(serde_json::json!({"plugin":"p","prefix":covering,"output":"o"}));
+            assert!(e.unwrap_err().starts_with("prefix"), "{covering}");
+        }
+        let e = spec(
+            serde_json::json!({"plugin":"p","prefix":"a/","output":"o","timeout_ms":u64::MAX}),
+        );
+        assert!(e.unwrap_err().starts_with("timeout_ms"));
+        let e =
+            spec(serde_json::json!({"plugin":"p","prefix":"a/","output":"o","max_retries":1000}));
+        assert!(e.unwrap_err().starts_with("max_retries"));
     }
 }

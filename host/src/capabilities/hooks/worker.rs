@@ -74,7 +74,11 @@ impl Hooks {
     pub(super) async fn run(&self, hook: &Arc<Hook>, d: Delivery) {
         let s = &hook.stats;
         HookStats::inc(&s.in_flight);
-        let settle = self.process(hook, &d).await;
+        // A bug must not wedge this key's queue: a panic is a failed attempt like any other.
+        let settle =
+            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(self.process(hook, &d)))
+                .await
+                .unwrap_or_else(|_| Settle::Retry("internal error: processing panicked".into()));
         s.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let spec = hook.spec();
@@ -162,26 +166,39 @@ impl Hooks {
         }
     }
 
-    /// Remove what this hook made from `ev.key` (except `keep`) and announce the removals.
+    /// Retract what this hook made from `ev.key`, except part `keep` and parts of the object's
+    /// current version (a late delete event must not remove a re-created object's rows):
+    /// announce each removal downstream first, then remove.
     async fn retract(&self, hook: &Arc<Hook>, ev: &Event, keep: Option<&str>) -> Settle {
         let spec = hook.spec();
         let name = hook.record().name;
-        let removed = match self
+        let current = if ev.kind == EventKind::Deleted && parse_part_key(&ev.key).is_none() {
+            match self.storage.head(&ev.key).await {
+                Ok(info) => info.map(|i| crate::capabilities::events::poller::token(&i)),
+                Err(e) => return transient(e),
+            }
+        } else {
+            None
+        };
+        let doomed = match self
             .warehouse
-            .retract(&spec.output, &name, &ev.key, keep)
+            .derived(&spec.output, &name, &ev.key, keep, current.as_deref())
             .await
         {
             Ok(r) => r,
             Err(e) => return transient(e),
         };
-        for p in &removed {
+        for p in &doomed {
             let key = part_key(&spec.output, &p.id);
             let gone = self.part_event(&name, ev, &key, EventKind::Deleted, None);
             if let Err(e) = self.publish(&gone).await {
                 return transient(e);
             }
         }
-        Settle::Retracted(removed.len())
+        if let Err(e) = self.warehouse.remove(&spec.output, &doomed).await {
+            return transient(e);
+        }
+        Settle::Retracted(doomed.len())
     }
 
     /// The event announcing a part this hook committed or removed.
@@ -234,6 +251,23 @@ impl Hooks {
         self.publish(&ev).await.map(|_| ()).map_err(transient)
     }
 
+    /// Retract the parts this hook made from older versions of a user object (dataset parts are
+    /// immutable and have no older versions).
+    async fn replace_older(&self, hook: &Arc<Hook>, d: &Delivery) -> Result<(), Settle> {
+        if parse_part_key(&d.event.key).is_some() {
+            return Ok(());
+        }
+        match self.retract(hook, &d.event, Some(&d.id)).await {
+            Settle::Retracted(n) => {
+                hook.stats
+                    .retracted
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
     async fn create(&self, hook: &Arc<Hook>, d: &Delivery) -> Settle {
         let ev = &d.event;
         let spec = hook.spec();
@@ -241,8 +275,12 @@ impl Hooks {
         match self.warehouse.committed(&spec.output, &d.id).await {
             Err(e) => return transient(e),
             Ok(Some(m)) => {
-                // Done before (crash after commit, or the same version reported twice): make sure
-                // downstream hooks heard of it, and nothing else.
+                // Done before (crash after commit, or the same version reported twice): finish
+                // what may not have happened — replacing older versions' parts, announcing this
+                // one downstream — and nothing else.
+                if let Err(s) = self.replace_older(hook, d).await {
+                    return s;
+                }
                 return match self.announce(&name, ev, &spec.output, &m).await {
                     Ok(()) => Settle::Duplicate,
                     Err(s) => s,
@@ -351,15 +389,8 @@ impl Hooks {
             Err(CommitError::Storage(e)) => return transient(e),
         };
         // Parts made from older versions of this object are replaced by this one.
-        if !from_part {
-            match self.retract(hook, ev, Some(&d.id)).await {
-                Settle::Retracted(n) => {
-                    hook.stats
-                        .retracted
-                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                }
-                other => return other,
-            }
+        if let Err(s) = self.replace_older(hook, d).await {
+            return s;
         }
         match self.announce(&name, ev, &spec.output, &manifest).await {
             Ok(()) => Settle::Processed,

@@ -192,7 +192,19 @@ impl Warehouse {
         if guard.is_none() {
             *guard = Some(self.load(name).await?);
         }
-        Ok(f(guard.as_mut().expect("loaded")).await)
+        let cat = guard.as_mut().expect("loaded");
+        let out = f(cat).await;
+        if cat.meta.is_none() && cat.parts.is_empty() {
+            // No such dataset: do not keep an entry for every name anyone asked about. Only
+            // when no one else holds the handle (a commit may be waiting on it); handles are
+            // only taken under the map lock, so the count cannot grow while we look.
+            drop(guard);
+            let mut map = self.datasets.lock().unwrap();
+            if Arc::strong_count(&handle) == 2 {
+                map.remove(name);
+            }
+        }
+        Ok(out)
     }
 
     /// The manifest of a committed part, if it is committed.
@@ -271,40 +283,48 @@ impl Warehouse {
         Ok(manifest)
     }
 
-    /// Remove the parts a hook made from a source object, except `keep` (the part that replaces
-    /// them). Manifests go first, so a crash leaves at most an invisible orphan Parquet file.
-    pub async fn retract(
+    /// The parts a hook made from a source object, except those that are current: part `keep`
+    /// (the one replacing them) and parts made from version `keep_etag` (the object as it is
+    /// now). Callers announce these, then [`Warehouse::remove`] them, so a crash in between
+    /// repeats the announcement instead of losing it.
+    pub async fn derived(
         &self,
         name: &str,
         hook: &str,
         source: &str,
         keep: Option<&str>,
+        keep_etag: Option<&str>,
     ) -> Result<Vec<PartManifest>> {
+        self.with_catalog(name, async |c| {
+            c.parts
+                .values()
+                .filter(|p| {
+                    p.lineage.hook.as_deref() == Some(hook)
+                        && p.lineage.source.as_deref() == Some(source)
+                        && Some(p.id.as_str()) != keep
+                        && (keep_etag.is_none() || p.lineage.source_etag.as_deref() != keep_etag)
+                })
+                .cloned()
+                .collect()
+        })
+        .await
+    }
+
+    /// Remove parts. Manifests go first, so a crash leaves at most an invisible orphan Parquet
+    /// file (which the same delivery overwrites if it runs again).
+    pub async fn remove(&self, name: &str, parts: &[PartManifest]) -> Result<()> {
         let handle = self.handle(name);
         let mut guard = handle.lock().await;
         if guard.is_none() {
             *guard = Some(self.load(name).await?);
         }
         let cat = guard.as_mut().expect("loaded");
-        let doomed: Vec<(u64, String)> = cat
-            .parts
-            .iter()
-            .filter(|(_, p)| {
-                p.lineage.hook.as_deref() == Some(hook)
-                    && p.lineage.source.as_deref() == Some(source)
-                    && Some(p.id.as_str()) != keep
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut removed = Vec::new();
-        for k in doomed {
-            self.storage.delete(&manifest_key(name, &k.1)).await?;
-            self.storage.delete(&part_key(name, &k.1)).await?;
-            if let Some(p) = cat.parts.remove(&k) {
-                removed.push(p);
-            }
+        for p in parts {
+            self.storage.delete(&manifest_key(name, &p.id)).await?;
+            self.storage.delete(&part_key(name, &p.id)).await?;
+            cat.parts.retain(|_, q| q.id != p.id);
         }
-        Ok(removed)
+        Ok(())
     }
 
     fn summary(name: &str, cat: &Catalog) -> DatasetSummary {
