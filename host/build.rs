@@ -48,6 +48,10 @@ fn main() {
     }
     println!(
         "cargo:rerun-if-changed={}",
+        root.join(".cargo/config.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
         root.join("Cargo.lock").display()
     );
 

@@ -62,7 +62,17 @@ fn bench_cleaners(c: &mut Criterion) {
         .build()
         .unwrap();
     let input = table();
-    let runtime = Runtime::new(&EngineOptions::default()).unwrap();
+    // `AIMASS_BENCH_KEEP_RESIDENT_MB` sizes the pool's resident memory per slot (default: the
+    // host's default), to measure what fresh-memory page faults cost a 1M-row call.
+    let keep_resident_bytes = std::env::var("AIMASS_BENCH_KEEP_RESIDENT_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(EngineOptions::default().keep_resident_bytes, |mb| mb << 20);
+    let runtime = Runtime::new(&EngineOptions {
+        keep_resident_bytes,
+        ..Default::default()
+    })
+    .unwrap();
     let limits = Limits {
         timeout_ms: 120_000,
         memory_bytes: 2 << 30,
