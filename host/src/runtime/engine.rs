@@ -35,7 +35,9 @@ pub struct EngineOptions {
     /// instead of being returned to the kernel). Larger values spare big-data plugins the page
     /// faults and kernel zeroing of their memory on every call, at the price of that much RSS
     /// per pool slot that ever used it. Only honoured with PAGEMAP_SCAN (Linux 6.7+), where
-    /// wasmtime resets just the pages a call dirtied. Default 4 MiB.
+    /// wasmtime resets just the pages a call dirtied. Default 256 MiB: a 1M-row cleaner call
+    /// touches ~150 MB, and faulting that in afresh cost it 30–46 ms (see BENCHMARKS.md);
+    /// memory-tight hosts running only small plugins can lower it.
     pub keep_resident_bytes: u64,
 }
 
@@ -45,7 +47,7 @@ impl Default for EngineOptions {
             pooling: true,
             max_instances: 256,
             consume_fuel: true,
-            keep_resident_bytes: 4 << 20,
+            keep_resident_bytes: 256 << 20,
         }
     }
 }
