@@ -804,3 +804,39 @@ async fn dataset_delete_cascades(e: &Env) {
     assert_eq!(d["parts"], 0);
     assert_eq!(call(h, "DELETE", "/v1/datasets/casc-in", None).await.0, 404);
 }
+
+/// Events for different keys run in parallel, up to the plugin's concurrency limit (here 3).
+#[tokio::test]
+async fn local_different_keys_run_in_parallel_up_to_the_plugin_limit() {
+    let h = &polled().host;
+    common::push(h, "slow", wasm("hostile"), "?concurrency=3").await;
+    put_hook(
+        h,
+        "slow-hook",
+        json!({"plugin": "slow", "prefix": "slow/", "output": "slow",
+        "config": {"mode": "sleep", "ms": 400}}),
+    )
+    .await;
+    for i in 0..6 {
+        put_object(h, &format!("slow/{i}.csv"), "a\n1\n").await;
+    }
+    let mut peak = 0;
+    let start = std::time::Instant::now();
+    loop {
+        let st = hook(h, "slow-hook").await;
+        peak = peak.max(st["in_flight"].as_u64().unwrap());
+        let plugin = common::get_json(h, "/v1/plugins/slow").await;
+        let running = plugin["stats"]["in_flight"].as_u64().unwrap_or(0);
+        assert!(running <= 3, "the plugin's limit holds: {plugin}");
+        if st["processed"] == 6 {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "{st}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        peak >= 2,
+        "deliveries for different keys overlapped (peak {peak})"
+    );
+    assert_eq!(wait_rows(h, "slow", 6, WAIT).await["parts"], 6);
+}
