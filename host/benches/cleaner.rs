@@ -101,7 +101,7 @@ fn bench_cleaners(c: &mut Criterion) {
         let plugin: Arc<str> = name.into();
         // Same output both ways, or the comparison means nothing.
         let native_out = native(input.clone(), config.clone()).unwrap();
-        let wasm_out = rt.block_on(async {
+        let run_wasm = || async {
             let target = Target {
                 name: &plugin,
                 version: 1,
@@ -117,7 +117,8 @@ fn bench_cleaners(c: &mut Criterion) {
             )
             .await;
             r.unwrap().output
-        });
+        };
+        let wasm_out = rt.block_on(run_wasm());
         let rows = |ipc: &[u8]| {
             let (_, b) = aimass::capabilities::formats::decode_ipc(ipc).unwrap();
             b.iter().map(|b| b.num_rows()).sum::<usize>()
@@ -125,25 +126,7 @@ fn bench_cleaners(c: &mut Criterion) {
         assert_eq!(rows(&native_out), rows(&wasm_out), "{name}: same rows kept");
         assert!(rows(&native_out) < ROWS, "{name} removed something");
 
-        group.bench_function(format!("{name}-wasm"), |b| {
-            b.to_async(&rt).iter(|| async {
-                let target = Target {
-                    name: &plugin,
-                    version: 1,
-                    prepared: &compiled.prepared,
-                    limits,
-                };
-                let (r, _) = invoke(
-                    runtime.engine(),
-                    runtime.engine.consume_fuel,
-                    target,
-                    Call::Clean(input.clone()),
-                    config.clone(),
-                )
-                .await;
-                r.unwrap()
-            })
-        });
+        group.bench_function(format!("{name}-wasm"), |b| b.to_async(&rt).iter(run_wasm));
         group.bench_function(format!("{name}-native"), |b| {
             b.iter(|| native(input.clone(), config.clone()).unwrap())
         });

@@ -4,7 +4,7 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::events::{Event, EventKind, Lineage, Source, digest, now_us};
+use crate::capabilities::events::{Event, EventKind, Lineage, digest};
 use crate::capabilities::formats::{self, Format};
 use crate::capabilities::warehouse::{CommitError, PartLineage, part_key};
 use arrow_array::RecordBatch;
@@ -184,20 +184,13 @@ pub async fn add_part(
             CommitError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             CommitError::Storage(e) => ApiError::internal(format!("{e:#}")),
         })?;
-    let key = part_key(&name, &id);
-    let ev = Event {
-        id: digest(&["part", &key, "c"]),
-        store: state.storage.url().to_string(),
-        key,
-        kind: EventKind::Created,
-        size: Some(manifest.bytes),
-        etag: None,
-        version: None,
-        sequencer: None,
-        time_us: now_us(),
-        source: Source::Dataset,
-        lineage: Lineage::default(),
-    };
+    let ev = Event::part(
+        state.storage.url(),
+        &part_key(&name, &id),
+        EventKind::Created,
+        Some(manifest.bytes),
+        Lineage::default(),
+    );
     let hooks = state.hooks.publish(&ev).await.map_err(ApiError::internal)?;
     Ok((
         StatusCode::CREATED,
@@ -222,20 +215,13 @@ pub async fn delete(
     // Hooks on this dataset retract what they derived from its parts: announced first, so a
     // failure part-way leaves the dataset to delete again rather than orphaned derived rows.
     for p in &detail.part_list {
-        let key = part_key(&name, &p.id);
-        let ev = Event {
-            id: digest(&["part", &key, "d"]),
-            store: state.storage.url().to_string(),
-            key,
-            kind: EventKind::Deleted,
-            size: None,
-            etag: None,
-            version: None,
-            sequencer: None,
-            time_us: now_us(),
-            source: Source::Dataset,
-            lineage: Lineage::default(),
-        };
+        let ev = Event::part(
+            state.storage.url(),
+            &part_key(&name, &p.id),
+            EventKind::Deleted,
+            None,
+            Lineage::default(),
+        );
         state.hooks.publish(&ev).await.map_err(ApiError::internal)?;
     }
     warehouse.delete(&name).await.map_err(ApiError::internal)?;

@@ -104,6 +104,39 @@ impl Event {
         }
     }
 
+    /// An event about a dataset part (`key` = `datasets/{name}/parts/{id}.parquet`). Parts are
+    /// immutable, so the key alone identifies the version.
+    pub fn part(
+        store: &str,
+        key: &str,
+        kind: EventKind,
+        size: Option<u64>,
+        lineage: Lineage,
+    ) -> Event {
+        Event {
+            id: digest(&["part", key, kind_str(kind)]),
+            store: store.to_string(),
+            key: key.to_string(),
+            kind,
+            size,
+            etag: None,
+            version: None,
+            sequencer: None,
+            time_us: now_us(),
+            source: Source::Dataset,
+            lineage,
+        }
+    }
+
+    /// The lineage of an object a hook wrote while handling this event.
+    pub fn child_lineage(&self, hook: &str) -> Lineage {
+        Lineage {
+            hook: Some(hook.to_string()),
+            depth: self.lineage.depth + 1,
+            root: self.lineage.root.clone().or_else(|| Some(self.key.clone())),
+        }
+    }
+
     /// True if this event's object was written by the given hook.
     pub fn written_by(&self, hook: &str) -> bool {
         self.lineage.hook.as_deref() == Some(hook)

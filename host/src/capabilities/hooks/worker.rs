@@ -18,7 +18,7 @@
 
 use super::{Hook, HookStats, Hooks, MAX_DEPTH};
 use crate::capabilities::events::queue::Delivery;
-use crate::capabilities::events::{Event, EventKind, Lineage, Source, digest, now_ms, now_us};
+use crate::capabilities::events::{Event, EventKind, now_ms, now_us};
 use crate::capabilities::formats::{self, Format};
 use crate::capabilities::registry::CallError;
 use crate::capabilities::warehouse::{
@@ -201,7 +201,7 @@ impl Hooks {
         Settle::Retracted(doomed.len())
     }
 
-    /// The event announcing a part this hook committed or removed.
+    /// The event announcing a part this hook committed or removed while handling `cause`.
     fn part_event(
         &self,
         hook: &str,
@@ -210,28 +210,13 @@ impl Hooks {
         kind: EventKind,
         size: Option<u64>,
     ) -> Event {
-        let kind_tag = if kind == EventKind::Created { "c" } else { "d" };
-        Event {
-            id: digest(&["part", key, kind_tag]),
-            store: self.storage.url().to_string(),
-            key: key.to_string(),
+        Event::part(
+            self.storage.url(),
+            key,
             kind,
             size,
-            etag: None,
-            version: None,
-            sequencer: None,
-            time_us: now_us(),
-            source: Source::Dataset,
-            lineage: Lineage {
-                hook: Some(hook.to_string()),
-                depth: cause.lineage.depth + 1,
-                root: cause
-                    .lineage
-                    .root
-                    .clone()
-                    .or_else(|| Some(cause.key.clone())),
-            },
-        }
+            cause.child_lineage(hook),
+        )
     }
 
     async fn announce(
@@ -370,12 +355,13 @@ impl Hooks {
             }
             Err(e) => return Settle::Retry(e.to_string()),
         };
+        let child = ev.child_lineage(&name);
         let lineage = PartLineage {
-            hook: Some(name.clone()),
+            hook: child.hook,
             source: Some(ev.key.clone()),
             source_etag: etag,
-            depth: ev.lineage.depth + 1,
-            root: ev.lineage.root.clone().or_else(|| Some(ev.key.clone())),
+            depth: child.depth,
+            root: child.root,
         };
         let manifest = match self
             .warehouse
