@@ -51,6 +51,7 @@ mod error;
 mod host;
 mod macros;
 pub mod numeric;
+pub mod onnx;
 mod plugin;
 #[cfg(test)]
 mod smoke;
