@@ -298,7 +298,17 @@ fn admin_token(data: &Path) -> String {
 }
 
 async fn status_of(http: &reqwest::Client, up: &Up, token: &str, hook: &str) -> serde_json::Value {
-    http.get(format!("{}/v1/hooks/{hook}", up.url))
+    get_as(http, up, token, &format!("/v1/hooks/{hook}")).await
+}
+
+/// GET a JSON resource of a running binary with a token.
+async fn get_as<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    up: &Up,
+    token: &str,
+    path: &str,
+) -> T {
+    http.get(format!("{}{path}", up.url))
         .bearer_auth(token)
         .send()
         .await
@@ -413,27 +423,18 @@ async fn kill_9_during_500_events(garage: Option<&common::garage::Garage>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for ds in ["crash-raw", "crash-clean"] {
-        let d: serde_json::Value = http
-            .get(format!("{}/v1/datasets/{ds}", host.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d: serde_json::Value =
+            get_as(&http, &host, &token, &format!("/v1/datasets/{ds}")).await;
         let per_row = if ds == "crash-raw" { 2 } else { 1 };
         assert_eq!(d["parts"], N, "{ds}: every object exactly once");
         assert_eq!(d["rows"], N * per_row, "{ds}");
-        let rows: Vec<serde_json::Value> = http
-            .get(format!("{}/v1/datasets/{ds}/rows?limit=100000", host.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rows: Vec<serde_json::Value> = get_as(
+            &http,
+            &host,
+            &token,
+            &format!("/v1/datasets/{ds}/rows?limit=100000"),
+        )
+        .await;
         let mut ns: Vec<u64> = rows.iter().map(|r| r["n"].as_u64().unwrap()).collect();
         ns.sort();
         ns.dedup();

@@ -147,37 +147,39 @@ impl GraphBuilder {
     /// A constant f32 tensor (weights), row-major. Panics if `data` does not fill `dims`: that
     /// is a bug in the trainer, not bad input.
     pub fn initializer_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> &mut Self {
-        let n: i64 = dims.iter().product();
-        assert_eq!(
-            n as usize,
-            data.len(),
-            "initializer {name}: dims {dims:?} need {n} values"
-        );
-        self.graph.initializer.push(TensorProto {
-            dims: dims.to_vec(),
-            data_type: data_type::FLOAT,
-            float_data: data.to_vec(),
-            name: name.to_string(),
-            ..Default::default()
-        });
-        self
+        self.initializer(name, dims, data.len(), |t| {
+            t.data_type = data_type::FLOAT;
+            t.float_data = data.to_vec();
+        })
     }
 
     /// A constant i64 tensor (shapes, axes, class labels).
     pub fn initializer_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> &mut Self {
+        self.initializer(name, dims, data.len(), |t| {
+            t.data_type = data_type::INT64;
+            t.int64_data = data.to_vec();
+        })
+    }
+
+    fn initializer(
+        &mut self,
+        name: &str,
+        dims: &[i64],
+        len: usize,
+        fill: impl FnOnce(&mut TensorProto),
+    ) -> &mut Self {
         let n: i64 = dims.iter().product();
         assert_eq!(
-            n as usize,
-            data.len(),
+            n as usize, len,
             "initializer {name}: dims {dims:?} need {n} values"
         );
-        self.graph.initializer.push(TensorProto {
+        let mut t = TensorProto {
             dims: dims.to_vec(),
-            data_type: data_type::INT64,
-            int64_data: data.to_vec(),
             name: name.to_string(),
             ..Default::default()
-        });
+        };
+        fill(&mut t);
+        self.graph.initializer.push(t);
         self
     }
 
