@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "hostile",
     "min-filter",
     "dataset-probe",
+    "logistic-regression",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -31,6 +31,7 @@ fn reader(csv: &str, rows_per_batch: usize, rows: u64) -> DatasetReader {
         batches: Arc::new(parts),
         rows,
         cursor: 0,
+        watch: None,
     }
 }
 

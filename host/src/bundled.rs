@@ -20,6 +20,7 @@ bundle! {
     "drop-nulls" => "drop_nulls.wasm",
     "outliers" => "outliers.wasm",
     "standard-scaler" => "standard_scaler.wasm",
+    "logistic-regression" => "logistic_regression.wasm",
 }
 
 /// Path of a built plugin by crate name (`"hostile"` → `.../hostile.wasm`), for tests and benches.

@@ -4,6 +4,8 @@
 use crate::api::{self, AppState};
 use crate::capabilities::events::embedded::StoreQueue;
 use crate::capabilities::hooks::Hooks;
+use crate::capabilities::models::registry::ModelRegistry;
+use crate::capabilities::models::train::{self as jobs, Jobs};
 use crate::capabilities::registry::{Registry, RegistryOptions};
 use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::{Bootstrap, Tokens};
@@ -69,10 +71,11 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             }
         }
     }
+    let warehouse = Arc::new(Warehouse::new(storage.clone()));
     let hooks = Arc::new(Hooks::new(
         storage.clone(),
         registry.clone(),
-        Arc::new(Warehouse::new(storage.clone())),
+        warehouse.clone(),
         Arc::new(StoreQueue::new(storage.clone())),
         config.hooks.clone(),
     ));
@@ -107,8 +110,28 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             "conditional_create": conditional_create,
         },
     });
+    let models = Arc::new(
+        ModelRegistry::open(storage.clone())
+            .await
+            .context("loading the model registry")?,
+    );
+    let jobs = Arc::new(
+        Jobs::open(
+            jobs::Deps {
+                plugins: registry.clone(),
+                models: models.clone(),
+                warehouse,
+                storage: storage.clone(),
+            },
+            1,
+        )
+        .await
+        .context("loading training jobs")?,
+    );
     let state = AppState {
         registry: registry.clone(),
+        models,
+        jobs,
         tokens,
         hooks: hooks.clone(),
         storage: storage.clone(),

@@ -20,6 +20,15 @@
 //! | `GET /v1/datasets[/{name}]`, `GET /v1/datasets/{name}/rows` | reader | warehouse catalog, rows |
 //! | `POST /v1/datasets/{name}/parts` | invoker | add a table as a part |
 //! | `DELETE /v1/datasets/{name}` | admin | delete a dataset |
+//! | `POST /v1/train` | admin | start a training job → id |
+//! | `GET /v1/train[/{id}]` | reader | jobs: state, progress, candidates, result |
+//! | `PUT /v1/models/{name}` | admin | upload an ONNX model as a new version (`?alias=`) |
+//! | `GET /v1/models[/{name}]`, `GET /v1/models/{name}/versions/{v}` | reader | registry |
+//! | `PUT/DELETE /v1/models/{name}/aliases/{alias}` | admin | move / remove an alias |
+//! | `PUT /v1/models/{name}/gate`, `DELETE /v1/models/{name}/versions/{v}` | admin | gate, delete |
+//! | `GET /v2`, `/v2/health/{live,ready}` | none | Open Inference Protocol server routes |
+//! | `GET /v2/models/{name}[/versions/{v}][/ready]` | reader | OIP model metadata, readiness |
+//! | `POST /v2/models/{name}[/versions/{v}]/infer` | invoker | OIP inference |
 
 pub mod auth;
 pub mod body;
@@ -27,13 +36,18 @@ pub mod datasets;
 pub mod error;
 pub mod events;
 pub mod hooks;
+pub mod inference;
 pub mod invoke;
+pub mod models;
 pub mod objects;
 pub mod path;
 pub mod plugins;
 pub mod tokens;
+pub mod train;
 
 use crate::capabilities::hooks::Hooks;
+use crate::capabilities::models::registry::ModelRegistry;
+use crate::capabilities::models::train::Jobs;
 use crate::capabilities::registry::Registry;
 use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::Tokens;
@@ -49,6 +63,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub tokens: Arc<Tokens>,
     pub hooks: Arc<Hooks>,
+    pub models: Arc<ModelRegistry>,
+    pub jobs: Arc<Jobs>,
     pub storage: Storage,
     pub info: Arc<serde_json::Value>,
     /// `GET /healthz` body: liveness plus what the store supports.
@@ -97,6 +113,37 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/datasets/{name}/rows", get(datasets::rows))
         .route("/v1/datasets/{name}/parts", post(datasets::add_part))
+        .route("/v1/train", post(train::submit).get(train::list))
+        .route("/v1/train/{id}", get(train::show))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{name}", put(models::upload).get(models::show))
+        .route(
+            "/v1/models/{name}/versions/{version}",
+            get(models::show_version).delete(models::delete_version),
+        )
+        .route(
+            "/v1/models/{name}/aliases/{alias}",
+            put(models::put_alias).delete(models::delete_alias),
+        )
+        .route("/v1/models/{name}/gate", put(models::put_gate))
+        .route("/v2", get(inference::server_metadata))
+        .route("/v2/health/live", get(inference::live))
+        .route("/v2/health/ready", get(inference::ready))
+        .route("/v2/models/{name}", get(inference::model_metadata))
+        .route("/v2/models/{name}/ready", get(inference::model_ready))
+        .route("/v2/models/{name}/infer", post(inference::model_infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(inference::version_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(inference::version_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(inference::version_infer),
+        )
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

@@ -17,3 +17,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Param {
             .map_err(|e| ApiError::bad_request(e.body_text()))
     }
 }
+
+/// Several path parameters (`{name}/aliases/{alias}`) as a tuple, with the same JSON 400.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Params(p))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}

@@ -236,6 +236,9 @@ async fn run(
             }
         }
         (Prepared::Trainer(pre), Call::Train(reader)) => {
+            if let Some(watch) = &reader.watch {
+                store.data_mut().progress = watch.clone();
+            }
             let inst = pre.instantiate_async(&mut *store).await?;
             stats.instantiate = t0.elapsed();
             let handle = store.data_mut().table().push(reader)?;

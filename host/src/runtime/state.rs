@@ -114,7 +114,7 @@ impl tokio::io::AsyncWrite for StderrTail {
 }
 
 /// Last progress report of a call, shared with whoever watches the call.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     pub done: u64,
     pub total: u64,
@@ -253,6 +253,9 @@ pub struct DatasetReader {
     pub batches: Arc<Vec<Vec<u8>>>,
     pub rows: u64,
     pub cursor: usize,
+    /// Where the trainer's progress reports go while it runs, for a training job to show; the
+    /// call's own progress cell when `None`.
+    pub watch: Option<Arc<Mutex<Progress>>>,
 }
 
 impl dataset::Host for HostState {}

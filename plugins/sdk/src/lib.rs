@@ -49,6 +49,7 @@ extern crate self as aimass_plugin_sdk;
 mod config;
 mod error;
 mod host;
+pub mod learn;
 mod macros;
 pub mod numeric;
 pub mod onnx;

@@ -1,4 +1,12 @@
-//! Models: evaluation metrics for now; the registry, training jobs and tract serving join here
-//! (the 'Model building' issue).
+//! Models: evaluation metrics, ONNX loading and serving through tract, the versioned model
+//! registry and training jobs.
 
+pub mod evaluate;
 pub mod metrics;
+pub mod onnx;
+pub mod registry;
+pub mod search;
+pub mod serve;
+pub mod split;
+pub mod tensor;
+pub mod train;

@@ -1,0 +1,153 @@
+//! The Open Inference Protocol v2 (KServe / Triton HTTP/REST), exactly its routes, so unmodified
+//! OIP clients work: server metadata and health, model metadata and readiness, and inference.
+//! `{name}` alone serves the `production` alias (or the latest version); `versions/{v}` takes a
+//! version number or an alias.
+//!
+//! Health routes need no token (orchestrators probe them); metadata needs `reader`, inference
+//! `invoker`. The first request for a version loads it if the host has not yet (versions created
+//! here are loaded at creation); the plan is then shared and runs on the blocking pool.
+
+use super::AppState;
+use super::auth::{Authed, INVOKER, READER};
+use super::error::ApiError;
+use super::path::{Param, Params};
+use crate::capabilities::models::registry::ModelVersion;
+use crate::capabilities::models::serve::{self, InferError, InferRequest, InferResponse};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub async fn server_metadata() -> Json<Value> {
+    Json(json!({
+        "name": "aimass",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+pub async fn live() -> Json<Value> {
+    Json(json!({ "live": true }))
+}
+
+pub async fn ready() -> Json<Value> {
+    Json(json!({ "ready": true }))
+}
+
+async fn metadata(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state.models.resolve(name, version)?;
+    let (_, versions) = state.models.get(name)?;
+    let sig = &v.signature;
+    Ok(Json(json!({
+        "name": name,
+        "versions": versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
+        "platform": "onnx",
+        "inputs": sig.inputs,
+        "outputs": sig.outputs,
+    })))
+}
+
+pub async fn model_metadata(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Json<Value>, ApiError> {
+    metadata(&state, &name, None).await
+}
+
+pub async fn version_metadata(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Params((name, version)): Params<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    metadata(&state, &name, Some(&version)).await
+}
+
+async fn readiness(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state.models.resolve(name, version)?;
+    state.models.plan(&v).await?;
+    Ok(Json(
+        json!({ "name": name, "version": v.version.to_string(), "ready": true }),
+    ))
+}
+
+pub async fn model_ready(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Json<Value>, ApiError> {
+    readiness(&state, &name, None).await
+}
+
+pub async fn version_ready(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Params((name, version)): Params<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    readiness(&state, &name, Some(&version)).await
+}
+
+impl From<InferError> for ApiError {
+    fn from(e: InferError) -> Self {
+        match e {
+            InferError::BadRequest(m) => ApiError::bad_request(m),
+            InferError::Failed(_) => ApiError::internal(e),
+        }
+    }
+}
+
+async fn infer(
+    state: &AppState,
+    v: Arc<ModelVersion>,
+    body: bytes::Bytes,
+) -> Result<Json<InferResponse>, ApiError> {
+    let req: InferRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid inference request: {e}")))?;
+    let plan = state.models.plan(&v).await?;
+    let (inputs, wanted) = serve::prepare(&plan, &req)?;
+    let outputs = tokio::task::spawn_blocking(move || serve::run(&plan, inputs, &wanted))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(InferResponse {
+        model_name: v.model.clone(),
+        model_version: v.version.to_string(),
+        id: req
+            .id
+            .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>())),
+        outputs,
+    }))
+}
+
+pub async fn model_infer(
+    auth: Result<Authed<INVOKER>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<InferResponse>, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
+    let v = state.models.resolve(&name, None)?;
+    infer(&state, v, body).await
+}
+
+pub async fn version_infer(
+    auth: Result<Authed<INVOKER>, ApiError>,
+    State(state): State<AppState>,
+    Params((name, version)): Params<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<InferResponse>, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
+    let v = state.models.resolve(&name, Some(&version))?;
+    infer(&state, v, body).await
+}

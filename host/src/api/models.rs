@@ -1,0 +1,173 @@
+//! `/v1/models`: the model registry — upload ONNX as a new version, list and show models with
+//! their versions, metrics, aliases and signatures, move aliases, set the publish gate, delete
+//! versions that no alias points at.
+
+use super::AppState;
+use super::auth::{ADMIN, Authed, READER};
+use super::error::ApiError;
+use super::path::{Param, Params};
+use crate::capabilities::models::registry::{
+    Gate, ModelError, ModelRecord, ModelVersion, Provenance,
+};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        let status = match &e {
+            ModelError::BadName(_) | ModelError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ModelError::NotFound(_) => StatusCode::NOT_FOUND,
+            ModelError::Load(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ModelError::Conflict(_) => StatusCode::CONFLICT,
+            ModelError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn model_json(record: &ModelRecord, versions: &[Arc<ModelVersion>]) -> Value {
+    json!({
+        "name": record.name,
+        "latest_version": versions.last().map(|v| v.version),
+        "aliases": record.aliases,
+        "gate": record.gate,
+        "versions": versions,
+    })
+}
+
+pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<Value> {
+    let models: Vec<Value> = state
+        .models
+        .list()
+        .iter()
+        .map(|(record, versions)| {
+            json!({
+                "name": record.name,
+                "latest_version": versions.last().map(|v| v.version),
+                "versions": versions.len(),
+                "aliases": record.aliases,
+            })
+        })
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+pub async fn show(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Json<Value>, ApiError> {
+    let (record, versions) = state.models.get(&name)?;
+    Ok(Json(model_json(&record, &versions)))
+}
+
+pub async fn show_version(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Params((name, version)): Params<(String, String)>,
+) -> Result<Json<Arc<ModelVersion>>, ApiError> {
+    Ok(Json(state.models.resolve(&name, Some(&version))?))
+}
+
+/// Query of an upload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Point this alias at the new version.
+    pub alias: Option<String>,
+}
+
+pub async fn upload(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty body: send the .onnx file"));
+    }
+    let models = state.models.clone();
+    // Its own task: once validated, the version is stored even if the client goes away.
+    let version = tokio::spawn(async move {
+        let source = Provenance {
+            kind: "upload".into(),
+            ..Default::default()
+        };
+        let v = models
+            .create_version(&name, body, source, None, BTreeMap::new(), vec![])
+            .await?;
+        if let Some(alias) = query.alias {
+            models.set_alias(&name, &alias, v.version).await?;
+        }
+        Ok::<_, ModelError>(v)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((StatusCode::CREATED, Json(version)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasBody {
+    pub version: u32,
+}
+
+pub async fn put_alias(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Params((name, alias)): Params<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ModelRecord>, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
+    let AliasBody { version } = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {{\"version\": N}}: {e}")))?;
+    Ok(Json(state.models.set_alias(&name, &alias, version).await?))
+}
+
+pub async fn delete_alias(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Params((name, alias)): Params<(String, String)>,
+) -> Result<Json<ModelRecord>, ApiError> {
+    Ok(Json(state.models.delete_alias(&name, &alias).await?))
+}
+
+pub async fn put_gate(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ModelRecord>, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
+    let gate: Gate = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be an object like {{\"min_auc\": 0.9}}: {e}"
+        ))
+    })?;
+    Ok(Json(state.models.set_gate(&name, gate).await?))
+}
+
+pub async fn delete_version(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Params((name, version)): Params<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let version: u32 = version
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("version {version:?} is not a number")))?;
+    state.models.delete_version(&name, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

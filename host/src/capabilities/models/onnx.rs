@@ -1,0 +1,159 @@
+//! ONNX models through tract: load and optimise once, run many times.
+//!
+//! [`load`] reads the bytes, names any operator tract does not implement (so an upload fails
+//! with a 422 that says which), optimises the graph and keeps the plan in an `Arc`: a runnable
+//! plan is `Send + Sync` and every [`LoadedModel::run`] makes its own per-call state, so one
+//! loaded version serves every request. Running is CPU work: callers run it off the async
+//! threads (`spawn_blocking`).
+
+use super::tensor::DataType;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// The name, datatype and shape of one model input or output; `-1` marks a dimension that
+/// varies per request (the batch size).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: DataType,
+    pub shape: Vec<i64>,
+}
+
+/// A model's inputs and outputs, as Open Inference Protocol metadata shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Signature {
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// Why bytes are not a model the host can serve.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid ONNX model: {0}")]
+    Malformed(String),
+    #[error("unsupported ONNX operator(s): {}", .0.join(", "))]
+    Unsupported(Vec<String>),
+    #[error("tract cannot optimise this model: {0}")]
+    Invalid(String),
+}
+
+/// An optimised model, shared by every request for its version.
+pub struct LoadedModel {
+    plan: Arc<TypedRunnableModel>,
+    pub signature: Signature,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
+/// Load, check and optimise `bytes` (CPU-heavy: call from a blocking thread).
+pub fn load(bytes: &[u8]) -> Result<LoadedModel, LoadError> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| LoadError::Malformed(chain(&e)))?;
+    let mut unsupported: Vec<String> = model
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            let name = n.op.name();
+            let op = name.strip_prefix("Unimplemented(")?.strip_suffix(')')?;
+            Some(op.to_string())
+        })
+        .collect();
+    unsupported.sort();
+    unsupported.dedup();
+    if !unsupported.is_empty() {
+        return Err(LoadError::Unsupported(unsupported));
+    }
+    let model = name_unknown_dims(model)?;
+    let typed = model
+        .into_typed()
+        .map_err(|e| LoadError::Invalid(chain(&e)))?;
+    let signature = signature(&typed).map_err(LoadError::Invalid)?;
+    let plan = typed
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| LoadError::Invalid(chain(&e)))?;
+    Ok(LoadedModel { plan, signature })
+}
+
+/// Exporters such as skl2onnx leave the batch dimension unnamed (`[None, 4]`); tract needs
+/// every input dimension to be a number or a symbol, so unnamed ones get a symbol of their own.
+fn name_unknown_dims(mut model: InferenceModel) -> Result<InferenceModel, LoadError> {
+    use tract_onnx::tract_hir::infer::Factoid;
+    for i in 0..model.inputs.len() {
+        let fact = model.input_fact(i).map_err(|e| LoadError::Invalid(chain(&e)))?.clone();
+        if !fact.shape.is_open() && fact.shape.dims().all(|d| d.concretize().is_some()) {
+            continue;
+        }
+        let Some(dt) = fact.datum_type.concretize() else {
+            return Err(LoadError::Invalid(format!("input {i} has no element type")));
+        };
+        if fact.shape.is_open() {
+            return Err(LoadError::Invalid(format!("input {i} has no rank")));
+        }
+        let dims: TVec<TDim> = fact
+            .shape
+            .dims()
+            .enumerate()
+            .map(|(j, d)| d.concretize().unwrap_or_else(|| model.symbols.sym(&format!("unk_{i}_{j}")).into()))
+            .collect();
+        model
+            .set_input_fact(i, InferenceFact::dt_shape(dt, dims))
+            .map_err(|e| LoadError::Invalid(chain(&e)))?;
+    }
+    Ok(model)
+}
+
+fn spec(model: &TypedModel, outlet: OutletId) -> Result<TensorSpec, String> {
+    let fact = model.outlet_fact(outlet).map_err(|e| chain(&e))?;
+    let datatype = DataType::from_datum(fact.datum_type)
+        .ok_or_else(|| format!("tensor type {:?} cannot be served", fact.datum_type))?;
+    let shape = fact
+        .shape
+        .iter()
+        .map(|d| d.to_i64().unwrap_or(-1))
+        .collect();
+    let name = model
+        .outlet_label(outlet)
+        .map(str::to_string)
+        .unwrap_or_else(|| model.node(outlet.node).name.clone());
+    Ok(TensorSpec {
+        name,
+        datatype,
+        shape,
+    })
+}
+
+fn signature(model: &TypedModel) -> Result<Signature, String> {
+    let inputs = model.input_outlets().map_err(|e| chain(&e))?;
+    let outputs = model.output_outlets().map_err(|e| chain(&e))?;
+    Ok(Signature {
+        inputs: inputs
+            .iter()
+            .map(|o| spec(model, *o))
+            .collect::<Result<_, _>>()?,
+        outputs: outputs
+            .iter()
+            .map(|o| spec(model, *o))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+impl LoadedModel {
+    /// Run on `inputs` (in the order of `signature.inputs`); outputs come in the order of
+    /// `signature.outputs`. A shape or type tract rejects is an error naming the problem.
+    pub fn run(&self, inputs: TVec<TValue>) -> anyhow::Result<TVec<TValue>> {
+        self.plan.run(inputs)
+    }
+}

@@ -1,0 +1,138 @@
+//! One Open Inference Protocol inference: check the request against the model's signature,
+//! run the shared plan, and shape the outputs.
+//!
+//! Checks happen before tract sees anything, so a wrong request gets a 400 that names the input
+//! and what was expected (`input `features` expects FP32, got FP64`), in the protocol's words.
+
+use super::onnx::LoadedModel;
+use super::tensor::InferTensor;
+use serde::{Deserialize, Serialize};
+use tract_onnx::prelude::*;
+
+/// `POST .../infer` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Map<String, serde_json::Value>>,
+    pub inputs: Vec<InferTensor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+/// An entry of the request's `outputs`: which outputs to return.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RequestedOutput {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST .../infer` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: String,
+    pub id: String,
+    pub outputs: Vec<InferTensor>,
+}
+
+/// Why an inference failed: `BadRequest` → 400, `Failed` → 500.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("inference failed: {0}")]
+    Failed(String),
+}
+
+/// The tract inputs for `req`, in the model's input order, after checking names, datatypes and
+/// shapes. Returns the batch tensors and which outputs were asked for (indices, in request order).
+pub fn prepare(
+    model: &LoadedModel,
+    req: &InferRequest,
+) -> Result<(TVec<TValue>, Vec<usize>), InferError> {
+    let sig = &model.signature;
+    let bad = InferError::BadRequest;
+    for t in &req.inputs {
+        if !sig.inputs.iter().any(|s| s.name == t.name) {
+            let known: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+            return Err(bad(format!(
+                "unknown input `{}` (the model takes {})",
+                t.name,
+                known.join(", ")
+            )));
+        }
+        if req.inputs.iter().filter(|o| o.name == t.name).count() > 1 {
+            return Err(bad(format!("input `{}` given twice", t.name)));
+        }
+    }
+    let mut inputs = TVec::new();
+    for spec in &sig.inputs {
+        let t = req
+            .inputs
+            .iter()
+            .find(|t| t.name == spec.name)
+            .ok_or_else(|| bad(format!("missing input `{}`", spec.name)))?;
+        let dt = t.datatype().map_err(bad)?;
+        if dt != spec.datatype {
+            return Err(bad(format!(
+                "input `{}` expects {}, got {dt}",
+                spec.name, spec.datatype
+            )));
+        }
+        let fits = t.shape.len() == spec.shape.len()
+            && t.shape
+                .iter()
+                .zip(&spec.shape)
+                .all(|(&got, &want)| want < 0 || got == want);
+        if !fits {
+            return Err(bad(format!(
+                "input `{}` expects shape {:?} (-1: any size), got {:?}",
+                spec.name, spec.shape, t.shape
+            )));
+        }
+        inputs.push(t.to_tract().map_err(bad)?.into());
+    }
+    let wanted = match &req.outputs {
+        None => (0..sig.outputs.len()).collect(),
+        Some(list) => list
+            .iter()
+            .map(|o| {
+                sig.outputs
+                    .iter()
+                    .position(|s| s.name == o.name)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            sig.outputs.iter().map(|s| s.name.as_str()).collect();
+                        bad(format!(
+                            "unknown output `{}` (the model has {})",
+                            o.name,
+                            known.join(", ")
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok((inputs, wanted))
+}
+
+/// Run a prepared request (CPU work: call from a blocking thread).
+pub fn run(
+    model: &LoadedModel,
+    inputs: TVec<TValue>,
+    wanted: &[usize],
+) -> Result<Vec<InferTensor>, InferError> {
+    let outputs = model
+        .run(inputs)
+        .map_err(|e| InferError::Failed(format!("{e:#}")))?;
+    wanted
+        .iter()
+        .map(|&i| {
+            let name = &model.signature.outputs[i].name;
+            InferTensor::from_tract(name, &outputs[i]).map_err(InferError::Failed)
+        })
+        .collect()
+}

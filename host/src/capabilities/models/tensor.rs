@@ -1,0 +1,288 @@
+//! Open Inference Protocol tensors ⇄ tract tensors.
+//!
+//! An OIP tensor is `{"name", "shape", "datatype", "data"}` with `data` row-major, either flat
+//! (`[1, 2, 3, 4]`) or nested like the shape (`[[1, 2], [3, 4]]`). Conversion checks that the
+//! element count matches the shape and that every element fits the datatype (an `INT8` of 300 is
+//! an error, not a wrap-around), and names the tensor in every error.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ndarray::{ArrayD, IxDyn};
+
+/// The OIP tensor datatypes the host serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DataType {
+    Bool,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Fp32,
+    Fp64,
+    Bytes,
+}
+
+impl DataType {
+    /// The OIP name, e.g. `FP32`.
+    pub fn as_str(self) -> &'static str {
+        use DataType::*;
+        match self {
+            Bool => "BOOL",
+            Uint8 => "UINT8",
+            Uint16 => "UINT16",
+            Uint32 => "UINT32",
+            Uint64 => "UINT64",
+            Int8 => "INT8",
+            Int16 => "INT16",
+            Int32 => "INT32",
+            Int64 => "INT64",
+            Fp32 => "FP32",
+            Fp64 => "FP64",
+            Bytes => "BYTES",
+        }
+    }
+
+    pub fn from_datum(d: DatumType) -> Option<DataType> {
+        use DataType::*;
+        Some(match d {
+            DatumType::Bool => Bool,
+            DatumType::U8 => Uint8,
+            DatumType::U16 => Uint16,
+            DatumType::U32 => Uint32,
+            DatumType::U64 => Uint64,
+            DatumType::I8 => Int8,
+            DatumType::I16 => Int16,
+            DatumType::I32 => Int32,
+            DatumType::I64 => Int64,
+            DatumType::F32 => Fp32,
+            DatumType::F64 => Fp64,
+            DatumType::String => Bytes,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for DataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One tensor of a request or response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferTensor {
+    pub name: String,
+    pub shape: Vec<i64>,
+    /// Kept as text so an unknown datatype is a 400 naming it, not a JSON error.
+    pub datatype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Map<String, Value>>,
+    pub data: Value,
+}
+
+/// `data` with nesting removed, checked against `shape`.
+fn flatten<'a>(name: &str, data: &'a Value, shape: &[usize]) -> Result<Vec<&'a Value>, String> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            other => out.push(other),
+        }
+    }
+    if !data.is_array() {
+        return Err(format!("input `{name}`: `data` must be an array"));
+    }
+    let mut out = Vec::new();
+    walk(data, &mut out);
+    let expected: usize = shape.iter().product();
+    if out.len() != expected {
+        return Err(format!(
+            "input `{name}`: shape {shape:?} needs {expected} values, `data` has {}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+fn build<T: Datum>(
+    name: &str,
+    values: &[&Value],
+    shape: &[usize],
+    datatype: DataType,
+    parse: impl Fn(&Value) -> Option<T>,
+) -> Result<Tensor, String> {
+    let data = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            parse(v).ok_or_else(|| {
+                format!("input `{name}`: element {i} ({v}) is not a valid {datatype}")
+            })
+        })
+        .collect::<Result<Vec<T>, String>>()?;
+    let array = ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())?;
+    Ok(array.into())
+}
+
+fn int<T: TryFrom<i64>>(v: &Value) -> Option<T> {
+    v.as_i64().and_then(|i| T::try_from(i).ok())
+}
+
+fn uint<T: TryFrom<u64>>(v: &Value) -> Option<T> {
+    v.as_u64().and_then(|i| T::try_from(i).ok())
+}
+
+impl InferTensor {
+    /// The datatype, or an error naming the unknown one.
+    pub fn datatype(&self) -> Result<DataType, String> {
+        serde_json::from_value(Value::String(self.datatype.clone())).map_err(|_| {
+            format!(
+                "input `{}`: unknown datatype {:?}",
+                self.name, self.datatype
+            )
+        })
+    }
+
+    /// The tensor as tract sees it.
+    pub fn to_tract(&self) -> Result<Tensor, String> {
+        let name = self.name.as_str();
+        let shape = self
+            .shape
+            .iter()
+            .map(|&d| {
+                usize::try_from(d)
+                    .map_err(|_| format!("input `{name}`: negative dimension {d} in shape"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let values = flatten(name, &self.data, &shape)?;
+        let dt = self.datatype()?;
+        use DataType::*;
+        match dt {
+            Bool => build(name, &values, &shape, dt, |v| v.as_bool()),
+            Uint8 => build::<u8>(name, &values, &shape, dt, uint),
+            Uint16 => build::<u16>(name, &values, &shape, dt, uint),
+            Uint32 => build::<u32>(name, &values, &shape, dt, uint),
+            Uint64 => build::<u64>(name, &values, &shape, dt, |v| v.as_u64()),
+            Int8 => build::<i8>(name, &values, &shape, dt, int),
+            Int16 => build::<i16>(name, &values, &shape, dt, int),
+            Int32 => build::<i32>(name, &values, &shape, dt, int),
+            Int64 => build::<i64>(name, &values, &shape, dt, |v| v.as_i64()),
+            Fp32 => build(name, &values, &shape, dt, |v| v.as_f64().map(|f| f as f32)),
+            Fp64 => build(name, &values, &shape, dt, |v| v.as_f64()),
+            Bytes => build(name, &values, &shape, dt, |v| {
+                v.as_str().map(str::to_string)
+            }),
+        }
+    }
+
+    /// An output tensor from tract's result.
+    pub fn from_tract(name: &str, t: &Tensor) -> Result<InferTensor, String> {
+        let dt = DataType::from_datum(t.datum_type()).ok_or_else(|| {
+            format!(
+                "output `{name}` has type {:?}, which OIP cannot carry",
+                t.datum_type()
+            )
+        })?;
+        fn values<T: Datum + Serialize>(t: &Tensor) -> Result<Value, String> {
+            let view = t.to_plain_array_view::<T>().map_err(|e| e.to_string())?;
+            serde_json::to_value(view.iter().collect::<Vec<_>>()).map_err(|e| e.to_string())
+        }
+        use DataType::*;
+        let data = match dt {
+            Bool => values::<bool>(t),
+            Uint8 => values::<u8>(t),
+            Uint16 => values::<u16>(t),
+            Uint32 => values::<u32>(t),
+            Uint64 => values::<u64>(t),
+            Int8 => values::<i8>(t),
+            Int16 => values::<i16>(t),
+            Int32 => values::<i32>(t),
+            Int64 => values::<i64>(t),
+            Fp32 => values::<f32>(t),
+            Fp64 => values::<f64>(t),
+            Bytes => values::<String>(t),
+        }?;
+        Ok(InferTensor {
+            name: name.to_string(),
+            shape: t.shape().iter().map(|&d| d as i64).collect(),
+            datatype: dt.as_str().to_string(),
+            parameters: None,
+            data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tensor(shape: Vec<i64>, datatype: &str, data: Value) -> InferTensor {
+        InferTensor {
+            name: "x".into(),
+            shape,
+            datatype: datatype.into(),
+            parameters: None,
+            data,
+        }
+    }
+
+    #[test]
+    fn flat_and_nested_data_give_the_same_tensor() {
+        let flat = tensor(vec![2, 2], "FP32", json!([1, 2.5, 3, 4]))
+            .to_tract()
+            .unwrap();
+        let nested = tensor(vec![2, 2], "FP32", json!([[1, 2.5], [3, 4]]))
+            .to_tract()
+            .unwrap();
+        assert_eq!(flat, nested);
+        assert_eq!(flat.shape(), &[2, 2]);
+        let back = InferTensor::from_tract("y", &flat).unwrap();
+        assert_eq!(back.data, json!([1.0, 2.5, 3.0, 4.0]));
+        assert_eq!((back.shape, back.datatype.as_str()), (vec![2, 2], "FP32"));
+    }
+
+    #[test]
+    fn every_datatype_round_trips() {
+        let cases = [
+            ("BOOL", json!([true, false])),
+            ("UINT8", json!([0, 255])),
+            ("UINT16", json!([0, 65535])),
+            ("UINT32", json!([0, 4294967295u64])),
+            ("UINT64", json!([0, u64::MAX])),
+            ("INT8", json!([-128, 127])),
+            ("INT16", json!([-32768, 32767])),
+            ("INT32", json!([i32::MIN, i32::MAX])),
+            ("INT64", json!([i64::MIN, i64::MAX])),
+            ("FP32", json!([-1.5, 0.25])),
+            ("FP64", json!([-1.5, 1e300])),
+            ("BYTES", json!(["a", "été"])),
+        ];
+        for (dt, data) in cases {
+            let t = tensor(vec![2], dt, data.clone()).to_tract().unwrap();
+            let back = InferTensor::from_tract("x", &t).unwrap();
+            assert_eq!((back.datatype.as_str(), &back.data), (dt, &data), "{dt}");
+        }
+    }
+
+    #[test]
+    fn bad_tensors_are_named_errors() {
+        let err = |t: InferTensor| t.to_tract().unwrap_err();
+        assert!(
+            err(tensor(vec![2], "INT8", json!([1, 300])))
+                .contains("element 1 (300) is not a valid INT8")
+        );
+        assert!(err(tensor(vec![2], "UINT8", json!([-1, 0]))).contains("not a valid UINT8"));
+        assert!(err(tensor(vec![2, 2], "FP32", json!([1, 2, 3]))).contains("needs 4 values"));
+        assert!(err(tensor(vec![1], "FP16X", json!([1]))).contains("unknown datatype \"FP16X\""));
+        assert!(err(tensor(vec![-1], "FP32", json!([1]))).contains("negative dimension"));
+        assert!(err(tensor(vec![1], "FP32", json!(1))).contains("must be an array"));
+        assert!(err(tensor(vec![1], "BOOL", json!([1]))).contains("not a valid BOOL"));
+        assert!(err(tensor(vec![1], "FP32", json!(["a"]))).contains("not a valid FP32"));
+    }
+}

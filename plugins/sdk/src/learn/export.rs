@@ -1,0 +1,114 @@
+//! ONNX graphs of linear models, shared by the linear trainers (and the MLP's output layer).
+//!
+//! Every bundled model takes one FP32 input `features` of shape `[N, F]`. Classifiers output
+//! `label` (INT64 `[N]`, the class value) and `probabilities` (FP32 `[N, K]`, in the order of the
+//! `classes` metadata); regressors output `prediction` (FP32 `[N]`). Metadata keys: `task`,
+//! `features`, `label`, and `classes` for classifiers.
+
+use super::data::Classes;
+use crate::onnx::{Attr, Dim, ElemType, GraphBuilder, attr};
+
+/// Name of the feature input of every bundled model.
+pub const INPUT: &str = "features";
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// A graph with the `features` input and the task metadata.
+pub fn graph(name: &str, task: &str, features: &[String], label: &str) -> GraphBuilder {
+    let mut g = GraphBuilder::new(name);
+    g.input(
+        INPUT,
+        ElemType::F32,
+        &[Dim::named("N"), Dim::Fixed(features.len() as i64)],
+    )
+    .metadata("task", task)
+    .metadata("features", &features.join(","))
+    .metadata("label", label);
+    g
+}
+
+/// Append the classifier head to `g`: `logits` (a tensor `[N, K]` already in the graph) →
+/// Softmax → `probabilities`, ArgMax → Gather(classes) → `label`.
+pub fn classifier_head(g: &mut GraphBuilder, logits: &str, classes: &Classes) {
+    let k = classes.len() as i64;
+    g.initializer_i64("classes", &[k], &classes.0)
+        .node(
+            "Softmax",
+            &[logits],
+            &["probabilities"],
+            vec![attr("axis", Attr::Int(1))],
+        )
+        .node(
+            "ArgMax",
+            &["probabilities"],
+            &["class_index"],
+            vec![attr("axis", Attr::Int(1)), attr("keepdims", Attr::Int(0))],
+        )
+        .node(
+            "Gather",
+            &["classes", "class_index"],
+            &["label"],
+            vec![attr("axis", Attr::Int(0))],
+        )
+        .output("label", ElemType::I64, &[Dim::named("N")])
+        .output(
+            "probabilities",
+            ElemType::F32,
+            &[Dim::named("N"), Dim::Fixed(k)],
+        )
+        .metadata("classes", &classes.to_csv());
+}
+
+/// `probabilities = softmax(features · w + b)` with `w` of `F × K` (row-major) and `b` of `K`.
+/// A binary model may pass `K = 1` (the logit of the second class): it is widened to
+/// `[0, z]`, whose softmax is `[1 − σ(z), σ(z)]`.
+pub fn linear_classifier(
+    name: &str,
+    features: &[String],
+    label: &str,
+    classes: &Classes,
+    w: &[f64],
+    b: &[f64],
+) -> GraphBuilder {
+    let f = features.len();
+    let (w, b) = if b.len() == 1 && classes.len() == 2 {
+        let mut wide = Vec::with_capacity(2 * f);
+        w.iter().for_each(|v| wide.extend([0.0, *v]));
+        (wide, vec![0.0, b[0]])
+    } else {
+        (w.to_vec(), b.to_vec())
+    };
+    let k = b.len();
+    assert_eq!(
+        (w.len(), k),
+        (f * classes.len(), classes.len()),
+        "weights fit the classes"
+    );
+    let mut g = graph(name, "classification", features, label);
+    g.initializer_f32("weights", &[f as i64, k as i64], &to_f32(&w))
+        .initializer_f32("bias", &[k as i64], &to_f32(&b))
+        .node("MatMul", &[INPUT, "weights"], &["product"], vec![])
+        .node("Add", &["product", "bias"], &["logits"], vec![]);
+    classifier_head(&mut g, "logits", classes);
+    g
+}
+
+/// `prediction = features · w + b` with `w` of `F`.
+pub fn linear_regressor(
+    name: &str,
+    features: &[String],
+    label: &str,
+    w: &[f64],
+    b: f64,
+) -> GraphBuilder {
+    assert_eq!(w.len(), features.len(), "one weight per feature");
+    let mut g = graph(name, "regression", features, label);
+    g.initializer_f32("weights", &[w.len() as i64], &to_f32(w))
+        .initializer_f32("bias", &[1], &[b as f32])
+        .node("MatMul", &[INPUT, "weights"], &["product"], vec![])
+        .node("Add", &["product", "bias"], &["prediction"], vec![])
+        .output("prediction", ElemType::F32, &[Dim::named("N")]);
+    g
+}

@@ -1,0 +1,634 @@
+//! Model building end to end over real HTTP: the bundled `logistic-regression` trainer (a real
+//! Wasm component) trains on the shipped breast-cancer and iris CSVs, the host evaluates through
+//! tract, gates, moves the alias, and serves on the Open Inference Protocol v2; an ONNX model
+//! exported by scikit-learn (skl2onnx) is uploaded and served; bad models and bad requests get
+//! the documented errors.
+
+mod common;
+
+use common::events::call;
+use common::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::*;
+
+const BREAST_CANCER: &str = include_str!("../examples/data/breast-cancer.csv");
+const IRIS: &str = include_str!("../examples/data/iris.csv");
+
+/// Upload `csv` as the single part of dataset `name`.
+async fn dataset(host: &TestHost, name: &str, csv: &str) {
+    let resp = client()
+        .post(host.url(&format!("/v1/datasets/{name}/parts")))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+}
+
+/// Submit a training job and wait for it to finish; returns the final job.
+async fn train(host: &TestHost, request: Value) -> Value {
+    let (status, job) = call(host, "POST", "/v1/train", Some(request.to_string().into())).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    loop {
+        let (_, job) = call(host, "GET", &format!("/v1/train/{id}"), None).await;
+        match job["state"].as_str().unwrap() {
+            "succeeded" | "failed" => return job,
+            _ if start.elapsed() > Duration::from_secs(300) => panic!("job did not finish: {job}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Feature rows of a CSV with a final `label` column: (features, labels).
+fn rows(csv: &str) -> (Vec<Vec<f32>>, Vec<i64>) {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for line in csv.lines().skip(1) {
+        let v: Vec<&str> = line.split(',').collect();
+        x.push(
+            v[..v.len() - 1]
+                .iter()
+                .map(|s| s.parse::<f64>().unwrap() as f32)
+                .collect(),
+        );
+        y.push(v[v.len() - 1].parse().unwrap());
+    }
+    (x, y)
+}
+
+async fn infer(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
+    call(host, "POST", path, Some(body.to_string().into())).await
+}
+
+fn features_input(x: &[Vec<f32>]) -> Value {
+    json!({"name": "features", "shape": [x.len(), x[0].len()], "datatype": "FP32", "data": x})
+}
+
+/// The stored ONNX of a version, run directly in tract: (labels, probabilities).
+fn direct(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> (Vec<i64>, Vec<f32>) {
+    let path = host
+        .store_dir()
+        .join(format!("models/{model}/v{version}/model.onnx"));
+    let plan = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let flat: Vec<f32> = x.iter().flatten().copied().collect();
+    let input = Tensor::from_shape(&[x.len(), x[0].len()], &flat).unwrap();
+    let out = plan.run(tvec!(input.into())).unwrap();
+    let labels = out[0]
+        .to_plain_array_view::<i64>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    let proba = out[1]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    (labels, proba)
+}
+
+#[tokio::test]
+async fn breast_cancer_trains_gates_publishes_and_serves() {
+    let host = shared();
+    dataset(host, "breast-cancer", BREAST_CANCER).await;
+    let job = train(
+        host,
+        json!({
+            "model": "breast-cancer", "trainer": "logistic-regression", "dataset": "breast-cancer",
+            "label": "label", "hyperparameters": {"c": [0.01, 0.1, 1, 10]},
+            "gate": {"min_auc": 0.98},
+        }),
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let result = &job["result"];
+    let auc = result["test_scores"]["auc"].as_f64().unwrap();
+    assert!(auc >= 0.98, "test AUC {auc}");
+    assert!(
+        result["test_scores"]["accuracy"].as_f64().unwrap() >= 0.93,
+        "{result}"
+    );
+    assert_eq!(result["published"], true);
+    assert_eq!(job["candidates"].as_array().unwrap().len(), 4);
+    assert!(
+        job["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["scores"]["auc"].is_number())
+    );
+    // The trainer's progress reached the job.
+    assert!(
+        job["progress"]["done"].as_u64().unwrap() > 0,
+        "{}",
+        job["progress"]
+    );
+    let version = result["version"].as_u64().unwrap() as u32;
+
+    // Registry: the version with its metrics, signature and the production alias.
+    let model = get_json(host, "/v1/models/breast-cancer").await;
+    assert_eq!(model["aliases"]["production"], version);
+    let v = &model["versions"].as_array().unwrap()[version as usize - 1];
+    assert_eq!(v["source"]["kind"], "training");
+    let split = &v["metrics"]["selection"]["split"];
+    assert_eq!(
+        split["train"].as_u64().unwrap()
+            + split["validation"].as_u64().unwrap()
+            + split["test"].as_u64().unwrap(),
+        569
+    );
+    assert_eq!(
+        v["metrics"]["test"]["classification"]["confusion"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        v["metrics"]["test"]["classification"]["roc_curve"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 2
+    );
+    assert_eq!(
+        v["signature"]["inputs"][0],
+        json!({"name": "features", "datatype": "FP32", "shape": [-1, 30]})
+    );
+    assert_eq!(v["metadata"]["classes"], "0,1");
+
+    // OIP metadata and readiness.
+    let meta = get_json(host, "/v2/models/breast-cancer").await;
+    assert_eq!(meta["platform"], "onnx");
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1, 30]));
+    assert_eq!(
+        meta["outputs"][0],
+        json!({"name": "label", "datatype": "INT64", "shape": [-1]})
+    );
+    assert_eq!(
+        meta["outputs"][1],
+        json!({"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]})
+    );
+    assert_eq!(
+        get_json(host, "/v2/models/breast-cancer/ready").await["ready"],
+        true
+    );
+    assert_eq!(
+        get_json(
+            host,
+            &format!("/v2/models/breast-cancer/versions/{version}/ready")
+        )
+        .await["ready"],
+        true
+    );
+
+    // Every row over HTTP (nested data) equals a direct tract run of the stored ONNX, bit for bit.
+    let (x, y) = rows(BREAST_CANCER);
+    let (status, out) = infer(
+        host,
+        "/v2/models/breast-cancer/infer",
+        json!({"id": "all", "inputs": [features_input(&x)]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        (
+            out["model_name"].as_str(),
+            out["model_version"].as_str(),
+            out["id"].as_str()
+        ),
+        (
+            Some("breast-cancer"),
+            Some(version.to_string().as_str()),
+            Some("all")
+        )
+    );
+    let (labels, proba) = direct(host, "breast-cancer", version, &x);
+    let served: Vec<i64> = serde_json::from_value(out["outputs"][0]["data"].clone()).unwrap();
+    let served_p: Vec<f32> = serde_json::from_value(out["outputs"][1]["data"].clone()).unwrap();
+    assert_eq!(served, labels);
+    assert_eq!(served_p, proba);
+    assert_eq!(out["outputs"][1]["shape"], json!([569, 2]));
+    let correct = served.iter().zip(&y).filter(|(a, b)| a == b).count();
+    assert!(correct as f64 / 569.0 > 0.95, "{correct}/569");
+
+    // One row, flat data, only the label output, by version alias.
+    let one = json!({"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": x[0]}], "outputs": [{"name": "label"}]});
+    let (status, out) = infer(
+        host,
+        "/v2/models/breast-cancer/versions/production/infer",
+        one,
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(out["outputs"][0]["data"], json!([labels[0]]));
+    assert_eq!(out["id"].as_str().unwrap().len(), 32, "a generated id");
+}
+
+#[tokio::test]
+async fn iris_multinomial_with_random_search() {
+    let host = shared();
+    dataset(host, "iris", IRIS).await;
+    let job = train(
+        host,
+        json!({
+            "model": "iris", "trainer": "logistic-regression", "dataset": "iris", "label": "label",
+            "hyperparameters": {"c": {"min": 0.1, "max": 100, "log": true}},
+            "search": {"kind": "random", "trials": 3, "seed": 1}, "metric": "accuracy",
+            "split": {"validation": 0.2, "test": 0.3, "seed": 5},
+        }),
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let scores = &job["result"]["test_scores"];
+    assert!(scores["accuracy"].as_f64().unwrap() >= 0.9, "{scores}");
+    assert!(scores["auc"].as_f64().unwrap() >= 0.95, "{scores}");
+    assert!(scores["f1_macro"].as_f64().unwrap() >= 0.9, "{scores}");
+    assert_eq!(job["candidates"].as_array().unwrap().len(), 3);
+    let version = job["result"]["version"].as_u64().unwrap() as u32;
+    let (x, _) = rows(IRIS);
+    let (status, out) = infer(
+        host,
+        "/v2/models/iris/infer",
+        json!({"inputs": [features_input(&x)]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let (labels, proba) = direct(host, "iris", version, &x);
+    assert_eq!(out["outputs"][0]["data"], json!(labels));
+    assert_eq!(
+        serde_json::from_value::<Vec<f32>>(out["outputs"][1]["data"].clone()).unwrap(),
+        proba
+    );
+    let classes: std::collections::BTreeSet<i64> = labels.iter().copied().collect();
+    assert_eq!(classes.into_iter().collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+#[tokio::test]
+async fn sklearn_model_uploads_and_matches_onnxruntime() {
+    let host = shared();
+    let onnx = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/sklearn-iris-logreg.onnx"
+    ))
+    .unwrap();
+    let expected: Value =
+        serde_json::from_str(include_str!("data/sklearn-iris-logreg.json")).unwrap();
+    let (status, v) = call(host, "PUT", "/v1/models/sk-iris?alias=staging", Some(onnx)).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["signature"]["inputs"][0]["name"], "X");
+    assert_eq!(v["signature"]["inputs"][0]["shape"], json!([-1, 4]));
+    let rows = expected["rows"].as_array().unwrap();
+    let x: Vec<Value> = rows.iter().map(|r| r["features"].clone()).collect();
+    let body =
+        json!({"inputs": [{"name": "X", "shape": [x.len(), 4], "datatype": "FP32", "data": x}]});
+    let (status, out) = infer(host, "/v2/models/sk-iris/versions/staging/infer", body).await;
+    assert_eq!(status, 200, "{out}");
+    let labels = out["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .unwrap();
+    let proba = out["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "probabilities")
+        .unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(labels["data"][i], r["label"], "row {i}");
+        for k in 0..3 {
+            let got = proba["data"][i * 3 + k].as_f64().unwrap();
+            let want = r["probabilities"][k].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < 1e-5,
+                "row {i} class {k}: {got} vs onnxruntime {want}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_models_and_bad_requests_get_clear_errors() {
+    let host = shared();
+    // Not ONNX at all.
+    let (status, v) = call(
+        host,
+        "PUT",
+        "/v1/models/junk",
+        Some(b"not a model".to_vec()),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid ONNX model"),
+        "{v}"
+    );
+    // A well-formed model using an operator tract does not implement.
+    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
+    let mut g = GraphBuilder::new("unsupported");
+    g.input("x", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
+        .node("TreeEnsembleRegressor", &["x"], &["y"], vec![])
+        .output("y", ElemType::F32, &[Dim::named("N"), Dim::Fixed(1)]);
+    let (status, v) = call(host, "PUT", "/v1/models/unsupported", Some(g.build())).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(
+        v["error"],
+        "unsupported ONNX operator(s): TreeEnsembleRegressor"
+    );
+    let (status, _) = call(host, "GET", "/v1/models/junk", None).await;
+    assert_eq!(status, 404, "nothing was stored for a rejected upload");
+    let (status, _) = call(host, "PUT", "/v1/models/Bad%20Name", Some(b"x".to_vec())).await;
+    assert_eq!(status, 400);
+
+    // A small valid model, two versions.
+    let model = |w: f32| {
+        let mut g = GraphBuilder::new("lin");
+        g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
+            .initializer_f32("w", &[2], &[w, 1.0])
+            .node("MatMul", &["features", "w"], &["prediction"], vec![])
+            .output("prediction", ElemType::F32, &[Dim::named("N")]);
+        g.build()
+    };
+    for w in [2.0, 3.0] {
+        let (status, v) = call(host, "PUT", "/v1/models/lin", Some(model(w))).await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let ok = |data: Value| json!({"inputs": [{"name": "features", "shape": [2, 2], "datatype": "FP32", "data": data}]});
+    // No production alias: the latest version serves.
+    let (status, out) = infer(host, "/v2/models/lin/infer", ok(json!([[1, 1], [2, 0]]))).await;
+    assert_eq!(
+        (status, &out["model_version"], &out["outputs"][0]["data"]),
+        (200, &json!("2"), &json!([4.0, 6.0]))
+    );
+    let (_, out) = infer(
+        host,
+        "/v2/models/lin/versions/1/infer",
+        ok(json!([1, 1, 2, 0])),
+    )
+    .await;
+    assert_eq!(out["outputs"][0]["data"], json!([3.0, 4.0]));
+
+    let bad = |datatype: &str, shape: Value, data: Value| json!({"inputs": [{"name": "features", "shape": shape, "datatype": datatype, "data": data}]});
+    let cases = [
+        (
+            bad("FP64", json!([1, 2]), json!([1, 2])),
+            "input `features` expects FP32, got FP64",
+        ),
+        (
+            bad("FP32", json!([1, 3]), json!([1, 2, 3])),
+            "expects shape [-1, 2]",
+        ),
+        (
+            bad("FP32", json!([2]), json!([1, 2])),
+            "expects shape [-1, 2]",
+        ),
+        (bad("FP32", json!([1, 2]), json!([1])), "needs 2 values"),
+        (
+            bad("FP32", json!([1, 2]), json!([1, "a"])),
+            "not a valid FP32",
+        ),
+        (
+            bad("COMPLEX", json!([1, 2]), json!([1, 2])),
+            "unknown datatype",
+        ),
+        (json!({"inputs": []}), "missing input `features`"),
+        (
+            json!({"inputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [1]}]}),
+            "unknown input `other`",
+        ),
+        (json!({"inputs": "x"}), "invalid inference request"),
+    ];
+    for (body, want) in cases {
+        let (status, v) = infer(host, "/v2/models/lin/infer", body.clone()).await;
+        assert_eq!(status, 400, "{body} → {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    let (status, v) = infer(host, "/v2/models/lin/infer", json!({"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}], "outputs": [{"name": "nope"}]})).await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown output `nope`"),
+        "{v}"
+    );
+
+    // Unknown model, version, alias: 404 with the protocol's error body.
+    for path in [
+        "/v2/models/nope/infer",
+        "/v2/models/lin/versions/9/infer",
+        "/v2/models/lin/versions/canary/infer",
+    ] {
+        let (status, v) = infer(host, path, ok(json!([1, 1, 2, 0]))).await;
+        assert_eq!(status, 404, "{path}: {v}");
+        assert!(v["error"].is_string());
+    }
+    for path in [
+        "/v2/models/nope",
+        "/v2/models/lin/versions/9/ready",
+        "/v1/models/nope",
+    ] {
+        let (status, _) = call(host, "GET", path, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    // Aliases: move production to 1; version 1 cannot be deleted while aliased.
+    let (status, v) = call(
+        host,
+        "PUT",
+        "/v1/models/lin/aliases/production",
+        Some(br#"{"version": 1}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["aliases"]["production"]),
+        (200, &json!(1)),
+        "{v}"
+    );
+    let (_, out) = infer(host, "/v2/models/lin/infer", ok(json!([1, 1, 2, 0]))).await;
+    assert_eq!(out["model_version"], "1");
+    let (status, v) = call(host, "DELETE", "/v1/models/lin/versions/1", None).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("production"), "{v}");
+    for (body, status_want) in [(r#"{"version": 7}"#, 404), (r#"{"v": 1}"#, 400)] {
+        let (status, _) = call(host, "PUT", "/v1/models/lin/aliases/x", Some(body.into())).await;
+        assert_eq!(status, status_want, "{body}");
+    }
+    let (status, _) = call(
+        host,
+        "PUT",
+        "/v1/models/lin/aliases/7",
+        Some(br#"{"version": 1}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(status, 400, "a numeric alias would shadow a version");
+    let (status, _) = call(
+        host,
+        "PUT",
+        "/v1/models/lin/aliases/production",
+        Some(br#"{"version": 2}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(host, "DELETE", "/v1/models/lin/versions/1", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = infer(
+        host,
+        "/v2/models/lin/versions/1/infer",
+        ok(json!([1, 1, 2, 0])),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let model = get_json(host, "/v1/models/lin").await;
+    assert_eq!(model["versions"].as_array().unwrap().len(), 1);
+    assert!(!host.store_dir().join("models/lin/v1/model.onnx").exists());
+
+    // Gate validation.
+    let (status, _) = call(
+        host,
+        "PUT",
+        "/v1/models/lin/gate",
+        Some(br#"{"auc": 0.9}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, v) = call(
+        host,
+        "PUT",
+        "/v1/models/lin/gate",
+        Some(br#"{"min_r2": 0.5}"#.to_vec()),
+    )
+    .await;
+    assert_eq!((status, &v["gate"]), (200, &json!({"min_r2": 0.5})));
+}
+
+#[tokio::test]
+async fn oip_server_routes_and_auth() {
+    let host = shared();
+    for path in ["/v2", "/v2/health/live", "/v2/health/ready"] {
+        let resp = client().get(host.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path} needs no token");
+    }
+    let v2: Value = client()
+        .get(host.url("/v2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v2["name"], "aimass");
+    assert_eq!(
+        client()
+            .get(host.url("/v2/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["ready"],
+        true
+    );
+    let resp = client()
+        .post(host.url("/v2/models/x/infer"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client().get(host.url("/v2/models/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn training_requests_are_validated_and_failures_reported() {
+    let host = shared();
+    let base = json!({"model": "m", "trainer": "logistic-regression", "dataset": "none", "label": "label"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let cases = [
+        (
+            with("trainer", json!("nope")),
+            "trainer: no plugin named `nope`",
+        ),
+        (
+            with("trainer", json!("dedup")),
+            "is a cleaner plugin, not a trainer",
+        ),
+        (with("model", json!("Bad Name")), "model:"),
+        (
+            with("metric", json!("auroc")),
+            "metric: unknown metric `auroc`",
+        ),
+        (with("split", json!({"test": 0.0})), "split:"),
+        (
+            with("hyperparameters", json!({"c": []})),
+            "hyperparameters: hyperparameter `c` has no values",
+        ),
+        (
+            with("hyperparameters", json!({"label": [1]})),
+            "set by the job itself",
+        ),
+        (with("gate", json!({"auc": 1})), "gate:"),
+        (
+            with("transforms", json!([{"plugin": "dedup"}])),
+            "transforms[0].plugin",
+        ),
+        (with("colour", json!(1)), "unknown field `colour`"),
+    ];
+    for (body, want) in cases {
+        let (status, v) = call(host, "POST", "/v1/train", Some(body.to_string().into())).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    // Valid request, missing dataset: the job fails and says why.
+    let job = train(host, base.clone()).await;
+    assert_eq!(job["state"], "failed");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("no dataset named `none`"),
+        "{job}"
+    );
+    // A label that does not exist.
+    dataset(host, "tiny", "a,b\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n").await;
+    let job = train(
+        host,
+        json!({"model": "m", "trainer": "logistic-regression", "dataset": "tiny", "label": "y"}),
+    )
+    .await;
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("label: no column `y`"),
+        "{job}"
+    );
+    let (status, _) = call(host, "GET", "/v1/train/0000", None).await;
+    assert_eq!(status, 404);
+    let (_, list) = call(host, "GET", "/v1/train", None).await;
+    assert!(list["jobs"].as_array().unwrap().len() >= 2);
+}
