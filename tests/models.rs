@@ -632,3 +632,56 @@ async fn training_requests_are_validated_and_failures_reported() {
     let (_, list) = call(host, "GET", "/v1/train", None).await;
     assert!(list["jobs"].as_array().unwrap().len() >= 2);
 }
+
+#[tokio::test]
+async fn fitted_transforms_are_stored_and_applied_at_serving() {
+    let host = shared();
+    dataset(host, "iris-raw", IRIS).await;
+    let job = train(
+        host,
+        json!({
+            "model": "iris-scaled", "trainer": "logistic-regression", "dataset": "iris-raw",
+            "label": "label", "transforms": [{"plugin": "standard-scaler"}], "alias": "prod",
+        }),
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(job["result"]["test_scores"]["accuracy"].as_f64().unwrap() >= 0.9);
+    let version = get_json(host, "/v1/models/iris-scaled/versions/prod").await;
+    assert_eq!(version["transforms"][0]["plugin"], "standard-scaler");
+    let key = version["transforms"][0]["state_key"].as_str().unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(host.store_dir().join(key)).unwrap()).unwrap();
+    assert_eq!(state["columns"].as_array().unwrap().len(), 4);
+
+    // The endpoint takes raw features: served = tract(model, scaled(raw)) with the stored state.
+    let (x, _) = rows(IRIS);
+    let (status, out) = infer(
+        host,
+        "/v2/models/iris-scaled/versions/prod/infer",
+        json!({"inputs": [features_input(&x)]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let scaled: Vec<Vec<f32>> = x
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(state["columns"].as_array().unwrap())
+                .map(|(v, c)| {
+                    ((f64::from(*v) - c["mean"].as_f64().unwrap()) / c["std"].as_f64().unwrap())
+                        as f32
+                })
+                .collect()
+        })
+        .collect();
+    let (labels, proba) = direct(host, "iris-scaled", 1, &scaled);
+    assert_eq!(out["outputs"][0]["data"], json!(labels));
+    assert_eq!(
+        serde_json::from_value::<Vec<f32>>(out["outputs"][1]["data"].clone()).unwrap(),
+        proba
+    );
+    // Raw features straight into the bare ONNX would give other probabilities.
+    let (_, unscaled) = direct(host, "iris-scaled", 1, &x);
+    assert_ne!(unscaled, proba);
+}

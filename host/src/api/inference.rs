@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::path::{Param, Params};
 use crate::capabilities::models::registry::ModelVersion;
 use crate::capabilities::models::serve::{self, InferError, InferRequest, InferResponse};
+use crate::capabilities::models::transforms;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -114,7 +115,15 @@ async fn infer(
     let req: InferRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid inference request: {e}")))?;
     let plan = state.models.plan(&v).await?;
-    let (inputs, wanted) = serve::prepare(&plan, &req)?;
+    let (mut inputs, wanted) = serve::prepare(&plan, &req)?;
+    if !v.transforms.is_empty() {
+        let states = state.models.transform_states(&v).await?;
+        let raw = inputs.remove(0);
+        let scaled = transforms::apply(&state.registry, &v, &states, &raw)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("applying the model's transforms: {e}")))?;
+        inputs.insert(0, scaled.into());
+    }
     let outputs = tokio::task::spawn_blocking(move || serve::run(&plan, inputs, &wanted))
         .await
         .map_err(ApiError::internal)??;

@@ -10,3 +10,4 @@ pub mod serve;
 pub mod split;
 pub mod tensor;
 pub mod train;
+pub mod transforms;

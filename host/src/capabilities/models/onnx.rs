@@ -92,7 +92,10 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, LoadError> {
 fn name_unknown_dims(mut model: InferenceModel) -> Result<InferenceModel, LoadError> {
     use tract_onnx::tract_hir::infer::Factoid;
     for i in 0..model.inputs.len() {
-        let fact = model.input_fact(i).map_err(|e| LoadError::Invalid(chain(&e)))?.clone();
+        let fact = model
+            .input_fact(i)
+            .map_err(|e| LoadError::Invalid(chain(&e)))?
+            .clone();
         if !fact.shape.is_open() && fact.shape.dims().all(|d| d.concretize().is_some()) {
             continue;
         }
@@ -106,7 +109,10 @@ fn name_unknown_dims(mut model: InferenceModel) -> Result<InferenceModel, LoadEr
             .shape
             .dims()
             .enumerate()
-            .map(|(j, d)| d.concretize().unwrap_or_else(|| model.symbols.sym(&format!("unk_{i}_{j}")).into()))
+            .map(|(j, d)| {
+                d.concretize()
+                    .unwrap_or_else(|| model.symbols.sym(&format!("unk_{i}_{j}")).into())
+            })
             .collect();
         model
             .set_input_fact(i, InferenceFact::dt_shape(dt, dims))

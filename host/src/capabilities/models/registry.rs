@@ -165,6 +165,8 @@ pub struct ModelRegistry {
     models: Mutex<BTreeMap<String, Entry>>,
     /// One loaded plan per version, loaded once (the first request or the upload).
     plans: Mutex<HashMap<(String, u32), Plan>>,
+    /// Fitted transform states per version, read once.
+    states: Mutex<HashMap<(String, u32), Arc<Vec<bytes::Bytes>>>>,
     /// Serialises writers, so version numbers and `model.json` writes never race.
     write: tokio::sync::Mutex<()>,
 }
@@ -226,6 +228,7 @@ impl ModelRegistry {
             storage,
             models: Mutex::new(models),
             plans: Mutex::default(),
+            states: Mutex::default(),
             write: tokio::sync::Mutex::new(()),
         })
     }
@@ -307,6 +310,27 @@ impl ModelRegistry {
         })
         .await
         .cloned()
+    }
+
+    /// The fitted states of a version's transforms, in order (read from the store once).
+    pub async fn transform_states(
+        &self,
+        v: &ModelVersion,
+    ) -> Result<Arc<Vec<bytes::Bytes>>, ModelError> {
+        let key = (v.model.clone(), v.version);
+        if let Some(s) = self.states.lock().unwrap().get(&key) {
+            return Ok(s.clone());
+        }
+        let mut states = Vec::with_capacity(v.transforms.len());
+        for t in &v.transforms {
+            let bytes = self.storage.get(&t.state_key).await?.ok_or_else(|| {
+                ModelError::NotFound(format!("{} is missing from the store", t.state_key))
+            })?;
+            states.push(bytes);
+        }
+        let states = Arc::new(states);
+        self.states.lock().unwrap().insert(key, states.clone());
+        Ok(states)
     }
 
     /// Store `onnx` as the next version of `name` (creating the model), after checking that

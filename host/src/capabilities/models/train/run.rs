@@ -59,6 +59,39 @@ fn take(all: &RecordBatch, rows: &[usize]) -> Res<RecordBatch> {
     arrow_select::take::take_record_batch(all, &idx).map_err(|e| e.to_string())
 }
 
+/// Only the `features` columns of `batch`, in that order.
+fn project(batch: &RecordBatch, features: &[String]) -> Res<RecordBatch> {
+    let schema = batch.schema();
+    let idx = features
+        .iter()
+        .map(|f| {
+            schema
+                .index_of(f)
+                .map_err(|_| format!("feature column `{f}` is missing"))
+        })
+        .collect::<Res<Vec<_>>>()?;
+    batch.project(&idx).map_err(|e| e.to_string())
+}
+
+/// `transformed` plus the label column of `original` (same rows).
+fn with_label(transformed: RecordBatch, original: &RecordBatch, label: &str) -> Res<RecordBatch> {
+    if transformed.num_rows() != original.num_rows() {
+        return Err(format!(
+            "a transform returned {} rows for {}; transforms must keep every row",
+            transformed.num_rows(),
+            original.num_rows()
+        ));
+    }
+    let schema = original.schema();
+    let i = schema.index_of(label).map_err(|e| e.to_string())?;
+    let mut fields: Vec<_> = transformed.schema().fields().iter().cloned().collect();
+    fields.push(schema.fields()[i].clone());
+    let mut columns = transformed.columns().to_vec();
+    columns.push(original.column(i).clone());
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+        .map_err(|e| e.to_string())
+}
+
 fn reader(
     batch: &RecordBatch,
     watch: Arc<std::sync::Mutex<crate::runtime::state::Progress>>,
@@ -181,30 +214,24 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         return Err("the train split is empty".into());
     }
 
+    // Transforms see only the feature columns, as they will at serving time; the label is put
+    // back beside their output.
     let mut fitted = Vec::new();
     for (i, step) in req.transforms.iter().enumerate() {
         report.phase(format!("fitting transform {} ({})", i + 1, step.plugin));
         let entry = plugin(deps, &step.plugin)?;
         let config: Vec<(String, String)> = step.config.clone().into_iter().collect();
-        let (version, out) = call(
-            deps,
-            &entry,
-            Call::Fit(ipc(&train)?),
-            config.clone(),
-            Some(req.timeout_ms),
-        )
-        .await?;
+        let fit = Call::Fit(ipc(&project(&train, &features)?)?);
+        let (version, out) = call(deps, &entry, fit, config.clone(), Some(req.timeout_ms)).await?;
         let state = out.output;
         for split in [&mut train, &mut valid, &mut test] {
-            if split.num_rows() == 0 {
-                continue;
-            }
-            let call_ = Call::Apply {
-                input: ipc(split)?,
+            let input = ipc(&project(split, &features)?)?;
+            let apply = Call::Apply {
+                input,
                 state: state.clone(),
             };
-            let (_, out) = call(deps, &entry, call_, config.clone(), Some(req.timeout_ms)).await?;
-            *split = from_ipc(&out.output)?;
+            let (_, out) = call(deps, &entry, apply, config.clone(), Some(req.timeout_ms)).await?;
+            *split = with_label(from_ipc(&out.output)?, split, &req.label)?;
         }
         fitted.push(NewTransform {
             plugin: step.plugin.clone(),
