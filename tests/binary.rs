@@ -537,3 +537,156 @@ fn cli_hooks_objects_and_datasets() {
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("403"));
 }
+
+#[test]
+fn cli_trains_watches_and_serves_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = up(dir.path());
+    // Raw CSV lands under a prefix; the collector hook turns it into the dataset.
+    ok(&cli(
+        &host,
+        &data,
+        &[
+            "hook",
+            "add",
+            "bc",
+            "--plugin",
+            "csv-collector",
+            "--prefix",
+            "raw/bc/",
+            "--output",
+            "bc",
+        ],
+    ));
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/breast-cancer.csv"
+    );
+    ok(&cli(&host, &data, &["put", "raw/bc/all.csv", csv]));
+    let start = std::time::Instant::now();
+    while !ok(&cli(&host, &data, &["dataset", "ls"])).contains("569") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the dataset never filled"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = ok(&cli(
+        &host,
+        &data,
+        &[
+            "train",
+            "--model",
+            "bc",
+            "--trainer",
+            "logistic-regression",
+            "--dataset",
+            "bc",
+            "--label",
+            "label",
+            "--param",
+            "c=0.1,1",
+            "--transform",
+            "standard-scaler",
+            "--gate",
+            "min_auc=0.98",
+            "--watch",
+        ],
+    ));
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(out.contains("alias production → v1"), "{out}");
+    assert!(out.contains("auc="), "{out}");
+    // A gate no model can pass: a new version, but the alias stays.
+    let out = ok(&cli(
+        &host,
+        &data,
+        &[
+            "train",
+            "--model",
+            "bc",
+            "--trainer",
+            "logistic-regression",
+            "--dataset",
+            "bc",
+            "--label",
+            "label",
+            "--gate",
+            "min_accuracy=1.01",
+            "--watch",
+        ],
+    ));
+    assert!(
+        out.contains("model bc v2") && out.contains("alias production NOT moved: min_accuracy"),
+        "{out}"
+    );
+    let ls = ok(&cli(&host, &data, &["model", "ls"]));
+    assert!(ls.contains("bc") && ls.contains("production=v1"), "{ls}");
+
+    let first_row: Vec<f64> = std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .take(30)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let req = dir.path().join("req.json");
+    std::fs::write(&req, serde_json::json!({"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": first_row}]}).to_string()).unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok(&cli(
+        &host,
+        &data,
+        &["model", "infer", "bc", req.to_str().unwrap()],
+    )))
+    .unwrap();
+    assert_eq!(out["model_version"], "1");
+    assert_eq!(
+        out["outputs"][0]["data"],
+        serde_json::json!([0]),
+        "row 1 is malignant (0): {out}"
+    );
+
+    let onnx = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/sklearn-iris-logreg.onnx"
+    );
+    assert!(
+        ok(&cli(
+            &host,
+            &data,
+            &["model", "push", "sk", onnx, "--alias", "staging"]
+        ))
+        .contains("sk v1")
+    );
+    let refused = cli(&host, &data, &["model", "rm", "sk", "1"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("409"),
+        "{refused:?}"
+    );
+    ok(&cli(
+        &host,
+        &data,
+        &["model", "alias", "bc", "production", "2"],
+    ));
+    ok(&cli(&host, &data, &["model", "rm", "bc", "1"]));
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&host, &data, &["model", "show", "bc"]))).unwrap();
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["aliases"]["production"], 2);
+
+    // The registry and the jobs survive a restart.
+    drop(host);
+    let host = up(dir.path());
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&host, &data, &["model", "show", "bc"]))).unwrap();
+    assert_eq!(shown["aliases"]["production"], 2);
+    let out: serde_json::Value = serde_json::from_str(&ok(&cli(
+        &host,
+        &data,
+        &["model", "infer", "bc", req.to_str().unwrap()],
+    )))
+    .unwrap();
+    assert_eq!(out["model_version"], "2");
+}

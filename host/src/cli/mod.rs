@@ -4,6 +4,7 @@
 
 mod client;
 mod data;
+mod models;
 mod up;
 
 use clap::{Args, Parser, Subcommand};
@@ -70,6 +71,20 @@ pub enum Cmd {
     Dataset {
         #[command(subcommand)]
         cmd: DatasetCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Train a model on a dataset: `--watch` shows progress until the job ends.
+    Train {
+        #[command(flatten)]
+        args: TrainArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The model registry and inference.
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -226,6 +241,90 @@ pub enum DatasetCmd {
     Rm { name: String },
 }
 
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// A JSON training request (the `POST /v1/train` body); the flags below override it.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Model name the new version goes to.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Trainer plugin, e.g. logistic-regression.
+    #[arg(long)]
+    pub trainer: Option<String>,
+    /// Dataset to train on.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Label column.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Feature columns (default: every numeric column but the label).
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<String>,
+    /// Hyperparameter values to search, repeatable: --param c=0.1,1,10
+    #[arg(long = "param", value_name = "NAME=V1,V2")]
+    pub params: Vec<String>,
+    /// Random search with this many trials (default: grid search over every combination).
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Seed of the split (and of random search).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fraction of rows for validation (default 0.2).
+    #[arg(long)]
+    pub validation: Option<f64>,
+    /// Fraction of rows for the test metrics (default 0.2).
+    #[arg(long)]
+    pub test: Option<f64>,
+    /// Selection metric (default auc for classifiers, rmse for regressors).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Transform plugin fitted on the train split and applied at serving, repeatable.
+    #[arg(long = "transform")]
+    pub transforms: Vec<String>,
+    /// Alias to move when the gate passes (default production).
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Gate rule, repeatable: --gate min_auc=0.98
+    #[arg(long, value_name = "RULE=VALUE")]
+    pub gate: Vec<String>,
+    /// Follow the job with a progress bar until it ends.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// List models with their latest version and aliases.
+    Ls,
+    /// Show a model: versions, metrics, aliases, signatures.
+    Show { name: String },
+    /// Upload an ONNX file as a new version.
+    Push {
+        name: String,
+        file: PathBuf,
+        /// Point this alias at the new version.
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    /// Point ALIAS at VERSION.
+    Alias {
+        name: String,
+        alias: String,
+        version: u32,
+    },
+    /// Delete a version (refused while an alias points at it).
+    Rm { name: String, version: u32 },
+    /// Send an Open Inference Protocol request (JSON file or stdin) and print the answer.
+    Infer {
+        name: String,
+        /// Version number or alias (default: production, else latest).
+        #[arg(long)]
+        version: Option<String>,
+        file: Option<PathBuf>,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TokenCmd {
     /// Create a token; the secret is printed once.
@@ -263,6 +362,8 @@ pub fn main() -> std::process::ExitCode {
             Cmd::Get { key, out, client } => data::get(key, out, &client).await,
             Cmd::Ls { prefix, client } => data::ls(prefix, &client).await,
             Cmd::Dataset { cmd, client } => data::dataset(cmd, &client).await,
+            Cmd::Train { args, client } => models::train(args, &client).await,
+            Cmd::Model { cmd, client } => models::model(cmd, &client).await,
         }
     });
     match result {
