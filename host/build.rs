@@ -20,6 +20,8 @@ const PLUGINS: &[&str] = &[
     "min-filter",
     "dataset-probe",
     "logistic-regression",
+    "linear-regression",
+    "mlp",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

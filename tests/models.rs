@@ -685,3 +685,119 @@ async fn fitted_transforms_are_stored_and_applied_at_serving() {
     let (_, unscaled) = direct(host, "iris-scaled", 1, &x);
     assert_ne!(unscaled, proba);
 }
+
+const DIABETES: &str = include_str!("../examples/data/diabetes.csv");
+
+/// The stored regression model run directly in tract.
+fn direct_regression(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> Vec<f32> {
+    let path = host
+        .store_dir()
+        .join(format!("models/{model}/v{version}/model.onnx"));
+    let plan = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let flat: Vec<f32> = x.iter().flatten().copied().collect();
+    let out = plan
+        .run(tvec!(
+            Tensor::from_shape(&[x.len(), x[0].len()], &flat)
+                .unwrap()
+                .into()
+        ))
+        .unwrap();
+    out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+#[tokio::test]
+async fn ridge_and_mlp_regression_on_diabetes() {
+    let host = shared();
+    dataset(host, "diabetes", DIABETES).await;
+    let (x, _) = {
+        // The label is a float here: parse rows by hand.
+        let mut x = Vec::new();
+        for line in DIABETES.lines().skip(1) {
+            let v: Vec<f32> = line
+                .split(',')
+                .map(|s| s.parse::<f64>().unwrap() as f32)
+                .collect();
+            x.push(v[..10].to_vec());
+        }
+        (x, ())
+    };
+    for (model, trainer, params, floor) in [
+        (
+            "diabetes-ridge",
+            "linear-regression",
+            json!({"alpha": [0.1, 1, 10]}),
+            0.35,
+        ),
+        (
+            "diabetes-mlp",
+            "mlp",
+            json!({"hidden": ["16"], "epochs": [300], "learning_rate": [0.01]}),
+            0.3,
+        ),
+    ] {
+        let job = train(
+            host,
+            json!({"model": model, "trainer": trainer, "dataset": "diabetes", "label": "label", "hyperparameters": params}),
+        )
+        .await;
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        let scores = &job["result"]["test_scores"];
+        assert!(scores["r2"].as_f64().unwrap() >= floor, "{model}: {scores}");
+        assert!(scores["rmse"].as_f64().unwrap() < 70.0, "{model}: {scores}");
+        assert_eq!(job["result"]["metric"], "rmse");
+        let meta = get_json(host, &format!("/v2/models/{model}")).await;
+        assert_eq!(
+            meta["outputs"][0],
+            json!({"name": "prediction", "datatype": "FP32", "shape": [-1]})
+        );
+        let (status, out) = infer(
+            host,
+            &format!("/v2/models/{model}/infer"),
+            json!({"inputs": [features_input(&x)]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{out}");
+        let served: Vec<f32> = serde_json::from_value(out["outputs"][0]["data"].clone()).unwrap();
+        assert_eq!(served, direct_regression(host, model, 1, &x), "{model}");
+    }
+}
+
+#[tokio::test]
+async fn mlp_classifies_breast_cancer() {
+    let host = shared();
+    dataset(host, "bc-mlp", BREAST_CANCER).await;
+    let job = train(
+        host,
+        json!({"model": "bc-mlp", "trainer": "mlp", "dataset": "bc-mlp", "label": "label",
+               "hyperparameters": {"hidden": ["16", "16,8"], "epochs": 100, "learning_rate": 0.01}}),
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let auc = job["result"]["test_scores"]["auc"].as_f64().unwrap();
+    assert!(auc >= 0.97, "{auc}");
+    let (x, _) = rows(BREAST_CANCER);
+    let (status, out) = infer(
+        host,
+        "/v2/models/bc-mlp/infer",
+        json!({"inputs": [features_input(&x)]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let (labels, proba) = direct(host, "bc-mlp", 1, &x);
+    assert_eq!(out["outputs"][0]["data"], json!(labels));
+    assert_eq!(
+        serde_json::from_value::<Vec<f32>>(out["outputs"][1]["data"].clone()).unwrap(),
+        proba
+    );
+}

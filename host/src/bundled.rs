@@ -21,6 +21,8 @@ bundle! {
     "outliers" => "outliers.wasm",
     "standard-scaler" => "standard_scaler.wasm",
     "logistic-regression" => "logistic_regression.wasm",
+    "linear-regression" => "linear_regression.wasm",
+    "mlp" => "mlp.wasm",
 }
 
 /// Path of a built plugin by crate name (`"hostile"` → `.../hostile.wasm`), for tests and benches.

@@ -11,6 +11,7 @@
 //! | `max_iter` | `100` | L-BFGS iterations at most |
 //! | `tol` | `1e-4` | stop when the largest gradient component is this small |
 //! | `seed` | — | accepted and unused: the fit is deterministic |
+//! | `task` | `classification` | set by the host; `regression` is an invalid-config error |
 //!
 //! # Model
 //!
@@ -33,8 +34,10 @@ pub struct LogisticRegression;
 
 impl Trainer for LogisticRegression {
     fn train(data: &Dataset<'_>, config: &Config) -> Result<Model> {
+        let settings = Settings::from_config(config)?;
+        learn::require_task(config, "classification")?;
         let xy = read_xy(data, config)?;
-        let fit = fit(xy, &Settings::from_config(config)?)?;
+        let fit = fit(xy, &settings)?;
         Ok(fit.model())
     }
 }

@@ -112,3 +112,76 @@ pub fn linear_regressor(
         .output("prediction", ElemType::F32, &[Dim::named("N")]);
     g
 }
+
+/// One fully connected layer: `y = x · w + b`, `w` of `inputs × outputs` (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    pub w: Vec<f64>,
+    pub b: Vec<f64>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// Hidden layers (each followed by Relu) from `features`; returns the last hidden tensor.
+fn hidden(g: &mut GraphBuilder, layers: &[Dense]) -> String {
+    let mut x = INPUT.to_string();
+    for (i, l) in layers.iter().enumerate() {
+        assert_eq!(l.w.len(), l.inputs * l.outputs, "layer {i} weights");
+        let (w, b, z0, z, h) = (
+            format!("w{i}"),
+            format!("b{i}"),
+            format!("z{i}_0"),
+            format!("z{i}"),
+            format!("h{i}"),
+        );
+        g.initializer_f32(&w, &[l.inputs as i64, l.outputs as i64], &to_f32(&l.w))
+            .initializer_f32(&b, &[l.outputs as i64], &to_f32(&l.b))
+            .node("MatMul", &[&x, &w], &[&z0], vec![])
+            .node("Add", &[&z0, &b], &[&z], vec![])
+            .node("Relu", &[&z], &[&h], vec![]);
+        x = h;
+    }
+    x
+}
+
+/// An MLP classifier: Relu hidden layers, then `out` (`H × K`) → the classifier head.
+pub fn mlp_classifier(
+    name: &str,
+    features: &[String],
+    label: &str,
+    classes: &Classes,
+    layers: &[Dense],
+    out: &Dense,
+) -> GraphBuilder {
+    let mut g = graph(name, "classification", features, label);
+    let h = hidden(&mut g, layers);
+    g.initializer_f32(
+        "w_out",
+        &[out.inputs as i64, out.outputs as i64],
+        &to_f32(&out.w),
+    )
+    .initializer_f32("b_out", &[out.outputs as i64], &to_f32(&out.b))
+    .node("MatMul", &[&h, "w_out"], &["product"], vec![])
+    .node("Add", &["product", "b_out"], &["logits"], vec![]);
+    classifier_head(&mut g, "logits", classes);
+    g
+}
+
+/// An MLP regressor: Relu hidden layers, then `out` (`H × 1`) → `prediction` `[N]`.
+pub fn mlp_regressor(
+    name: &str,
+    features: &[String],
+    label: &str,
+    layers: &[Dense],
+    out: &Dense,
+) -> GraphBuilder {
+    assert_eq!(out.outputs, 1, "one output");
+    let mut g = graph(name, "regression", features, label);
+    let h = hidden(&mut g, layers);
+    g.initializer_f32("w_out", &[out.inputs as i64], &to_f32(&out.w))
+        .initializer_f32("b_out", &[1], &to_f32(&out.b))
+        .node("MatMul", &[&h, "w_out"], &["product"], vec![])
+        .node("Add", &["product", "b_out"], &["prediction"], vec![])
+        .output("prediction", ElemType::F32, &[Dim::named("N")]);
+    g
+}

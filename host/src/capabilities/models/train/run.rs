@@ -263,6 +263,7 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
             ("label".to_string(), req.label.clone()),
             ("features".to_string(), features.join(",")),
             ("seed".to_string(), req.split.seed.to_string()),
+            ("task".to_string(), format!("{task:?}").to_lowercase()),
         ];
         config.extend(hp.clone());
         let started = Instant::now();
