@@ -9,6 +9,9 @@ Models (opset 13, IR 8, one FP32 input `features` with symbolic first dimension 
   linear.onnx  [N,30] -> MatMul(30x2)+Add -> Softmax(axis=1) -> [N,2]  (our logistic-regression
                export without the ArgMax, so both engines do the same work)
   mlp.onnx     [N,30] -> (MatMul+Add, Relu) 30->64->64 -> MatMul(64x2)+Add -> Softmax -> [N,2]
+  logreg.onnx  (not made here) the bundled logistic-regression trainer's own export, written by
+               `cargo bench -p aimass --bench models -- logreg DIR`: MatMul+Add -> Sigmoid pair,
+               ArgMax -> Gather; timed when present
   cnn.onnx     [N,1,28,28] -> Conv(8,3x3,pad 1)+Relu -> MaxPool 2x2 -> Conv(16,3x3,pad 1)+Relu
                -> MaxPool 2x2 -> Flatten -> Gemm(784->10) -> Softmax -> [N,10]
 
@@ -28,8 +31,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-CASES = [("linear", 1), ("linear", 1024), ("mlp", 1), ("mlp", 1024), ("cnn", 1), ("cnn", 64)]
-SHAPES = {"linear": [30], "mlp": [30], "cnn": [1, 28, 28]}
+CASES = [("linear", 1), ("linear", 1024), ("logreg", 1), ("logreg", 1024), ("mlp", 1), ("mlp", 1024),
+         ("cnn", 1), ("cnn", 64)]
+SHAPES = {"linear": [30], "logreg": [30], "mlp": [30], "cnn": [1, 28, 28]}
 
 
 def build(name, in_shape, n_out, nodes, weights, seed_used):
@@ -104,6 +108,8 @@ def make(out_dir):
 
 def bench(models_dir):
     for name, batch in CASES:
+        if not (pathlib.Path(models_dir) / f"{name}.onnx").exists():
+            continue  # logreg.onnx is written by the Rust `logreg` bench (the trainer's own model)
         sess = session(pathlib.Path(models_dir) / f"{name}.onnx")
         feed = {"features": np.random.default_rng(42).standard_normal(
             (batch, *SHAPES[name]), dtype=np.float32)}

@@ -99,3 +99,65 @@ fn multiclass_model_with_attributes_runs_in_tract() {
         }
     }
 }
+
+#[test]
+fn bundled_linear_export_gives_softmax_probabilities_with_sigmoid_for_two_classes() {
+    use aimass_plugin_sdk::learn::Classes;
+    use aimass_plugin_sdk::learn::export::linear_classifier;
+    let features: Vec<String> = vec!["a".into(), "b".into()];
+    let x = vec![1.0f32, 2.0, -3.0, 0.5, 0.0, 0.0];
+    let softmax = |z: &[f64]| {
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+        z.iter().map(|v| (v - m).exp() / s).collect::<Vec<_>>()
+    };
+    // Two classes given as two columns, one column (the logit of class 1), and three classes.
+    let cases: [(Vec<f64>, Vec<f64>, Vec<i64>); 3] = [
+        (vec![0.3, -0.2, 1.0, 0.5], vec![0.1, -0.4], vec![0, 1]),
+        (vec![0.7, -0.5], vec![0.25], vec![3, 9]),
+        (
+            vec![0.3, -0.2, 1.0, 0.5, 0.0, 2.0],
+            vec![0.1, -0.4, 0.0],
+            vec![0, 1, 2],
+        ),
+    ];
+    for (w, b, classes) in cases {
+        let k = classes.len();
+        let g = linear_classifier("t", &features, "y", &Classes(classes.clone()), &w, &b);
+        let ops: Vec<String> = g
+            .model()
+            .graph
+            .unwrap()
+            .node
+            .into_iter()
+            .map(|n| n.op_type)
+            .collect();
+        // Two classes avoid tract's slow Softmax and ArgMax (see learn::export::sigmoid_pair).
+        let two = k == 2;
+        assert_eq!(ops.contains(&"Sigmoid".to_string()), two, "{ops:?}");
+        assert_eq!(ops.contains(&"Softmax".to_string()), !two, "{ops:?}");
+        assert_eq!(ops.contains(&"ArgMax".to_string()), !two, "{ops:?}");
+        let out = run(&g.build(), 3, 2, x.clone());
+        let labels = out[0].to_plain_array_view::<i64>().unwrap();
+        let p = out[1].to_plain_array_view::<f32>().unwrap();
+        for r in 0..3 {
+            let (x0, x1) = (f64::from(x[2 * r]), f64::from(x[2 * r + 1]));
+            let z: Vec<f64> = if b.len() == 1 {
+                vec![0.0, x0 * w[0] + x1 * w[1] + b[0]]
+            } else {
+                (0..k).map(|j| x0 * w[j] + x1 * w[k + j] + b[j]).collect()
+            };
+            let want = softmax(&z);
+            for j in 0..k {
+                assert!(
+                    (f64::from(p[[r, j]]) - want[j]).abs() < 1e-6,
+                    "row {r} class {j}: {} vs {}",
+                    p[[r, j]],
+                    want[j]
+                );
+            }
+            let best = (0..k).max_by(|a, b| want[*a].total_cmp(&want[*b])).unwrap();
+            assert_eq!(labels[r], classes[best]);
+        }
+    }
+}

@@ -29,12 +29,54 @@ pub fn graph(name: &str, task: &str, features: &[String], label: &str) -> GraphB
     g
 }
 
-/// Append the classifier head to `g`: `logits` (a tensor `[N, K]` already in the graph) →
-/// Softmax → `probabilities`, ArgMax → Gather(classes) → `label`.
+/// Rewrite the weights `w` (`rows × 2`, row-major) and biases `b` of a two-class output layer so
+/// that an element-wise Sigmoid of its outputs equals the Softmax of the original ones:
+/// `softmax(a, b) = (σ(a − b), σ(b − a))`. tract runs Sigmoid through a vectorised kernel but
+/// Softmax and ArgMax through generic code, several times slower on two-column rows (measured in
+/// BENCHMARKS.md).
+pub fn sigmoid_pair(w: &mut [f64], b: &mut [f64]) {
+    assert_eq!((w.len() % 2, b.len()), (0, 2), "two outputs");
+    for pair in w.chunks_exact_mut(2).chain(std::iter::once(b)) {
+        let d = pair[1] - pair[0];
+        pair[0] = -d;
+        pair[1] = d;
+    }
+}
+
+/// Append the classifier head to `g` after `logits` (`[N, K]`, already in the graph), giving
+/// `probabilities` (FP32 `[N, K]`) and `label` (INT64 `[N]`, `classes[argmax]`).
+///
+/// Three or more classes: Softmax, ArgMax, Gather. Two classes (logits prepared with
+/// [`sigmoid_pair`]): Sigmoid, and the label index is `p₁ > p₀` — ArgMax's answer for two
+/// columns, ties included (both pick class 0).
 pub fn classifier_head(g: &mut GraphBuilder, logits: &str, classes: &Classes) {
     let k = classes.len() as i64;
-    g.initializer_i64("classes", &[k], &classes.0)
-        .node(
+    g.initializer_i64("classes", &[k], &classes.0);
+    if k == 2 {
+        g.initializer_i64("column_0", &[], &[0])
+            .initializer_i64("column_1", &[], &[1])
+            .node("Sigmoid", &[logits], &["probabilities"], vec![])
+            .node(
+                "Gather",
+                &["probabilities", "column_0"],
+                &["p0"],
+                vec![attr("axis", Attr::Int(1))],
+            )
+            .node(
+                "Gather",
+                &["probabilities", "column_1"],
+                &["p1"],
+                vec![attr("axis", Attr::Int(1))],
+            )
+            .node("Greater", &["p1", "p0"], &["is_1"], vec![])
+            .node(
+                "Cast",
+                &["is_1"],
+                &["class_index"],
+                vec![attr("to", Attr::Int(7))],
+            );
+    } else {
+        g.node(
             "Softmax",
             &[logits],
             &["probabilities"],
@@ -45,25 +87,26 @@ pub fn classifier_head(g: &mut GraphBuilder, logits: &str, classes: &Classes) {
             &["probabilities"],
             &["class_index"],
             vec![attr("axis", Attr::Int(1)), attr("keepdims", Attr::Int(0))],
-        )
-        .node(
-            "Gather",
-            &["classes", "class_index"],
-            &["label"],
-            vec![attr("axis", Attr::Int(0))],
-        )
-        .output("label", ElemType::I64, &[Dim::named("N")])
-        .output(
-            "probabilities",
-            ElemType::F32,
-            &[Dim::named("N"), Dim::Fixed(k)],
-        )
-        .metadata("classes", &classes.to_csv());
+        );
+    }
+    g.node(
+        "Gather",
+        &["classes", "class_index"],
+        &["label"],
+        vec![attr("axis", Attr::Int(0))],
+    )
+    .output("label", ElemType::I64, &[Dim::named("N")])
+    .output(
+        "probabilities",
+        ElemType::F32,
+        &[Dim::named("N"), Dim::Fixed(k)],
+    )
+    .metadata("classes", &classes.to_csv());
 }
 
 /// `probabilities = softmax(features · w + b)` with `w` of `F × K` (row-major) and `b` of `K`.
 /// A binary model may pass `K = 1` (the logit of the second class): it is widened to
-/// `[0, z]`, whose softmax is `[1 − σ(z), σ(z)]`.
+/// `[0, z]`, whose softmax is `[1 − σ(z), σ(z)]`. Two-class layers go through [`sigmoid_pair`].
 pub fn linear_classifier(
     name: &str,
     features: &[String],
@@ -73,13 +116,16 @@ pub fn linear_classifier(
     b: &[f64],
 ) -> GraphBuilder {
     let f = features.len();
-    let (w, b) = if b.len() == 1 && classes.len() == 2 {
+    let (mut w, mut b) = if b.len() == 1 && classes.len() == 2 {
         let mut wide = Vec::with_capacity(2 * f);
         w.iter().for_each(|v| wide.extend([0.0, *v]));
         (wide, vec![0.0, b[0]])
     } else {
         (w.to_vec(), b.to_vec())
     };
+    if b.len() == 2 {
+        sigmoid_pair(&mut w, &mut b);
+    }
     let k = b.len();
     assert_eq!(
         (w.len(), k),
@@ -155,6 +201,10 @@ pub fn mlp_classifier(
 ) -> GraphBuilder {
     let mut g = graph(name, "classification", features, label);
     let h = hidden(&mut g, layers);
+    let mut out = out.clone();
+    if out.outputs == 2 {
+        sigmoid_pair(&mut out.w, &mut out.b);
+    }
     g.initializer_f32(
         "w_out",
         &[out.inputs as i64, out.outputs as i64],
