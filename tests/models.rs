@@ -801,3 +801,70 @@ async fn mlp_classifies_breast_cancer() {
         proba
     );
 }
+
+#[tokio::test]
+async fn dynamic_batching_answers_each_request_with_its_own_rows() {
+    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
+    let host = shared();
+    // prediction = 2·a + b, so every row's answer is known.
+    let mut g = GraphBuilder::new("batch");
+    g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
+        .initializer_f32("w", &[2], &[2.0, 1.0])
+        .node("MatMul", &["features", "w"], &["prediction"], vec![])
+        .output("prediction", ElemType::F32, &[Dim::named("N")]);
+    let (status, _) = call(host, "PUT", "/v1/models/batched", Some(g.build())).await;
+    assert_eq!(status, 201);
+    for (body, want) in [
+        (r#"{"max_batch_size": 0, "max_queue_delay_us": 1}"#, 400),
+        (r#"{"size": 1}"#, 400),
+    ] {
+        let (status, _) = call(
+            host,
+            "PUT",
+            "/v1/models/batched/batching",
+            Some(body.into()),
+        )
+        .await;
+        assert_eq!(status, want, "{body}");
+    }
+    let cfg = r#"{"max_batch_size": 16, "max_queue_delay_us": 200000}"#;
+    let (status, v) = call(host, "PUT", "/v1/models/batched/batching", Some(cfg.into())).await;
+    assert_eq!(
+        (status, &v["batching"]["max_batch_size"]),
+        (200, &json!(16)),
+        "{v}"
+    );
+    // 12 concurrent requests of 1 to 3 rows each (rows = i % 3 + 1).
+    let requests = (0..12).map(|i| {
+        let rows: Vec<[f32; 2]> = (0..(i % 3 + 1)).map(|r| [i as f32, r as f32]).collect();
+        async move {
+            let body = json!({"id": format!("r{i}"), "inputs": [{"name": "features", "shape": [rows.len(), 2], "datatype": "FP32", "data": rows}]});
+            let (status, out) = infer(shared(), "/v2/models/batched/infer", body).await;
+            assert_eq!(status, 200, "{out}");
+            assert_eq!(out["id"], format!("r{i}"));
+            let want: Vec<f32> = rows.iter().map(|[a, b]| 2.0 * a + b).collect();
+            assert_eq!(out["outputs"][0]["data"], json!(want), "request {i}");
+            assert_eq!(out["outputs"][0]["shape"], json!([rows.len()]));
+        }
+    });
+    futures::future::join_all(requests).await;
+    let stats = &get_json(host, "/v1/models/batched").await["batching_stats"]["1"];
+    let (requests, batches, rows) = (
+        stats["requests"].as_u64().unwrap(),
+        stats["batches"].as_u64().unwrap(),
+        stats["rows"].as_u64().unwrap(),
+    );
+    assert_eq!((requests, rows), (12, 24), "{stats}");
+    assert!(batches < requests, "requests were batched: {stats}");
+    // Off again: requests run alone.
+    let (status, v) = call(
+        host,
+        "PUT",
+        "/v1/models/batched/batching",
+        Some(b"null".to_vec()),
+    )
+    .await;
+    assert_eq!((status, &v["batching"]), (200, &Value::Null));
+    let (status, out) = infer(host, "/v2/models/batched/infer", json!({"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [1, 1]}]})).await;
+    assert_eq!((status, &out["outputs"][0]["data"]), (200, &json!([3.0])));
+}

@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tract_onnx::prelude::IntoTensor;
 
 pub async fn server_metadata() -> Json<Value> {
     Json(json!({
@@ -124,9 +125,19 @@ async fn infer(
             .map_err(|e| ApiError::bad_request(format!("applying the model's transforms: {e}")))?;
         inputs.insert(0, scaled.into());
     }
-    let outputs = tokio::task::spawn_blocking(move || serve::run(&plan, inputs, &wanted))
-        .await
-        .map_err(ApiError::internal)??;
+    let outputs = match state.models.batcher(&v, &plan) {
+        Some(batcher) => {
+            let tensors = inputs.into_iter().map(|t| t.into_tensor()).collect();
+            let out = batcher
+                .infer(tensors)
+                .await
+                .map_err(|e| ApiError::internal(format!("inference failed: {e}")))?;
+            serve::respond(&plan, &out, &wanted)?
+        }
+        None => tokio::task::spawn_blocking(move || serve::run(&plan, inputs, &wanted))
+            .await
+            .map_err(ApiError::internal)??,
+    };
     Ok(Json(InferResponse {
         model_name: v.model.clone(),
         model_version: v.version.to_string(),

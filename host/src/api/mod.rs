@@ -25,7 +25,8 @@
 //! | `PUT /v1/models/{name}` | admin | upload an ONNX model as a new version (`?alias=`) |
 //! | `GET /v1/models[/{name}]`, `GET /v1/models/{name}/versions/{v}` | reader | registry |
 //! | `PUT/DELETE /v1/models/{name}/aliases/{alias}` | admin | move / remove an alias |
-//! | `PUT /v1/models/{name}/gate`, `DELETE /v1/models/{name}/versions/{v}` | admin | gate, delete |
+//! | `PUT /v1/models/{name}/{gate,batching}` | admin | publish gate, dynamic batching |
+//! | `DELETE /v1/models/{name}/versions/{v}` | admin | delete a version (not while aliased) |
 //! | `GET /v2`, `/v2/health/{live,ready}` | none | Open Inference Protocol server routes |
 //! | `GET /v2/models/{name}[/versions/{v}][/ready]` | reader | OIP model metadata, readiness |
 //! | `POST /v2/models/{name}[/versions/{v}]/infer` | invoker | OIP inference |
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             put(models::put_alias).delete(models::delete_alias),
         )
         .route("/v1/models/{name}/gate", put(models::put_gate))
+        .route("/v1/models/{name}/batching", put(models::put_batching))
         .route("/v2", get(inference::server_metadata))
         .route("/v2/health/live", get(inference::live))
         .route("/v2/health/ready", get(inference::ready))

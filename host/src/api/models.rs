@@ -6,6 +6,7 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::{Param, Params};
+use crate::capabilities::models::batcher::Batching;
 use crate::capabilities::models::registry::{
     Gate, ModelError, ModelRecord, ModelVersion, Provenance,
 };
@@ -38,6 +39,7 @@ fn model_json(record: &ModelRecord, versions: &[Arc<ModelVersion>]) -> Value {
         "latest_version": versions.last().map(|v| v.version),
         "aliases": record.aliases,
         "gate": record.gate,
+        "batching": record.batching,
         "versions": versions,
     })
 }
@@ -65,7 +67,9 @@ pub async fn show(
     Param(name): Param,
 ) -> Result<Json<Value>, ApiError> {
     let (record, versions) = state.models.get(&name)?;
-    Ok(Json(model_json(&record, &versions)))
+    let mut v = model_json(&record, &versions);
+    v["batching_stats"] = serde_json::to_value(state.models.batch_stats(&name)).unwrap_or_default();
+    Ok(Json(v))
 }
 
 pub async fn show_version(
@@ -158,6 +162,24 @@ pub async fn put_gate(
         ))
     })?;
     Ok(Json(state.models.set_gate(&name, gate).await?))
+}
+
+/// `PUT /v1/models/{name}/batching`: `{"max_batch_size": 32, "max_queue_delay_us": 500}` turns
+/// dynamic batching on, `null` turns it off.
+pub async fn put_batching(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ModelRecord>, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
+    let batching: Option<Batching> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be {{\"max_batch_size\": N, \"max_queue_delay_us\": N}} or null: {e}"
+        ))
+    })?;
+    Ok(Json(state.models.set_batching(&name, batching).await?))
 }
 
 pub async fn delete_version(

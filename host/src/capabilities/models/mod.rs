@@ -1,6 +1,7 @@
 //! Models: evaluation metrics, ONNX loading and serving through tract, the versioned model
 //! registry and training jobs.
 
+pub mod batcher;
 pub mod evaluate;
 pub mod metrics;
 pub mod onnx;

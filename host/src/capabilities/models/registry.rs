@@ -11,6 +11,7 @@
 //! The registry is the single writer for its store (like the plugin registry): metadata lives in
 //! memory, loaded at start, written through on every change under one lock.
 
+use super::batcher::{Batcher, Batching, batchable};
 use super::onnx::{LoadError, LoadedModel, Signature, load};
 use crate::capabilities::registry::records::{now_secs, valid_name};
 use crate::capabilities::storage::Storage;
@@ -85,6 +86,9 @@ pub struct ModelRecord {
     /// Publish gate: `min_<metric>` / `max_<metric>` thresholds (see [`Gate`]).
     #[serde(default)]
     pub gate: Gate,
+    /// Dynamic batching of inference requests; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batching: Option<Batching>,
 }
 
 /// A publish gate: every `min_x` requires metric `x` ≥ the value, every `max_x` ≤ it.
@@ -165,6 +169,8 @@ pub struct ModelRegistry {
     models: Mutex<BTreeMap<String, Entry>>,
     /// One loaded plan per version, loaded once (the first request or the upload).
     plans: Mutex<HashMap<(String, u32), Plan>>,
+    /// The batching queue of each version of a model with batching on.
+    batchers: Mutex<HashMap<(String, u32), Arc<Batcher>>>,
     /// Fitted transform states per version, read once.
     states: Mutex<HashMap<(String, u32), Arc<Vec<bytes::Bytes>>>>,
     /// Serialises writers, so version numbers and `model.json` writes never race.
@@ -229,6 +235,7 @@ impl ModelRegistry {
             models: Mutex::new(models),
             plans: Mutex::default(),
             states: Mutex::default(),
+            batchers: Mutex::default(),
             write: tokio::sync::Mutex::new(()),
         })
     }
@@ -485,6 +492,50 @@ impl ModelRegistry {
             Ok(())
         })
         .await
+    }
+
+    /// Turn dynamic batching on (`Some`) or off for every version of a model.
+    pub async fn set_batching(
+        &self,
+        name: &str,
+        batching: Option<Batching>,
+    ) -> Result<ModelRecord, ModelError> {
+        if let Some(b) = &batching {
+            b.validate().map_err(ModelError::Invalid)?;
+        }
+        let record = self
+            .update_record(name, |e| {
+                e.record.batching = batching;
+                Ok(())
+            })
+            .await?;
+        // Queues of the old setting drain and stop when their last request is answered.
+        self.batchers.lock().unwrap().retain(|(m, _), _| m != name);
+        Ok(record)
+    }
+
+    /// The batching queue for a version, if its model has batching on and the model can be
+    /// batched (variable first dimension everywhere).
+    pub fn batcher(&self, v: &ModelVersion, plan: &Arc<LoadedModel>) -> Option<Arc<Batcher>> {
+        let cfg = self.models.lock().unwrap().get(&v.model)?.record.batching?;
+        if !batchable(plan) {
+            return None;
+        }
+        let mut batchers = self.batchers.lock().unwrap();
+        let b = batchers
+            .entry((v.model.clone(), v.version))
+            .or_insert_with(|| Arc::new(Batcher::start(plan.clone(), cfg)));
+        Some(b.clone())
+    }
+
+    /// Batching counters of each version of `name` that has a queue, by version.
+    pub fn batch_stats(&self, name: &str) -> BTreeMap<u32, serde_json::Value> {
+        let batchers = self.batchers.lock().unwrap();
+        batchers
+            .iter()
+            .filter(|((m, _), _)| m == name)
+            .map(|((_, v), b)| (*v, serde_json::to_value(b.stats()).unwrap_or_default()))
+            .collect()
     }
 
     /// Delete a version; refused while an alias points at it.

@@ -128,6 +128,16 @@ pub fn run(
     let outputs = model
         .run(inputs)
         .map_err(|e| InferError::Failed(format!("{e:#}")))?;
+    let outputs: Vec<Tensor> = outputs.into_iter().map(|v| v.into_tensor()).collect();
+    respond(model, &outputs, wanted)
+}
+
+/// The requested outputs as OIP tensors.
+pub fn respond(
+    model: &LoadedModel,
+    outputs: &[Tensor],
+    wanted: &[usize],
+) -> Result<Vec<InferTensor>, InferError> {
     wanted
         .iter()
         .map(|&i| {

@@ -1,0 +1,195 @@
+//! Dynamic batching (Triton's `dynamic_batching`): requests for one model version that arrive
+//! close together are concatenated along the batch axis, run once, and the outputs split back.
+//!
+//! A batch closes when it holds `max_batch_size` rows or `max_queue_delay_us` after its first
+//! request arrived, whichever is first; a request larger than the limit runs alone. One batch
+//! runs at a time per version (on the blocking pool) while the next one fills, so under
+//! concurrency the model runs fewer, larger calls — less per-call overhead per row. It is off by
+//! default: alone, a request waits up to the delay for company that never comes.
+//!
+//! Only models whose every input and output has a variable first dimension can be batched; for
+//! the others the setting is ignored.
+
+use super::onnx::LoadedModel;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tract_onnx::prelude::*;
+
+/// Per-model batching settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batching {
+    pub max_batch_size: usize,
+    pub max_queue_delay_us: u64,
+}
+
+impl Batching {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=65_536).contains(&self.max_batch_size) {
+            return Err("max_batch_size must be 1..=65536".into());
+        }
+        if self.max_queue_delay_us > 1_000_000 {
+            return Err("max_queue_delay_us must be at most 1000000 (1 s)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `model` can be batched: every input and output has a variable first dimension.
+pub fn batchable(model: &LoadedModel) -> bool {
+    let s = &model.signature;
+    s.inputs
+        .iter()
+        .chain(&s.outputs)
+        .all(|t| t.shape.first() == Some(&-1))
+}
+
+type Reply = oneshot::Sender<Result<TVec<Tensor>, String>>;
+
+struct Job {
+    inputs: TVec<Tensor>,
+    rows: usize,
+    reply: Reply,
+}
+
+/// The queue in front of one loaded version.
+pub struct Batcher {
+    tx: mpsc::Sender<Job>,
+    stats: Arc<BatchStats>,
+}
+
+/// How much batching happened: `requests / batches` is the mean batch size in requests.
+#[derive(Debug, Default, Serialize)]
+pub struct BatchStats {
+    pub requests: AtomicU64,
+    pub batches: AtomicU64,
+    pub rows: AtomicU64,
+}
+
+impl Batcher {
+    pub fn start(model: Arc<LoadedModel>, cfg: Batching) -> Batcher {
+        let (tx, rx) = mpsc::channel(4096);
+        let stats = Arc::new(BatchStats::default());
+        tokio::spawn(run(model, cfg, rx, stats.clone()));
+        Batcher { tx, stats }
+    }
+
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
+    }
+
+    /// Run `inputs` as part of a batch; returns this request's rows of every output.
+    pub async fn infer(&self, inputs: TVec<Tensor>) -> Result<TVec<Tensor>, String> {
+        let rows = inputs
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(0);
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                inputs,
+                rows,
+                reply,
+            })
+            .await
+            .map_err(|_| "the batcher stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the batcher dropped the request".to_string())?
+    }
+}
+
+async fn run(
+    model: Arc<LoadedModel>,
+    cfg: Batching,
+    mut rx: mpsc::Receiver<Job>,
+    stats: Arc<BatchStats>,
+) {
+    let delay = Duration::from_micros(cfg.max_queue_delay_us);
+    let mut carry: Option<Job> = None;
+    loop {
+        let first = match carry.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let deadline = tokio::time::Instant::now() + delay;
+        let mut rows = first.rows;
+        let mut batch = vec![first];
+        while rows < cfg.max_batch_size {
+            let next = match rx.try_recv() {
+                Ok(j) => Some(j),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(j) => j,
+                        Err(_) => None,
+                    }
+                }
+            };
+            let Some(j) = next else { break };
+            if rows + j.rows > cfg.max_batch_size {
+                carry = Some(j);
+                break;
+            }
+            rows += j.rows;
+            batch.push(j);
+        }
+        stats
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        let model = model.clone();
+        let _ = tokio::task::spawn_blocking(move || execute(&model, batch)).await;
+    }
+}
+
+/// Concatenate, run once, split; every request gets its own answer (or the shared error).
+fn execute(model: &LoadedModel, batch: Vec<Job>) {
+    if batch.len() == 1 {
+        let job = batch.into_iter().next().expect("one");
+        let out = run_one(model, job.inputs);
+        let _ = job.reply.send(out);
+        return;
+    }
+    let inputs: Result<TVec<TValue>, String> = (0..batch[0].inputs.len())
+        .map(|i| {
+            let parts: Vec<&Tensor> = batch.iter().map(|j| &j.inputs[i]).collect();
+            Tensor::stack_tensors(0, &parts)
+                .map(TValue::from)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .collect();
+    let outputs = inputs.and_then(|inputs| model.run(inputs).map_err(|e| format!("{e:#}")));
+    match outputs {
+        Err(e) => batch.into_iter().for_each(|j| {
+            let _ = j.reply.send(Err(e.clone()));
+        }),
+        Ok(outputs) => {
+            let mut start = 0;
+            for j in batch {
+                let mine: Result<TVec<Tensor>, String> = outputs
+                    .iter()
+                    .map(|o| {
+                        o.slice(0, start, start + j.rows)
+                            .map_err(|e| format!("{e:#}"))
+                    })
+                    .collect();
+                start += j.rows;
+                let _ = j.reply.send(mine);
+            }
+        }
+    }
+}
+
+fn run_one(model: &LoadedModel, inputs: TVec<Tensor>) -> Result<TVec<Tensor>, String> {
+    let out = model
+        .run(inputs.into_iter().map(TValue::from).collect())
+        .map_err(|e| format!("{e:#}"))?;
+    Ok(out.into_iter().map(|v| v.into_tensor()).collect())
+}
