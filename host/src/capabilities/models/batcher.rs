@@ -3,7 +3,7 @@
 //!
 //! A batch closes when it holds `max_batch_size` rows or `max_queue_delay_us` after its first
 //! request arrived, whichever is first; a request larger than the limit runs alone. One batch
-//! runs at a time per version (on the blocking pool) while the next one fills, so under
+//! runs at a time per version (on the version's batching thread) while the next one fills, so under
 //! concurrency the model runs fewer, larger calls — less per-call overhead per row. It is off by
 //! default: alone, a request waits up to the delay for company that never comes.
 //!
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tract_onnx::prelude::*;
 
 /// Per-model batching settings.
@@ -57,7 +57,7 @@ struct Job {
 
 /// The queue in front of one loaded version.
 pub struct Batcher {
-    tx: mpsc::Sender<Job>,
+    tx: std::sync::mpsc::SyncSender<Job>,
     stats: Arc<BatchStats>,
 }
 
@@ -70,10 +70,18 @@ pub struct BatchStats {
 }
 
 impl Batcher {
+    /// Start the version's batching thread. A thread of its own, not a tokio task: tokio's
+    /// timers tick in milliseconds, and queue delays are typically a few hundred microseconds
+    /// (`recv_timeout` waits on a futex with microsecond precision). The thread also runs the
+    /// model, so a batch costs no hop to the blocking pool; it ends when the batcher is dropped.
     pub fn start(model: Arc<LoadedModel>, cfg: Batching) -> Batcher {
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let stats = Arc::new(BatchStats::default());
-        tokio::spawn(run(model, cfg, rx, stats.clone()));
+        let s = stats.clone();
+        std::thread::Builder::new()
+            .name("aimass-batcher".into())
+            .spawn(move || run(&model, cfg, &rx, &s))
+            .expect("spawning a batcher thread");
         Batcher { tx, stats }
     }
 
@@ -89,49 +97,44 @@ impl Batcher {
             .unwrap_or(0);
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job {
+            .try_send(Job {
                 inputs,
                 rows,
                 reply,
             })
-            .await
-            .map_err(|_| "the batcher stopped".to_string())?;
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => {
+                    "the batching queue is full; retry".to_string()
+                }
+                std::sync::mpsc::TrySendError::Disconnected(_) => "the batcher stopped".to_string(),
+            })?;
         rx.await
             .map_err(|_| "the batcher dropped the request".to_string())?
     }
 }
 
-async fn run(
-    model: Arc<LoadedModel>,
+fn run(
+    model: &LoadedModel,
     cfg: Batching,
-    mut rx: mpsc::Receiver<Job>,
-    stats: Arc<BatchStats>,
+    rx: &std::sync::mpsc::Receiver<Job>,
+    stats: &BatchStats,
 ) {
     let delay = Duration::from_micros(cfg.max_queue_delay_us);
     let mut carry: Option<Job> = None;
     loop {
         let first = match carry.take() {
             Some(j) => j,
-            None => match rx.recv().await {
-                Some(j) => j,
-                None => return,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
             },
         };
-        let deadline = tokio::time::Instant::now() + delay;
+        let deadline = std::time::Instant::now() + delay;
         let mut rows = first.rows;
         let mut batch = vec![first];
         while rows < cfg.max_batch_size {
-            let next = match rx.try_recv() {
-                Ok(j) => Some(j),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(j) => j,
-                        Err(_) => None,
-                    }
-                }
-            };
-            let Some(j) = next else { break };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(j) = rx.recv_timeout(left) else { break };
             if rows + j.rows > cfg.max_batch_size {
                 carry = Some(j);
                 break;
@@ -144,8 +147,7 @@ async fn run(
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
-        let model = model.clone();
-        let _ = tokio::task::spawn_blocking(move || execute(&model, batch)).await;
+        execute(model, batch);
     }
 }
 
