@@ -18,6 +18,7 @@ const PLUGINS: &[&str] = &[
     "noop",
     "hostile",
     "min-filter",
+    "row-scorer",
     "dataset-probe",
     "logistic-regression",
     "linear-regression",

@@ -868,3 +868,112 @@ async fn dynamic_batching_answers_each_request_with_its_own_rows() {
     let (status, out) = infer(host, "/v2/models/batched/infer", json!({"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP32", "data": [1, 1]}]})).await;
     assert_eq!((status, &out["outputs"][0]["data"]), (200, &json!([3.0])));
 }
+
+#[tokio::test]
+async fn plugins_call_granted_models_through_the_inference_import() {
+    use aimass_plugin_sdk::learn::Classes;
+    use aimass_plugin_sdk::learn::export::linear_classifier;
+    let host = shared();
+    // P(class 1) = σ(a − 2b + 0.5), labels 10 / 20.
+    let features: Vec<String> = vec!["a".into(), "b".into()];
+    let g = linear_classifier(
+        "s",
+        &features,
+        "y",
+        &Classes(vec![10, 20]),
+        &[1.0, -2.0],
+        &[0.5],
+    );
+    let (status, v) = call(host, "PUT", "/v1/models/scorer-model", Some(g.build())).await;
+    assert_eq!(status, 201, "{v}");
+    let scorer = wasm("row-scorer");
+    push(
+        host,
+        "scorer-granted",
+        scorer.clone(),
+        "?models=scorer-model",
+    )
+    .await;
+    push(host, "scorer-all", scorer.clone(), "?models=*").await;
+    push(host, "scorer-denied", scorer.clone(), "?models=other").await;
+    let csv = "name,a,b\nx,1,0\ny,0,1\nz,2,0.5\n";
+    let (status, _, body) = invoke(
+        host,
+        "scorer-granted",
+        "?model=scorer-model&features=a,b",
+        "text/csv",
+        Some("application/x-ndjson"),
+        csv,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let rows: Vec<Value> = text(&body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+    for (row, (a, b)) in rows.iter().zip([(1.0, 0.0), (0.0, 1.0), (2.0, 0.5)]) {
+        let p = sigmoid(a - 2.0 * b + 0.5);
+        assert!((row["score"].as_f64().unwrap() - p).abs() < 1e-6, "{row}");
+        assert_eq!(row["predicted"], if p > 0.5 { 20 } else { 10 }, "{row}");
+    }
+    // The same by version and with the wildcard grant.
+    let (status, _, body) = invoke(
+        host,
+        "scorer-all",
+        "?model=scorer-model@1",
+        "text/csv",
+        None,
+        csv,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", text(&body));
+    // Not granted, unknown model, wrong input: the plugin gets the host's error.
+    let (status, _, body) = invoke(
+        host,
+        "scorer-denied",
+        "?model=scorer-model",
+        "text/csv",
+        None,
+        csv,
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert!(
+        error_of(&body).contains("not granted model `scorer-model`"),
+        "{}",
+        text(&body)
+    );
+    let (status, _, body) = invoke(host, "scorer-all", "?model=nope", "text/csv", None, csv).await;
+    assert_eq!(status, 500);
+    assert!(
+        error_of(&body).contains("no model named `nope`"),
+        "{}",
+        text(&body)
+    );
+    let (status, _, body) = invoke(
+        host,
+        "scorer-all",
+        "?model=scorer-model&input=x",
+        "text/csv",
+        None,
+        csv,
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert!(
+        error_of(&body).contains("missing input `features`"),
+        "{}",
+        text(&body)
+    );
+    // Bad grants at upload.
+    let resp = client()
+        .put(host.url("/v1/plugins/bad-grant?models=Bad%20Name"))
+        .bearer_auth(ADMIN)
+        .body(scorer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}

@@ -46,6 +46,7 @@ async fn trainer_reads_batches_rewinds_and_reports_progress() {
         version: 1,
         prepared: &compiled.prepared,
         limits: Limits::default(),
+        caps: Default::default(),
     };
     let csv = "x,y\n1,a\n2,b\n3,c\n4,d\n5,e\n6,f\n7,g\n";
     let config = vec![("epochs".to_string(), "3".to_string())];

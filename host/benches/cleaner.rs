@@ -107,6 +107,7 @@ fn bench_cleaners(c: &mut Criterion) {
                 version: 1,
                 prepared: &compiled.prepared,
                 limits,
+                caps: Default::default(),
             };
             let (r, _) = invoke(
                 runtime.engine(),

@@ -58,6 +58,7 @@ fn bench_invoke(c: &mut Criterion) {
                     version: 1,
                     prepared: &compiled.prepared,
                     limits: Limits::default(),
+                    caps: Default::default(),
                 };
                 let (r, _) = invoke(
                     runtime.engine(),
@@ -139,6 +140,7 @@ async fn collect_csv(runtime: &Runtime, name: &Arc<str>, prepared: &Prepared, in
         version: 1,
         prepared,
         limits: Limits::default(),
+        caps: Default::default(),
     };
     let source = aimass::runtime::bindings::types::Source {
         content_type: "text/csv".into(),

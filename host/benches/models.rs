@@ -163,6 +163,7 @@ fn logreg(dir: &Path, models: &Path) {
             version: 1,
             prepared: &compiled.prepared,
             limits,
+            caps: Default::default(),
         };
         let t = Instant::now();
         let (out, _) = rt.block_on(invoke(

@@ -5,6 +5,7 @@ use crate::api::{self, AppState};
 use crate::capabilities::events::embedded::StoreQueue;
 use crate::capabilities::hooks::Hooks;
 use crate::capabilities::models::registry::ModelRegistry;
+use crate::capabilities::models::runner::PluginModels;
 use crate::capabilities::models::train::{self as jobs, Jobs};
 use crate::capabilities::registry::{Registry, RegistryOptions};
 use crate::capabilities::storage::Storage;
@@ -115,6 +116,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             .await
             .context("loading the model registry")?,
     );
+    registry.set_model_runner(Arc::new(PluginModels(models.clone())));
     let jobs = Arc::new(
         Jobs::open(
             jobs::Deps {

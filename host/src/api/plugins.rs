@@ -4,8 +4,10 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::Param;
+use crate::capabilities::registry::records::valid_name;
 use crate::capabilities::registry::{LoadedFrom, PluginEntry, StatsView, VersionRecord};
 use crate::runtime::component::World;
+use crate::runtime::inference::Grants;
 use crate::runtime::limits::{LimitOverrides, Limits};
 use axum::Json;
 use axum::body::Body;
@@ -22,9 +24,27 @@ pub struct LimitQuery {
     pub memory_mb: Option<u64>,
     pub output_mb: Option<u64>,
     pub concurrency: Option<u32>,
+    /// Models the plugin may call through the `inference` import: `models=a,b` or `models=*`.
+    pub models: Option<String>,
 }
 
 impl LimitQuery {
+    fn grants(&self) -> Result<Grants, ApiError> {
+        let models: Vec<String> = self
+            .models
+            .iter()
+            .flat_map(|m| m.split(','))
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        if let Some(bad) = models.iter().find(|m| *m != "*" && !valid_name(m)) {
+            return Err(ApiError::bad_request(format!(
+                "models: {bad:?} is not a model name"
+            )));
+        }
+        Ok(Grants { models })
+    }
+
     fn overrides(&self) -> Result<LimitOverrides, ApiError> {
         let positive = [
             self.timeout_ms,
@@ -62,12 +82,16 @@ pub async fn upload(
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let overrides = limits.overrides()?;
+    let grants = limits.grants()?;
     // Its own task: an upload that reached its commit point finishes even if the client leaves.
     let registry = state.registry.clone();
-    let outcome =
-        tokio::spawn(async move { registry.upload(&name, body.to_vec(), overrides).await })
+    let outcome = tokio::spawn(async move {
+        registry
+            .upload(&name, body.to_vec(), overrides, grants)
             .await
-            .map_err(ApiError::internal)??;
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {

@@ -1,7 +1,8 @@
 //! Host-side bindings for the `aimass:plugin` worlds, generated from `wit/` by wasmtime's
 //! `bindgen!`.
 //!
-//! The `trainer` world imports every shared interface (types, logging, progress, dataset), so it is
+//! The `trainer` world imports every shared interface (types, logging, progress, dataset,
+//! inference), so it is
 //! generated first and the other worlds reuse its interface modules through `with`: one Rust type
 //! per WIT type and one `Host` trait implementation for all worlds. Exports are `async` because
 //! plugins run on tokio with epoch-based yielding (see `runtime::engine`).
@@ -10,14 +11,18 @@ pub mod trainer {
     wasmtime::component::bindgen!({
         world: "trainer",
         path: "../wit",
-        imports: { "aimass:plugin/dataset": trappable, default: tracing },
+        imports: {
+            "aimass:plugin/dataset": trappable,
+            "aimass:plugin/inference": async | tracing,
+            default: tracing,
+        },
         exports: { default: async },
         with: { "aimass:plugin/dataset.reader": crate::runtime::state::DatasetReader },
     });
 }
 
 /// Interfaces shared by all worlds.
-pub use trainer::aimass::plugin::{dataset, logging, progress, types};
+pub use trainer::aimass::plugin::{dataset, inference, logging, progress, types};
 
 pub mod collector {
     wasmtime::component::bindgen!({
@@ -28,6 +33,7 @@ pub mod collector {
             "aimass:plugin/types": super::types,
             "aimass:plugin/logging": super::logging,
             "aimass:plugin/progress": super::progress,
+            "aimass:plugin/inference": super::inference,
         },
     });
 }
@@ -41,6 +47,7 @@ pub mod cleaner {
             "aimass:plugin/types": super::types,
             "aimass:plugin/logging": super::logging,
             "aimass:plugin/progress": super::progress,
+            "aimass:plugin/inference": super::inference,
         },
     });
 }
@@ -54,6 +61,7 @@ pub mod transform {
             "aimass:plugin/types": super::types,
             "aimass:plugin/logging": super::logging,
             "aimass:plugin/progress": super::progress,
+            "aimass:plugin/inference": super::inference,
         },
     });
 }

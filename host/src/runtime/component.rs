@@ -70,6 +70,7 @@ const PROVIDED: &[&str] = &[
     "aimass:plugin/logging",
     "aimass:plugin/progress",
     "aimass:plugin/dataset",
+    "aimass:plugin/inference",
     "wasi:io/",
     "wasi:clocks/",
     "wasi:random/",

@@ -94,6 +94,8 @@ pub struct Target<'a> {
     pub version: u32,
     pub prepared: &'a Prepared,
     pub limits: Limits,
+    /// Served models and the plugin's grants (`Default`: none).
+    pub caps: super::inference::Capabilities,
 }
 
 /// Plugin configuration as the bindings take it.
@@ -117,6 +119,8 @@ pub async fn invoke(
         limits.memory_bytes,
         start + limits.timeout(),
     );
+    let mut state = state;
+    state.caps = target.caps.clone();
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     if consume_fuel {

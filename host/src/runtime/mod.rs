@@ -11,6 +11,7 @@
 pub mod bindings;
 pub mod component;
 pub mod engine;
+pub mod inference;
 pub mod invoke;
 pub mod limits;
 pub mod state;

@@ -136,6 +136,8 @@ pub struct HostState {
     logs_emitted: u32,
     pub logs_dropped: u32,
     pub progress: Arc<Mutex<Progress>>,
+    /// Models and grants for the `inference` import.
+    pub caps: super::inference::Capabilities,
     stderr: StderrTail,
 }
 
@@ -154,6 +156,7 @@ impl HostState {
             logs_emitted: 0,
             logs_dropped: 0,
             progress: Arc::new(Mutex::new(Progress::default())),
+            caps: Default::default(),
             stderr,
         }
     }

@@ -41,9 +41,16 @@ impl Level {
 pub struct HostImports {
     pub log: fn(Level, &str, &[(String, String)]),
     pub progress: fn(u64, u64, &str),
+    pub infer:
+        fn(&str, Vec<crate::inference::Tensor>) -> Result<Vec<crate::inference::Tensor>, String>,
 }
 
 static HOST: OnceLock<HostImports> = OnceLock::new();
+
+/// The installed host imports, if running inside the host.
+pub(crate) fn imports() -> Option<&'static HostImports> {
+    HOST.get()
+}
 
 pub(crate) fn install(imports: HostImports) {
     // Idempotent: every exported call installs the same pointers; only the first one sticks.

@@ -13,6 +13,7 @@
 //!   `internal` → 500); Arrow errors convert to invalid-input.
 //! * [`log`] and [`progress`] — the host's logging and progress imports, usable from anywhere in
 //!   plugin code (stderr / no-op in native unit tests).
+//! * [`inference`] — call the host's served models (the ones the plugin was granted).
 //! * [`numeric`] — numeric columns as `f64` for statistics, without linking all of arrow-cast.
 //! * The traits [`Collector`], [`Cleaner`], [`RawCleaner`], [`Transform`], [`Trainer`] and the
 //!   macros [`export_collector!`], [`export_cleaner!`], [`export_raw_cleaner!`],
@@ -49,6 +50,7 @@ extern crate self as aimass_plugin_sdk;
 mod config;
 mod error;
 mod host;
+pub mod inference;
 pub mod learn;
 mod macros;
 pub mod numeric;

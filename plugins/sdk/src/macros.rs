@@ -60,6 +60,29 @@ macro_rules! __aimass_bindings {
             __aimass_bindings::aimass::plugin::progress::report(done, total, message);
         }
 
+        #[doc(hidden)]
+        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+        fn __aimass_infer(
+            model: &str,
+            inputs: ::std::vec::Vec<$crate::inference::Tensor>,
+        ) -> ::std::result::Result<::std::vec::Vec<$crate::inference::Tensor>, ::std::string::String> {
+            use __aimass_bindings::aimass::plugin::inference::{Tensor, infer};
+            let inputs: ::std::vec::Vec<Tensor> = inputs
+                .into_iter()
+                .map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape, data: t.data })
+                .collect();
+            infer(model, &inputs).map(|out| {
+                out.into_iter()
+                    .map(|t| $crate::inference::Tensor {
+                        name: t.name,
+                        datatype: t.datatype,
+                        shape: t.shape,
+                        data: t.data,
+                    })
+                    .collect()
+            })
+        }
+
         /// Hands the host-import shims to the SDK. Natively (unit tests) the generated imports
         /// are `unreachable!()` stubs, so nothing is installed and the SDK logs to stderr.
         #[doc(hidden)]
@@ -68,6 +91,7 @@ macro_rules! __aimass_bindings {
             $crate::__private::install_host($crate::__private::HostImports {
                 log: __aimass_log,
                 progress: __aimass_progress,
+                infer: __aimass_infer,
             });
         }
 

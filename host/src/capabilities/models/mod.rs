@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod onnx;
 pub mod registry;
+pub mod runner;
 pub mod search;
 pub mod serve;
 pub mod split;

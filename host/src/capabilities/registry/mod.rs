@@ -22,6 +22,7 @@ pub use stats::{Stats, StatsView};
 
 use super::storage::Storage;
 use crate::runtime::component::{Prepared, ValidationError, World};
+use crate::runtime::inference::{Capabilities, Grants, ModelRunner};
 use crate::runtime::invoke::{self, Call, InvokeError, Outcome, Target};
 use crate::runtime::limits::{LimitOverrides, Limits};
 use crate::runtime::{Compiled, Runtime};
@@ -50,6 +51,7 @@ pub enum LoadedFrom {
 /// The version that serves calls.
 pub struct LiveVersion {
     pub version: u32,
+    pub grants: Arc<Grants>,
     pub digest: String,
     pub limits: Limits,
     pub prepared: Prepared,
@@ -177,6 +179,8 @@ pub struct Registry {
     /// Serialises uploads and deletes so record writes never race.
     writes: tokio::sync::Mutex<()>,
     instances: Option<(Arc<Semaphore>, u32)>,
+    /// Served models, for the `inference` import (set once the model registry exists).
+    models: std::sync::OnceLock<Arc<dyn ModelRunner>>,
 }
 
 impl Registry {
@@ -193,7 +197,13 @@ impl Registry {
             plugins: RwLock::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
             instances,
+            models: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Give plugins access to served models (their grants still decide which).
+    pub fn set_model_runner(&self, runner: Arc<dyn ModelRunner>) {
+        let _ = self.models.set(runner);
     }
 
     pub fn defaults(&self) -> Limits {
@@ -279,6 +289,7 @@ impl Registry {
             version: v.version,
             digest: v.digest.clone(),
             limits: self.opts.defaults.with_overrides(&v.overrides),
+            grants: Arc::new(v.grants.clone()),
             prepared: c.prepared,
             loaded_from: from,
             load_time: c.load_time,
@@ -336,8 +347,9 @@ impl Registry {
         name: &str,
         bytes: Vec<u8>,
         overrides: LimitOverrides,
+        grants: Grants,
     ) -> Result<UploadOutcome, UploadError> {
-        self.upload_as(name, bytes, overrides, false).await
+        self.upload_as(name, bytes, overrides, grants, false).await
     }
 
     /// Register a plugin bundled in the binary, unless that would replace something an admin
@@ -360,7 +372,13 @@ impl Registry {
             return Ok(None);
         }
         let o = self
-            .upload_as(name, bytes.to_vec(), LimitOverrides::default(), true)
+            .upload_as(
+                name,
+                bytes.to_vec(),
+                LimitOverrides::default(),
+                Grants::default(),
+                true,
+            )
             .await?;
         Ok(o.created.then_some(o))
     }
@@ -370,6 +388,7 @@ impl Registry {
         name: &str,
         bytes: Vec<u8>,
         overrides: LimitOverrides,
+        grants: Grants,
         bundled: bool,
     ) -> Result<UploadOutcome, UploadError> {
         if !valid_name(name) {
@@ -397,6 +416,7 @@ impl Registry {
             && let Some(live) = record.live_version()
             && live.digest == digest
             && live.overrides == overrides
+            && live.grants == grants
         {
             return Ok(UploadOutcome {
                 name: name.to_string(),
@@ -434,6 +454,7 @@ impl Registry {
             compile_ms,
             overrides,
             bundled,
+            grants,
         };
         record.versions.push(v.clone());
         record.live = version;
@@ -577,6 +598,10 @@ impl Registry {
             version: live.version,
             prepared: &live.prepared,
             limits,
+            caps: Capabilities {
+                models: self.models.get().cloned(),
+                grants: live.grants.clone(),
+            },
         };
         let (result, stats) = invoke::invoke(
             self.runtime.engine(),

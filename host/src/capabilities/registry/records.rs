@@ -1,6 +1,7 @@
 //! What the registry persists, where, and how a local file is written safely.
 
 use crate::runtime::component::World;
+use crate::runtime::inference::Grants;
 use crate::runtime::limits::LimitOverrides;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,13 @@ pub struct VersionRecord {
     /// own bundled version, but never replaces a version someone uploaded.
     #[serde(default)]
     pub bundled: bool,
+    /// What the plugin may reach (models it may call), set at upload.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub grants: Grants,
+}
+
+fn is_default(g: &Grants) -> bool {
+    *g == Grants::default()
 }
 
 /// What is stored per plugin, at `plugins/{name}/meta.json`.
