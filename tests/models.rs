@@ -977,3 +977,84 @@ async fn plugins_call_granted_models_through_the_inference_import() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+/// NVIDIA's tritonclient (installed from PyPI on first use, like Garage for the S3 tests), run
+/// unmodified against the host: health, readiness, metadata and an inference.
+#[tokio::test]
+async fn tritonclient_talks_to_the_host() {
+    let host = shared();
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import tritonclient.http"])
+        .status();
+    if !python.is_ok_and(|s| s.success()) {
+        let install = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--user",
+                "--quiet",
+                "tritonclient[http]",
+                "numpy",
+            ])
+            .status()
+            .expect("python3 runs");
+        assert!(install.success(), "pip install tritonclient[http] failed");
+    }
+    let onnx = {
+        use aimass_plugin_sdk::learn::Classes;
+        use aimass_plugin_sdk::learn::export::linear_classifier;
+        let features: Vec<String> = vec!["a".into(), "b".into()];
+        linear_classifier(
+            "t",
+            &features,
+            "y",
+            &Classes(vec![0, 1]),
+            &[1.0, -1.0],
+            &[0.0],
+        )
+        .build()
+    };
+    let (status, _) = call(host, "PUT", "/v1/models/triton-check", Some(onnx)).await;
+    assert_eq!(status, 201);
+    let rows = json!([[2.0, 1.0], [0.0, 3.0]]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/oip_client.py");
+    let out = tokio::process::Command::new("python3")
+        .args([script, &host.url, ADMIN, "triton-check", &rows.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&seen["live"], &seen["ready"], &seen["model_ready"]),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    assert_eq!(
+        (
+            seen["server"].as_str(),
+            seen["platform"].as_str(),
+            seen["id"].as_str()
+        ),
+        (Some("aimass"), Some("onnx"), Some("triton-1"))
+    );
+    assert_eq!(
+        seen["inputs"][0],
+        json!({"name": "features", "datatype": "FP32", "shape": [-1, 2]})
+    );
+    assert_eq!(seen["label"], json!([1, 0]));
+    let p = seen["probabilities"].as_array().unwrap();
+    let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+    assert!(
+        (p[0][1].as_f64().unwrap() - sigmoid(1.0)).abs() < 1e-6,
+        "{seen}"
+    );
+    assert!(
+        (p[1][1].as_f64().unwrap() - sigmoid(-3.0)).abs() < 1e-6,
+        "{seen}"
+    );
+}

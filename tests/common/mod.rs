@@ -71,9 +71,24 @@ impl TestHost {
 }
 
 /// One host shared by the tests of a test binary (bundled plugins, default limits).
+///
+/// A static is never dropped, so its temp dir (store, compiled cache) would outlive the test
+/// process; an `atexit` handler removes it.
 pub fn shared() -> &'static TestHost {
     static HOST: OnceLock<TestHost> = OnceLock::new();
-    HOST.get_or_init(|| TestHost::start(HostConfig::default()))
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    extern "C" fn remove_dir() {
+        if let Some(dir) = DIR.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    HOST.get_or_init(|| {
+        let host = TestHost::start(HostConfig::default());
+        let _ = DIR.set(host._dir.path().to_path_buf());
+        // SAFETY: registers a plain `extern "C"` function with no captured state.
+        unsafe { libc::atexit(remove_dir) };
+        host
+    })
 }
 
 /// Default config with tighter limits, for tests that exercise them.
