@@ -1058,3 +1058,111 @@ async fn tritonclient_talks_to_the_host() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn version_numbers_are_never_reused_and_bad_aliases_store_nothing() {
+    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
+    let host = shared();
+    let model = |w: f32| {
+        let mut g = GraphBuilder::new("n");
+        g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(1)])
+            .initializer_f32("w", &[1], &[w])
+            .node("MatMul", &["features", "w"], &["prediction"], vec![])
+            .output("prediction", ElemType::F32, &[Dim::named("N")]);
+        g.build()
+    };
+    for (w, want) in [(1.0, 1), (2.0, 2)] {
+        let (_, v) = call(host, "PUT", "/v1/models/renumber", Some(model(w))).await;
+        assert_eq!(v["version"], want);
+    }
+    let (status, _) = call(host, "DELETE", "/v1/models/renumber/versions/2", None).await;
+    assert_eq!(status, 204);
+    let (_, v) = call(host, "PUT", "/v1/models/renumber", Some(model(3.0))).await;
+    assert_eq!(v["version"], 3, "version 2 is not handed out again: {v}");
+    let (_, out) = infer(
+        host,
+        "/v2/models/renumber/versions/3/infer",
+        json!({"inputs": [{"name": "features", "shape": [1, 1], "datatype": "FP32", "data": [2]}]}),
+    )
+    .await;
+    assert_eq!(out["outputs"][0]["data"], json!([6.0]));
+    // A bad alias is refused before anything is stored.
+    for alias in ["7", "Bad"] {
+        let (status, _) = call(
+            host,
+            "PUT",
+            &format!("/v1/models/renumber?alias={alias}"),
+            Some(model(4.0)),
+        )
+        .await;
+        assert_eq!(status, 400, "{alias}");
+    }
+    let shown = get_json(host, "/v1/models/renumber").await;
+    assert_eq!(shown["latest_version"], 3);
+    // Gate rules must name a metric the host computes.
+    let (status, v) = call(
+        host,
+        "PUT",
+        "/v1/models/renumber/gate",
+        Some(br#"{"min_acuracy": 0.9}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown metric `acuracy`"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn boolean_labels_train_and_unusable_splits_fail_early() {
+    let host = shared();
+    let mut csv = String::from("x,y,label\n");
+    for i in 0..60 {
+        let x = i as f64 / 10.0;
+        csv.push_str(&format!(
+            "{x},{},{}\n",
+            (i * 7 % 5) as f64,
+            if i % 3 == 0 || x > 4.0 {
+                "true"
+            } else {
+                "false"
+            }
+        ));
+    }
+    dataset(host, "bools", &csv).await;
+    let job = train(host, json!({"model": "bools", "trainer": "logistic-regression", "dataset": "bools", "label": "label", "alias": null})).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(
+        get_json(host, "/v1/models/bools").await["versions"][0]["metadata"]["classes"],
+        "0,1"
+    );
+    // One row of class 1 and half the rows held out for test: class 1 never reaches training.
+    let mut csv = String::from("x,label\n");
+    for i in 0..9 {
+        csv.push_str(&format!("{i},0\n"));
+    }
+    csv.push_str("9,1\n");
+    dataset(host, "lonely", &csv).await;
+    let job = train(
+        host,
+        json!({"model": "lonely", "trainer": "logistic-regression", "dataset": "lonely", "label": "label",
+               "split": {"validation": 0.0, "test": 0.5}}),
+    )
+    .await;
+    assert_eq!(job["state"], "failed");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("class 1 has no row in the train split"),
+        "{job}"
+    );
+    assert!(
+        job["candidates"].as_array().unwrap().is_empty(),
+        "nothing was trained"
+    );
+}

@@ -2,17 +2,20 @@
 //! `inference` import — e.g. a churn probability added while cleaning. Upload it with the model
 //! granted: `PUT /v1/plugins/row-scorer?models=churn`.
 //!
-//! Config: `model` (required: `name`, `name@3` or `name@alias`); `features` (comma-separated,
-//! default every numeric column), sent in that order as the FP32 `[N, F]` input named `input`
+//! Config: `model` (required: `name`, `name@3` or `name@alias`); `features` (comma-separated;
+//! by default every numeric column in schema order — name them when the table also holds the
+//! label, ids or other numbers the model was not trained on), sent in that order as the FP32 `[N, F]` input named `input`
 //! (default `features`, the bundled trainers' input name). Appended columns, from the model's
 //! outputs: `score` (Float64, the probability of the last class, from `probabilities`),
 //! `predicted` (Int64, from `label`) and `prediction` (Float64, from a regressor's `prediction`).
+//! A null feature is an invalid-input error. The host refuses models trained with fitted
+//! transforms through this import (apply the transform in the plugin, or call over HTTP).
 use std::sync::Arc;
 
 use aimass_plugin_sdk::inference::{Tensor, infer};
 use aimass_plugin_sdk::numeric::{numeric_columns, to_f64};
 use aimass_plugin_sdk::{Cleaner, Config, Error, Result, Table, export_cleaner};
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 pub struct RowScorer;
@@ -34,7 +37,15 @@ impl Cleaner for RowScorer {
                 .collect::<Result<_>>()?;
             let mut x = Vec::with_capacity(n * features.len());
             for r in 0..n {
-                x.extend(columns.iter().map(|c| c.value(r) as f32));
+                for (c, &i) in columns.iter().zip(&features) {
+                    if c.is_null(r) {
+                        let name = schema.field(i).name();
+                        return Err(Error::invalid_input(format!(
+                            "column `{name}` is null in a row to score; drop or fill nulls first"
+                        )));
+                    }
+                    x.push(c.value(r) as f32);
+                }
             }
             let tensor = Tensor::f32(input_name, &[n as u64, features.len() as u64], &x);
             let outputs = infer(model, vec![tensor])?;
@@ -42,7 +53,7 @@ impl Cleaner for RowScorer {
             for t in &outputs {
                 match t.name.as_str() {
                     "probabilities" => {
-                        let k = *t.shape.last().unwrap_or(&1) as usize;
+                        let k = (*t.shape.last().unwrap_or(&1) as usize).max(1);
                         let p = t.to_f32()?;
                         let last: Float64Array =
                             p.chunks_exact(k).map(|row| f64::from(row[k - 1])).collect();

@@ -11,13 +11,15 @@ use super::AppState;
 use super::auth::{Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::path::{Param, Params};
+use crate::capabilities::models::batcher::BatchError;
 use crate::capabilities::models::registry::ModelVersion;
 use crate::capabilities::models::serve::{self, InferError, InferRequest, InferResponse};
-use crate::capabilities::models::transforms;
+use crate::capabilities::models::transforms::{self, TransformError};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tract_onnx::prelude::IntoTensor;
@@ -122,16 +124,29 @@ async fn infer(
         let raw = inputs.remove(0);
         let scaled = transforms::apply(&state.registry, &v, &states, &raw)
             .await
-            .map_err(|e| ApiError::bad_request(format!("applying the model's transforms: {e}")))?;
+            .map_err(|e| {
+                let m = format!("applying the model's transforms: {e}");
+                match e {
+                    TransformError::Input(_) => ApiError::bad_request(m),
+                    TransformError::Busy(_) => ApiError {
+                        retry_after: Some(1),
+                        ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)
+                    },
+                    TransformError::Failed(_) => ApiError::internal(m),
+                }
+            })?;
         inputs.insert(0, scaled.into());
     }
     let outputs = match state.models.batcher(&v, &plan) {
         Some(batcher) => {
             let tensors = inputs.into_iter().map(|t| t.into_tensor()).collect();
-            let out = batcher
-                .infer(tensors)
-                .await
-                .map_err(|e| ApiError::internal(format!("inference failed: {e}")))?;
+            let out = batcher.infer(tensors).await.map_err(|e| match e {
+                BatchError::Full => ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                },
+                BatchError::Failed(m) => ApiError::internal(format!("inference failed: {m}")),
+            })?;
             serve::respond(&plan, &out, &wanted)?
         }
         None => tokio::task::spawn_blocking(move || serve::run(&plan, inputs, &wanted))

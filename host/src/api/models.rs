@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::path::{Param, Params};
 use crate::capabilities::models::batcher::Batching;
 use crate::capabilities::models::registry::{
-    Gate, ModelError, ModelRecord, ModelVersion, Provenance,
+    Gate, ModelError, ModelRecord, ModelVersion, Provenance, check_alias, check_name,
 };
 use axum::Json;
 use axum::body::Body;
@@ -100,6 +100,11 @@ pub async fn upload(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: send the .onnx file"));
+    }
+    // Everything that can be refused is refused before a version is stored.
+    check_name("model name", &name)?;
+    if let Some(alias) = &query.alias {
+        check_alias(alias)?;
     }
     let models = state.models.clone();
     // Its own task: once validated, the version is stored even if the client goes away.

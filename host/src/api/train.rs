@@ -5,8 +5,8 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::models::train::Job;
 use crate::capabilities::models::train::spec::TrainRequest;
+use crate::capabilities::models::train::{Job, SubmitError};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -22,11 +22,10 @@ pub async fn submit(
     let body = super::body::read_authorized(auth, &headers, body, 1 << 20).await?;
     let request: TrainRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid training request: {e}")))?;
-    let job = state
-        .jobs
-        .submit(request)
-        .await
-        .map_err(ApiError::bad_request)?;
+    let job = state.jobs.submit(request).await.map_err(|e| match e {
+        SubmitError::Invalid(m) => ApiError::bad_request(m),
+        SubmitError::Storage(_) => ApiError::internal(e),
+    })?;
     let location = format!("/v1/train/{}", job.id);
     Ok((
         StatusCode::ACCEPTED,

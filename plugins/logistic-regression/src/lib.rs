@@ -22,9 +22,10 @@
 //! exported weights, so the model takes raw features and the penalty applies to the weights of
 //! standardised features.
 //!
-//! The ONNX graph is `MatMul → Add → Softmax` (`probabilities`, FP32 `[N, K]`) and
-//! `ArgMax → Gather` (`label`, INT64 `[N]`) over the FP32 input `features` `[N, F]`; see
-//! `aimass_plugin_sdk::learn::export`. Metadata: `task`, `features`, `label`, `classes`,
+//! The ONNX graph is `MatMul → Add` over the FP32 input `features` `[N, F]`, then for three or
+//! more classes `Softmax` (`probabilities`, FP32 `[N, K]`) and `ArgMax → Gather` (`label`, INT64
+//! `[N]`), and for two classes the same outputs as a `Sigmoid` pair and `Greater → Cast → Gather`
+//! (tract runs those several times faster); see `aimass_plugin_sdk::learn::export`. Metadata: `task`, `features`, `label`, `classes`,
 //! `iterations`, `converged`, `train_loss`.
 
 use aimass_plugin_sdk::learn::{self, COMMON_KEYS, Classes, Lbfgs, Scaling, Xy, read_xy};
@@ -159,6 +160,8 @@ pub fn fit(mut xy: Xy, settings: &Settings) -> Result<Fit> {
                 z[0] = sigmoid(z[0]) - y;
             } else {
                 let max = z.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+                // log-sum-exp: −log pₜ = log Σ e^(z−max) − (zₜ − max), finite however far apart.
+                let zt = z[target[i]] - max;
                 let sum: f64 = z
                     .iter_mut()
                     .map(|v| {
@@ -166,7 +169,7 @@ pub fn fit(mut xy: Xy, settings: &Settings) -> Result<Fit> {
                         *v
                     })
                     .sum();
-                total += sum.ln() - (z[target[i]].ln());
+                total += sum.ln() - zt;
                 z.iter_mut().for_each(|v| *v /= sum);
                 z[target[i]] -= 1.0;
             }

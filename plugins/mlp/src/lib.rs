@@ -20,8 +20,9 @@
 //! raw features and predicts raw targets. Initialisation is He-uniform for hidden layers and
 //! Glorot-uniform for the output layer.
 //!
-//! The ONNX graph is `(MatMul → Add → Relu)×L → MatMul → Add`, then `Softmax` (`probabilities`)
-//! and `ArgMax → Gather` (`label`) for classifiers, or `prediction` `[N]` for regressors.
+//! The ONNX graph is `(MatMul → Add → Relu)×L → MatMul → Add`, then the classifier head of
+//! `aimass_plugin_sdk::learn::export` (`probabilities` and `label`; a Sigmoid pair for two
+//! classes, Softmax/ArgMax for more) or `prediction` `[N]` for regressors.
 
 use aimass_plugin_sdk::learn::export::{Dense, mlp_classifier, mlp_regressor};
 use aimass_plugin_sdk::learn::{self, COMMON_KEYS, Classes, Rng, Scaling, Xy, read_xy};

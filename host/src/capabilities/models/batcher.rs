@@ -7,8 +7,10 @@
 //! concurrency the model runs fewer, larger calls — less per-call overhead per row. It is off by
 //! default: alone, a request waits up to the delay for company that never comes.
 //!
-//! Only models whose every input and output has a variable first dimension can be batched; for
-//! the others the setting is ignored.
+//! Only models whose every input and output has a variable first dimension (and fixed others)
+//! can be batched; for the others the setting is ignored. A request with no rows runs alone. If
+//! a batch fails, each of its requests is run again alone, so one bad request fails only itself;
+//! a panic in the model answers its batch with errors and the queue goes on.
 
 use super::onnx::LoadedModel;
 use serde::{Deserialize, Serialize};
@@ -38,13 +40,23 @@ impl Batching {
     }
 }
 
-/// Whether `model` can be batched: every input and output has a variable first dimension.
+/// Whether `model` can be batched: every input and output has a variable first dimension and
+/// fixed others, so any two requests that fit the signature can be concatenated.
 pub fn batchable(model: &LoadedModel) -> bool {
     let s = &model.signature;
     s.inputs
         .iter()
         .chain(&s.outputs)
-        .all(|t| t.shape.first() == Some(&-1))
+        .all(|t| t.shape.first() == Some(&-1) && t.shape[1..].iter().all(|d| *d >= 0))
+}
+
+/// Why a batched call failed: the queue was full (503, retry) or the model failed (500).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("the batching queue of this model is full; retry shortly")]
+    Full,
+    #[error("{0}")]
+    Failed(String),
 }
 
 type Reply = oneshot::Sender<Result<TVec<Tensor>, String>>;
@@ -59,6 +71,7 @@ struct Job {
 pub struct Batcher {
     tx: std::sync::mpsc::SyncSender<Job>,
     stats: Arc<BatchStats>,
+    config: Batching,
 }
 
 /// How much batching happened: `requests / batches` is the mean batch size in requests.
@@ -82,7 +95,16 @@ impl Batcher {
             .name("aimass-batcher".into())
             .spawn(move || run(&model, cfg, &rx, &s))
             .expect("spawning a batcher thread");
-        Batcher { tx, stats }
+        Batcher {
+            tx,
+            stats,
+            config: cfg,
+        }
+    }
+
+    /// The settings this queue runs with.
+    pub fn config(&self) -> Batching {
+        self.config
     }
 
     pub fn stats(&self) -> &BatchStats {
@@ -90,26 +112,26 @@ impl Batcher {
     }
 
     /// Run `inputs` as part of a batch; returns this request's rows of every output.
-    pub async fn infer(&self, inputs: TVec<Tensor>) -> Result<TVec<Tensor>, String> {
+    pub async fn infer(&self, inputs: TVec<Tensor>) -> Result<TVec<Tensor>, BatchError> {
         let rows = inputs
             .first()
             .and_then(|t| t.shape().first().copied())
             .unwrap_or(0);
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Job {
-                inputs,
-                rows,
-                reply,
-            })
-            .map_err(|e| match e {
-                std::sync::mpsc::TrySendError::Full(_) => {
-                    "the batching queue is full; retry".to_string()
-                }
-                std::sync::mpsc::TrySendError::Disconnected(_) => "the batcher stopped".to_string(),
-            })?;
+        let job = Job {
+            inputs,
+            rows,
+            reply,
+        };
+        self.tx.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => BatchError::Full,
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                BatchError::Failed("the batcher stopped".into())
+            }
+        })?;
         rx.await
-            .map_err(|_| "the batcher dropped the request".to_string())?
+            .map_err(|_| BatchError::Failed("the model failed on this batch".into()))?
+            .map_err(BatchError::Failed)
     }
 }
 
@@ -131,11 +153,12 @@ fn run(
         };
         let deadline = std::time::Instant::now() + delay;
         let mut rows = first.rows;
+        let alone = rows == 0;
         let mut batch = vec![first];
-        while rows < cfg.max_batch_size {
+        while !alone && rows < cfg.max_batch_size {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let Ok(j) = rx.recv_timeout(left) else { break };
-            if rows + j.rows > cfg.max_batch_size {
+            if j.rows == 0 || rows + j.rows > cfg.max_batch_size {
                 carry = Some(j);
                 break;
             }
@@ -147,11 +170,13 @@ fn run(
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
-        execute(model, batch);
+        // A panic in tract drops the batch's reply channels (each request gets an error) and
+        // the queue goes on serving.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(model, batch)));
     }
 }
 
-/// Concatenate, run once, split; every request gets its own answer (or the shared error).
+/// Concatenate, run once, split. If the batch fails, run each request alone.
 fn execute(model: &LoadedModel, batch: Vec<Job>) {
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one");
@@ -167,10 +192,10 @@ fn execute(model: &LoadedModel, batch: Vec<Job>) {
                 .map_err(|e| format!("{e:#}"))
         })
         .collect();
-    let outputs = inputs.and_then(|inputs| model.run(inputs).map_err(|e| format!("{e:#}")));
-    match outputs {
-        Err(e) => batch.into_iter().for_each(|j| {
-            let _ = j.reply.send(Err(e.clone()));
+    match inputs.and_then(|inputs| model.run(inputs).map_err(|e| format!("{e:#}"))) {
+        Err(_) => batch.into_iter().for_each(|j| {
+            let out = run_one(model, j.inputs);
+            let _ = j.reply.send(out);
         }),
         Ok(outputs) => {
             let mut start = 0;

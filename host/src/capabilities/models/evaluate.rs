@@ -67,6 +67,22 @@ pub struct Evaluation {
     pub regression: Option<Regression>,
 }
 
+/// Every metric name a job can select on or gate with.
+pub const METRICS: &[&str] = &[
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+];
+
 /// Whether a larger value of metric `name` is better (`false` for losses and errors).
 pub fn higher_is_better(name: &str) -> bool {
     !matches!(name, "log_loss" | "rmse" | "mae")

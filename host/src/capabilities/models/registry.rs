@@ -12,6 +12,7 @@
 //! memory, loaded at start, written through on every change under one lock.
 
 use super::batcher::{Batcher, Batching, batchable};
+use super::evaluate::METRICS;
 use super::onnx::{LoadError, LoadedModel, Signature, load};
 use crate::capabilities::registry::records::{now_secs, valid_name};
 use crate::capabilities::storage::Storage;
@@ -86,6 +87,10 @@ pub struct ModelRecord {
     /// Publish gate: `min_<metric>` / `max_<metric>` thresholds (see [`Gate`]).
     #[serde(default)]
     pub gate: Gate,
+    /// The number the next version gets. Numbers are never reused, even after a delete, so a
+    /// version number always means the same model.
+    #[serde(default)]
+    pub next_version: u32,
     /// Dynamic batching of inference requests; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batching: Option<Batching>,
@@ -97,17 +102,22 @@ pub struct ModelRecord {
 pub struct Gate(pub BTreeMap<String, f64>);
 
 impl Gate {
-    /// Check the thresholds against scalar `metrics`; the error lists every failed rule.
+    /// Check the thresholds against scalar `metrics`; the error lists every failed rule. A
+    /// metric that is missing or not finite (NaN) fails its rule.
     pub fn check(&self, metrics: &BTreeMap<String, f64>) -> Result<(), String> {
         let mut failed = Vec::new();
         for (rule, &bound) in &self.0 {
             let (metric, min) = match (rule.strip_prefix("min_"), rule.strip_prefix("max_")) {
                 (Some(m), _) => (m, true),
                 (_, Some(m)) => (m, false),
-                _ => unreachable!("validated"),
+                _ => {
+                    failed.push(format!("{rule}: not a min_/max_ rule"));
+                    continue;
+                }
             };
             match metrics.get(metric) {
                 None => failed.push(format!("{rule}: metric `{metric}` was not computed")),
+                Some(&v) if !v.is_finite() => failed.push(format!("{rule}: {metric} is {v}")),
                 Some(&v) if (min && v < bound) || (!min && v > bound) => failed.push(format!(
                     "{rule}: {metric} = {v:.6} (needs {} {bound})",
                     if min { "≥" } else { "≤" }
@@ -122,13 +132,20 @@ impl Gate {
         }
     }
 
-    /// Every key is `min_*` or `max_*` with a finite bound.
+    /// Every key is `min_<metric>` or `max_<metric>` of a metric the host computes, with a
+    /// finite bound.
     pub fn validate(&self) -> Result<(), String> {
         for (k, v) in &self.0 {
             let metric = k.strip_prefix("min_").or_else(|| k.strip_prefix("max_"));
-            if metric.is_none_or(str::is_empty) {
+            let Some(metric) = metric else {
                 return Err(format!(
                     "gate rule `{k}` must be min_<metric> or max_<metric>"
+                ));
+            };
+            if !METRICS.contains(&metric) {
+                return Err(format!(
+                    "gate rule `{k}`: unknown metric `{metric}` (one of {})",
+                    METRICS.join(", ")
                 ));
             }
             if !v.is_finite() {
@@ -183,6 +200,17 @@ fn model_key(name: &str) -> String {
 
 fn version_dir(name: &str, v: u32) -> String {
     format!("models/{name}/v{v}")
+}
+
+/// Aliases are names that do not read as version numbers (`versions/3` must mean version 3).
+pub fn check_alias(alias: &str) -> Result<(), ModelError> {
+    check_name("alias", alias)?;
+    if alias.parse::<u64>().is_ok() {
+        return Err(ModelError::BadName(format!(
+            "alias {alias:?} would read as a version number"
+        )));
+    }
+    Ok(())
 }
 
 /// Model names follow plugin names: 1–64 of `a-z 0-9 - _ .`, starting alphanumeric.
@@ -357,14 +385,32 @@ impl ModelRegistry {
             .await
             .map_err(|e| ModelError::Storage(anyhow::anyhow!("loading panicked: {e}")))??;
         let _w = self.write.lock().await;
-        let version = {
+        // Reserve the number in model.json first: a crash after this skips it, never reuses it.
+        let mut record = {
             let models = self.models.lock().unwrap();
-            models
-                .get(name)
-                .and_then(|e| e.versions.keys().next_back().copied())
-                .unwrap_or(0)
-                + 1
+            match models.get(name) {
+                Some(e) => {
+                    let mut r = e.record.clone();
+                    let after_latest = e.versions.keys().next_back().map_or(1, |v| v + 1);
+                    r.next_version = r.next_version.max(after_latest);
+                    r
+                }
+                None => ModelRecord {
+                    name: name.to_string(),
+                    next_version: 1,
+                    ..Default::default()
+                },
+            }
         };
+        let version = record.next_version;
+        record.next_version = version + 1;
+        self.storage.put_json(&model_key(name), &record).await?;
+        self.models
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default()
+            .record = record;
         let dir = version_dir(name, version);
         let mut fitted = Vec::with_capacity(transforms.len());
         for (i, t) in transforms.into_iter().enumerate() {
@@ -391,13 +437,6 @@ impl ModelRegistry {
             transforms: fitted,
         };
         self.storage.put(&format!("{dir}/model.onnx"), onnx).await?;
-        if !self.models.lock().unwrap().contains_key(name) {
-            let record = ModelRecord {
-                name: name.to_string(),
-                ..Default::default()
-            };
-            self.storage.put_json(&model_key(name), &record).await?;
-        }
         self.storage
             .put_json(&format!("{dir}/version.json"), &mv)
             .await?;
@@ -455,12 +494,7 @@ impl ModelRegistry {
         alias: &str,
         version: u32,
     ) -> Result<ModelRecord, ModelError> {
-        check_name("alias", alias)?;
-        if alias.parse::<u64>().is_ok() {
-            return Err(ModelError::BadName(format!(
-                "alias {alias:?} would read as a version number"
-            )));
-        }
+        check_alias(alias)?;
         self.update_record(name, |e| {
             if !e.versions.contains_key(&version) {
                 return Err(ModelError::NotFound(format!(
@@ -517,15 +551,27 @@ impl ModelRegistry {
     /// The batching queue for a version, if its model has batching on and the model can be
     /// batched (variable first dimension everywhere).
     pub fn batcher(&self, v: &ModelVersion, plan: &Arc<LoadedModel>) -> Option<Arc<Batcher>> {
-        let cfg = self.models.lock().unwrap().get(&v.model)?.record.batching?;
         if !batchable(plan) {
             return None;
         }
+        // Both locks, models first (as everywhere): the setting read and the queue found or
+        // made agree, and no queue is made for a version deleted meanwhile.
+        let models = self.models.lock().unwrap();
+        let e = models.get(&v.model)?;
+        let cfg = e.record.batching?;
+        if !e.versions.contains_key(&v.version) {
+            return None;
+        }
         let mut batchers = self.batchers.lock().unwrap();
-        let b = batchers
-            .entry((v.model.clone(), v.version))
-            .or_insert_with(|| Arc::new(Batcher::start(plan.clone(), cfg)));
-        Some(b.clone())
+        let key = (v.model.clone(), v.version);
+        if let Some(b) = batchers.get(&key)
+            && b.config() == cfg
+        {
+            return Some(b.clone());
+        }
+        let b = Arc::new(Batcher::start(plan.clone(), cfg));
+        batchers.insert(key, b.clone());
+        Some(b)
     }
 
     /// Batching counters of each version of `name` that has a queue, by version.

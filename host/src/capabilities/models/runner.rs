@@ -128,7 +128,7 @@ impl PluginModels {
             return Err(format!("unknown input `{}`", extra.name));
         }
         let outputs: TVec<Tensor> = match self.0.batcher(&v, &plan) {
-            Some(b) => b.infer(tensors).await?,
+            Some(b) => b.infer(tensors).await.map_err(|e| e.to_string())?,
             None => {
                 let plan = plan.clone();
                 tokio::task::spawn_blocking(move || {

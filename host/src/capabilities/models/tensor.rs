@@ -88,18 +88,37 @@ pub struct InferTensor {
 
 /// `data` with nesting removed, checked against `shape`.
 fn flatten<'a>(name: &str, data: &'a Value, shape: &[usize]) -> Result<Vec<&'a Value>, String> {
-    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
-        match v {
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            other => out.push(other),
+    /// Nested data must follow the shape exactly: `depth` levels of arrays of `shape[d]` items.
+    fn nested<'a>(v: &'a Value, shape: &[usize], out: &mut Vec<&'a Value>) -> bool {
+        match (v, shape.split_first()) {
+            (Value::Array(items), Some((&n, rest))) => {
+                items.len() == n && items.iter().all(|i| nested(i, rest, out))
+            }
+            (Value::Array(_), None) => false,
+            (scalar, None) => {
+                out.push(scalar);
+                true
+            }
+            (_, Some(_)) => false,
         }
     }
-    if !data.is_array() {
+    let Value::Array(items) = data else {
         return Err(format!("input `{name}`: `data` must be an array"));
+    };
+    let expected = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("input `{name}`: shape {shape:?} is too large"))?;
+    let mut out = Vec::with_capacity(expected.min(items.len().max(1) * 64));
+    if items.iter().any(Value::is_array) {
+        if !nested(data, shape, &mut out) {
+            return Err(format!(
+                "input `{name}`: nested `data` does not follow shape {shape:?}"
+            ));
+        }
+    } else {
+        out.extend(items);
     }
-    let mut out = Vec::new();
-    walk(data, &mut out);
-    let expected: usize = shape.iter().product();
     if out.len() != expected {
         return Err(format!(
             "input `{name}`: shape {shape:?} needs {expected} values, `data` has {}",
@@ -107,6 +126,13 @@ fn flatten<'a>(name: &str, data: &'a Value, shape: &[usize]) -> Result<Vec<&'a V
         ));
     }
     Ok(out)
+}
+
+/// An `FP32` element: a number within f32's range (a larger one would silently become ∞).
+fn fp32(v: &Value) -> Option<f32> {
+    let f = v.as_f64()?;
+    let x = f as f32;
+    (x.is_finite() || !f.is_finite()).then_some(x)
 }
 
 fn build<T: Datum>(
@@ -172,7 +198,7 @@ impl InferTensor {
             Int16 => build::<i16>(name, &values, &shape, dt, int),
             Int32 => build::<i32>(name, &values, &shape, dt, int),
             Int64 => build::<i64>(name, &values, &shape, dt, |v| v.as_i64()),
-            Fp32 => build(name, &values, &shape, dt, |v| v.as_f64().map(|f| f as f32)),
+            Fp32 => build(name, &values, &shape, dt, fp32),
             Fp64 => build(name, &values, &shape, dt, |v| v.as_f64()),
             Bytes => build(name, &values, &shape, dt, |v| {
                 v.as_str().map(str::to_string)
@@ -284,5 +310,19 @@ mod tests {
         assert!(err(tensor(vec![1], "FP32", json!(1))).contains("must be an array"));
         assert!(err(tensor(vec![1], "BOOL", json!([1]))).contains("not a valid BOOL"));
         assert!(err(tensor(vec![1], "FP32", json!(["a"]))).contains("not a valid FP32"));
+        assert!(err(tensor(vec![1], "FP32", json!([1e39]))).contains("not a valid FP32"));
+        assert!(
+            err(tensor(vec![2, 2], "FP32", json!([[1, 2, 3], [4]])))
+                .contains("does not follow shape")
+        );
+        assert!(
+            err(tensor(vec![2, 2], "FP32", json!([[1, 2], 3, 4])))
+                .contains("does not follow shape")
+        );
+        assert!(
+            err(tensor(vec![4], "FP32", json!([[1, 2], [3, 4]]))).contains("does not follow shape")
+        );
+        let huge = i64::MAX / 2;
+        assert!(err(tensor(vec![huge, huge], "FP32", json!([1]))).contains("too large"));
     }
 }

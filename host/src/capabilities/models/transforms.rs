@@ -9,8 +9,9 @@
 use super::evaluate::features_tensor;
 use super::registry::ModelVersion;
 use crate::capabilities::formats::{decode_ipc, encode_ipc};
-use crate::capabilities::registry::Registry;
+use crate::capabilities::registry::{CallError, Registry};
 use crate::runtime::invoke::Call;
+use crate::runtime::invoke::InvokeError;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
@@ -43,26 +44,39 @@ pub fn tensor_to_batch(t: &Tensor, features: &[String]) -> Result<RecordBatch, S
     RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| e.to_string())
 }
 
+/// Why the transforms failed: the request's data (400), a busy plugin (503) or anything else
+/// on the host's side (500).
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Apply `version`'s transforms (with their `states`, in order) to the feature tensor.
 pub async fn apply(
     plugins: &Registry,
     version: &ModelVersion,
     states: &[Bytes],
     input: &Tensor,
-) -> Result<Tensor, String> {
+) -> Result<Tensor, TransformError> {
+    use TransformError::*;
     let features: Vec<String> = version
         .metadata
         .get("features")
-        .ok_or("the model has transforms but no `features` metadata")?
+        .ok_or_else(|| Failed("the model has transforms but no `features` metadata".into()))?
         .split(',')
         .map(str::to_string)
         .collect();
-    let mut batch = tensor_to_batch(input, &features)?;
+    let mut batch = tensor_to_batch(input, &features).map_err(Input)?;
     for (t, state) in version.transforms.iter().zip(states) {
         let entry = plugins
             .get(&t.plugin)
-            .ok_or_else(|| format!("transform plugin `{}` is not registered", t.plugin))?;
-        let ipc = encode_ipc(&batch.schema(), std::slice::from_ref(&batch))?;
+            .ok_or_else(|| Failed(format!("transform plugin `{}` is not registered", t.plugin)))?;
+        let ipc = encode_ipc(&batch.schema(), std::slice::from_ref(&batch)).map_err(Failed)?;
         let call = Call::Apply {
             input: ipc,
             state: state.to_vec(),
@@ -70,10 +84,17 @@ pub async fn apply(
         let out = plugins
             .call_version(&entry, entry.live(), call, t.config.clone())
             .await
-            .map_err(|e| format!("transform `{}`: {e}", t.plugin))?;
-        let (schema, batches) = decode_ipc(&out.output)?;
-        batch =
-            arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                let m = format!("transform `{}`: {e}", t.plugin);
+                match e {
+                    CallError::Busy(_) | CallError::HostBusy(_) => Busy(m),
+                    CallError::Invoke(InvokeError::InvalidInput(_)) => Input(m),
+                    _ => Failed(m),
+                }
+            })?;
+        let (schema, batches) = decode_ipc(&out.output).map_err(Failed)?;
+        batch = arrow_select::concat::concat_batches(&schema, &batches)
+            .map_err(|e| Failed(e.to_string()))?;
     }
-    features_tensor(&batch, &features)
+    features_tensor(&batch, &features).map_err(Failed)
 }

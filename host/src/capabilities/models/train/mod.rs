@@ -20,6 +20,15 @@ use spec::TrainRequest;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+/// Why a job was not queued: the request is wrong (400) or the store failed (500).
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storing the job: {0}")]
+    Storage(String),
+}
+
 /// Lifecycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -138,8 +147,8 @@ impl Jobs {
     }
 
     /// Validate and queue a job; returns it as first stored.
-    pub async fn submit(self: &Arc<Self>, request: TrainRequest) -> Result<Job, String> {
-        request.validate(&self.deps)?;
+    pub async fn submit(self: &Arc<Self>, request: TrainRequest) -> Result<Job, SubmitError> {
+        request.validate(&self.deps).map_err(SubmitError::Invalid)?;
         let id = format!("{:016x}", rand::random::<u64>());
         let job = Job {
             id: id.clone(),
@@ -158,7 +167,7 @@ impl Jobs {
             .storage
             .put_json(&job_key(&id), &job)
             .await
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| SubmitError::Storage(format!("{e:#}")))?;
         let live = Arc::new(Live {
             job: Mutex::new(job.clone()),
             progress: Arc::default(),

@@ -4,7 +4,7 @@
 use super::super::evaluate::{Evaluation, evaluate, higher_is_better, label_values};
 use super::super::onnx::{LoadedModel, load};
 use super::super::registry::{NewTransform, Provenance};
-use super::super::split::split;
+use super::super::split::{Split, SplitSpec, split};
 use super::spec::{Task, TrainRequest};
 use super::{Candidate, Deps, JobResult, Reporter};
 use crate::capabilities::formats::{decode_ipc, encode_ipc};
@@ -92,6 +92,46 @@ fn with_label(transformed: RecordBatch, original: &RecordBatch, label: &str) -> 
         .map_err(|e| e.to_string())
 }
 
+/// `batch` with its boolean `label` column as Int64 0/1.
+fn label_as_int(batch: &RecordBatch, label: &str) -> Res<RecordBatch> {
+    let i = batch.schema().index_of(label).map_err(|e| e.to_string())?;
+    let cast = arrow_cast::cast(batch.column(i), &DataType::Int64).map_err(|e| e.to_string())?;
+    let mut columns = batch.columns().to_vec();
+    columns[i] = cast;
+    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+    fields[i] = Arc::new(fields[i].as_ref().clone().with_data_type(DataType::Int64));
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+        .map_err(|e| e.to_string())
+}
+
+/// Refuse, before any training, splits the job cannot use: an empty train or test split, no
+/// validation rows when validation was asked for, or (classification) a class with no train
+/// row — the model could never predict it.
+fn check_split(labels: &[f64], parts: &Split, task: Task, spec: &SplitSpec) -> Res<()> {
+    let hint = "use more rows or other split fractions";
+    if parts.train.is_empty() || parts.test.is_empty() {
+        return Err(format!(
+            "split: {} train and {} test rows; both must be non-empty ({hint})",
+            parts.train.len(),
+            parts.test.len()
+        ));
+    }
+    if spec.validation > 0.0 && parts.validation.is_empty() {
+        return Err(format!("split: the validation split is empty ({hint})"));
+    }
+    if task == Task::Classification {
+        let in_train: std::collections::BTreeSet<i64> =
+            parts.train.iter().map(|&r| labels[r] as i64).collect();
+        let all: std::collections::BTreeSet<i64> = labels.iter().map(|&v| v as i64).collect();
+        if let Some(missing) = all.difference(&in_train).next() {
+            return Err(format!(
+                "split: class {missing} has no row in the train split ({hint})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn reader(
     batch: &RecordBatch,
     watch: Arc<std::sync::Mutex<crate::runtime::state::Progress>>,
@@ -158,7 +198,8 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         .await
         .map_err(|e| format!("reading dataset `{}`: {e:#}", req.dataset))?
         .ok_or_else(|| format!("dataset: no dataset named `{}`", req.dataset))?;
-    let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
+    let mut all =
+        arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
     if all.num_rows() == 0 {
         return Err(format!("dataset `{}` has no rows", req.dataset));
     }
@@ -199,6 +240,10 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
             Task::Regression
         },
     );
+    if label_type == DataType::Boolean {
+        // Trainers read numeric columns: a boolean label becomes the classes 0 and 1.
+        all = label_as_int(&all, &req.label)?;
+    }
 
     report.phase("splitting");
     let labels = label_values(&all, &req.label)?;
@@ -210,9 +255,7 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         take(&all, &parts.validation)?,
         take(&all, &parts.test)?,
     );
-    if train.num_rows() == 0 {
-        return Err("the train split is empty".into());
-    }
+    check_split(&labels, &parts, task, &req.split)?;
 
     // Transforms see only the feature columns, as they will at serving time; the label is put
     // back beside their output.
@@ -291,8 +334,9 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
             .await?;
             Ok::<_, String>((version, out, model, classes, eval))
         };
+        let attempt = attempt.await;
         let train_ms = started.elapsed().as_secs_f64() * 1e3;
-        match attempt.await {
+        match attempt {
             Ok((version, out, model, classes, eval)) => {
                 let value = eval
                     .scores
@@ -313,16 +357,18 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
                     error: None,
                     train_ms,
                 });
-                let better = match &best {
-                    None => true,
-                    Some((b, ..)) => {
-                        if higher_is_better(&metric) {
-                            value > *b
-                        } else {
-                            value < *b
+                // A NaN score (e.g. a diverged regressor) is never the best.
+                let better = value.is_finite()
+                    && match &best {
+                        None => true,
+                        Some((b, ..)) => {
+                            if higher_is_better(&metric) {
+                                value > *b
+                            } else {
+                                value < *b
+                            }
                         }
-                    }
-                };
+                    };
                 if better {
                     best = Some((value, hp.clone(), model, out, classes, version));
                 }

@@ -10,7 +10,8 @@
 //!  "alias": "production", "gate": {"min_auc": 0.98}}
 //! ```
 
-use super::super::registry::{Gate, check_name};
+use super::super::evaluate::METRICS;
+use super::super::registry::{Gate, check_alias, check_name};
 use super::super::search::{Search, candidates};
 use super::super::split::SplitSpec;
 use super::Deps;
@@ -84,22 +85,6 @@ pub struct TrainRequest {
     pub timeout_ms: u64,
 }
 
-/// Every metric name a job can select on or gate with.
-pub const METRICS: &[&str] = &[
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "auc",
-    "log_loss",
-    "rmse",
-    "mae",
-    "r2",
-];
-
 impl TrainRequest {
     pub fn candidates(&self) -> Result<Vec<BTreeMap<String, String>>, String> {
         candidates(&self.hyperparameters, &self.search)
@@ -155,7 +140,7 @@ impl TrainRequest {
             );
         }
         for key in self.hyperparameters.keys() {
-            if ["label", "features", "seed"].contains(&key.as_str()) {
+            if ["label", "features", "seed", "task"].contains(&key.as_str()) {
                 return Err(format!("hyperparameters: `{key}` is set by the job itself"));
             }
         }
@@ -168,7 +153,7 @@ impl TrainRequest {
             ));
         }
         if let Some(a) = &self.alias {
-            check_name("alias", a).map_err(|e| format!("alias: {e}"))?;
+            check_alias(a).map_err(|e| format!("alias: {e}"))?;
         }
         if let Some(g) = &self.gate {
             g.validate().map_err(|e| format!("gate: {e}"))?;
