@@ -180,8 +180,8 @@ pub async fn model(cmd: ModelCmd, args: &ClientArgs) -> Result<()> {
                 println!(
                     "{:<24} {:>7} {:>8}  {}",
                     m["name"].as_str().unwrap_or(""),
-                    m["latest_version"],
-                    m["versions"],
+                    m["latest_version"].to_string(),
+                    m["versions"].to_string(),
                     aliases.join(" ")
                 );
             }
