@@ -12,6 +12,8 @@ Models (opset 13, IR 8, one FP32 input `features` with symbolic first dimension 
   logreg.onnx  (not made here) the bundled logistic-regression trainer's own export, written by
                `cargo bench -p aimass --bench models -- logreg DIR`: MatMul+Add -> Sigmoid pair,
                ArgMax -> Gather; timed when present
+  mlp2.onnx    the same MLP with the bundled trainers' two-class head: last layer rewritten to
+               (a - b, b - a), then Sigmoid (same probabilities as mlp.onnx)
   cnn.onnx     [N,1,28,28] -> Conv(8,3x3,pad 1)+Relu -> MaxPool 2x2 -> Conv(16,3x3,pad 1)+Relu
                -> MaxPool 2x2 -> Flatten -> Gemm(784->10) -> Softmax -> [N,10]
 
@@ -32,8 +34,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 CASES = [("linear", 1), ("linear", 1024), ("logreg", 1), ("logreg", 1024), ("mlp", 1), ("mlp", 1024),
+         ("mlp2", 1), ("mlp2", 1024),
          ("cnn", 1), ("cnn", 64)]
-SHAPES = {"linear": [30], "logreg": [30], "mlp": [30], "cnn": [1, 28, 28]}
+SHAPES = {"linear": [30], "logreg": [30], "mlp": [30], "mlp2": [30], "cnn": [1, 28, 28]}
 
 
 def build(name, in_shape, n_out, nodes, weights, seed_used):
@@ -48,8 +51,10 @@ def build(name, in_shape, n_out, nodes, weights, seed_used):
     return model
 
 
-def dense_chain(name, sizes, seed):
-    """MatMul+Add layers with Relu between them, then Softmax(axis=1)."""
+def dense_chain(name, sizes, seed, sigmoid_pair=False):
+    """MatMul+Add layers with Relu between them, then Softmax(axis=1) — or, with sigmoid_pair,
+    the bundled trainers' two-class head: the last layer rewritten to (a - b, b - a) and a
+    Sigmoid, which gives the same probabilities as the Softmax."""
     rng = np.random.default_rng(seed)
     nodes, weights, x = [], {}, "features"
     for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
@@ -61,7 +66,15 @@ def dense_chain(name, sizes, seed):
         if i < len(sizes) - 2:
             nodes.append(helper.make_node("Relu", [x], [f"h{i}"]))
             x = f"h{i}"
-    nodes.append(helper.make_node("Softmax", [x], ["probabilities"], axis=1))
+    if sigmoid_pair:
+        last = len(sizes) - 2
+        w, bias = weights[f"W{last}"], weights[f"B{last}"]
+        d, db = w[:, 1] - w[:, 0], bias[1] - bias[0]
+        weights[f"W{last}"] = np.stack([-d, d], axis=1)
+        weights[f"B{last}"] = np.array([-db, db])
+        nodes.append(helper.make_node("Sigmoid", [x], ["probabilities"]))
+    else:
+        nodes.append(helper.make_node("Softmax", [x], ["probabilities"], axis=1))
     return build(name, [sizes[0]], sizes[-1], nodes, weights, seed)
 
 
@@ -95,7 +108,8 @@ def make(out_dir):
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     models = {"linear": dense_chain("linear", [30, 2], 1),
-              "mlp": dense_chain("mlp", [30, 64, 64, 2], 2), "cnn": cnn(3)}
+              "mlp": dense_chain("mlp", [30, 64, 64, 2], 2),
+              "mlp2": dense_chain("mlp2", [30, 64, 64, 2], 2, sigmoid_pair=True), "cnn": cnn(3)}
     for name, model in models.items():
         path = out / f"{name}.onnx"
         onnx.save(model, path)

@@ -33,6 +33,8 @@ const CASES: &[(&str, usize)] = &[
     ("logreg", 1024),
     ("mlp", 1),
     ("mlp", 1024),
+    ("mlp2", 1),
+    ("mlp2", 1024),
     ("cnn", 1),
     ("cnn", 64),
 ];
