@@ -64,7 +64,7 @@ impl Settings {
             )));
         }
         let tol: f64 = config.parse_or("tol", 1e-4)?;
-        if !(tol > 0.0) {
+        if tol.is_nan() || tol <= 0.0 {
             return Err(Error::invalid_config(format!(
                 "`tol` must be positive, got {tol}"
             )));

@@ -181,6 +181,9 @@ struct Entry {
 
 type Plan = Arc<OnceCell<Arc<LoadedModel>>>;
 
+/// The fitted transform states of one version, in order.
+type States = Arc<Vec<bytes::Bytes>>;
+
 pub struct ModelRegistry {
     storage: Storage,
     models: Mutex<BTreeMap<String, Entry>>,
@@ -189,7 +192,7 @@ pub struct ModelRegistry {
     /// The batching queue of each version of a model with batching on.
     batchers: Mutex<HashMap<(String, u32), Arc<Batcher>>>,
     /// Fitted transform states per version, read once.
-    states: Mutex<HashMap<(String, u32), Arc<Vec<bytes::Bytes>>>>,
+    states: Mutex<HashMap<(String, u32), States>>,
     /// Serialises writers, so version numbers and `model.json` writes never race.
     write: tokio::sync::Mutex<()>,
 }

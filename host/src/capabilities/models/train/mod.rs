@@ -232,7 +232,7 @@ impl Jobs {
     pub fn list(&self) -> Vec<Job> {
         let ids: Vec<String> = self.jobs.lock().unwrap().keys().cloned().collect();
         let mut jobs: Vec<Job> = ids.iter().filter_map(|id| self.get(id)).collect();
-        jobs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_ms));
         jobs
     }
 }

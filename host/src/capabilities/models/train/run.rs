@@ -17,6 +17,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The best candidate so far.
+struct Best {
+    score: f64,
+    hyperparameters: BTreeMap<String, String>,
+    model: Arc<LoadedModel>,
+    outcome: Outcome,
+    classes: Option<Vec<i64>>,
+    trainer_version: u32,
+}
+
 /// Rows per batch the trainer reads through `next-batch`.
 const BATCH_ROWS: usize = 8192;
 
@@ -291,14 +301,7 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         Task::Regression => "rmse".into(),
     });
     let selection = if valid.num_rows() > 0 { &valid } else { &train };
-    let mut best: Option<(
-        f64,
-        BTreeMap<String, String>,
-        Arc<LoadedModel>,
-        Outcome,
-        Option<Vec<i64>>,
-        u32,
-    )> = None;
+    let mut best: Option<Best> = None;
     let mut first_error = None;
     for (i, hp) in candidates.iter().enumerate() {
         report.phase(format!("training {}/{}", i + 1, candidates.len()));
@@ -361,7 +364,7 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
                 let better = value.is_finite()
                     && match &best {
                         None => true,
-                        Some((b, ..)) => {
+                        Some(Best { score: b, .. }) => {
                             if higher_is_better(&metric) {
                                 value > *b
                             } else {
@@ -370,7 +373,14 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
                         }
                     };
                 if better {
-                    best = Some((value, hp.clone(), model, out, classes, version));
+                    best = Some(Best {
+                        score: value,
+                        hyperparameters: hp.clone(),
+                        model,
+                        outcome: out,
+                        classes,
+                        trainer_version: version,
+                    });
                 }
             }
             Err(e) => {
@@ -384,7 +394,14 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
             }
         }
     }
-    let Some((validation_score, hyperparameters, model, outcome, classes, trainer_version)) = best
+    let Some(Best {
+        score: validation_score,
+        hyperparameters,
+        model,
+        outcome,
+        classes,
+        trainer_version,
+    }) = best
     else {
         return Err(format!(
             "every candidate failed; the first: {}",
