@@ -69,8 +69,8 @@ fn features_input(x: &[Vec<f32>]) -> Value {
     json!({"name": "features", "shape": [x.len(), x[0].len()], "datatype": "FP32", "data": x})
 }
 
-/// The stored ONNX of a version, run directly in tract: (labels, probabilities).
-fn direct(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> (Vec<i64>, Vec<f32>) {
+/// The stored ONNX of a version run directly in tract on `x` (`[N, F]`): every output.
+fn direct_outputs(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> TVec<TValue> {
     let path = host
         .store_dir()
         .join(format!("models/{model}/v{version}/model.onnx"));
@@ -83,20 +83,21 @@ fn direct(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> (Vec<i6
         .unwrap();
     let flat: Vec<f32> = x.iter().flatten().copied().collect();
     let input = Tensor::from_shape(&[x.len(), x[0].len()], &flat).unwrap();
-    let out = plan.run(tvec!(input.into())).unwrap();
-    let labels = out[0]
-        .to_plain_array_view::<i64>()
+    plan.run(tvec!(input.into())).unwrap()
+}
+
+fn values<T: Datum + Copy>(v: &TValue) -> Vec<T> {
+    v.to_plain_array_view::<T>()
         .unwrap()
         .iter()
         .copied()
-        .collect();
-    let proba = out[1]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
-    (labels, proba)
+        .collect()
+}
+
+/// A stored classifier run directly in tract: (labels, probabilities).
+fn direct(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> (Vec<i64>, Vec<f32>) {
+    let out = direct_outputs(host, model, version, x);
+    (values(&out[0]), values(&out[1]))
 }
 
 #[tokio::test]
@@ -688,32 +689,9 @@ async fn fitted_transforms_are_stored_and_applied_at_serving() {
 
 const DIABETES: &str = include_str!("../examples/data/diabetes.csv");
 
-/// The stored regression model run directly in tract.
+/// A stored regressor run directly in tract: its predictions.
 fn direct_regression(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> Vec<f32> {
-    let path = host
-        .store_dir()
-        .join(format!("models/{model}/v{version}/model.onnx"));
-    let plan = tract_onnx::onnx()
-        .model_for_path(path)
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let flat: Vec<f32> = x.iter().flatten().copied().collect();
-    let out = plan
-        .run(tvec!(
-            Tensor::from_shape(&[x.len(), x[0].len()], &flat)
-                .unwrap()
-                .into()
-        ))
-        .unwrap();
-    out[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
+    values(&direct_outputs(host, model, version, x)[0])
 }
 
 #[tokio::test]

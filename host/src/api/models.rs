@@ -126,6 +126,18 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(version)).into_response())
 }
 
+/// A small authenticated JSON body; a 400 shows `expected` when it does not parse.
+async fn small_json<T: serde::de::DeserializeOwned>(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    headers: &HeaderMap,
+    body: Body,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let body = super::body::read_authorized(auth, headers, body, 64 << 10).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {expected}: {e}")))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliasBody {
@@ -139,9 +151,7 @@ pub async fn put_alias(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ModelRecord>, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
-    let AliasBody { version } = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("body must be {{\"version\": N}}: {e}")))?;
+    let AliasBody { version } = small_json(auth, &headers, body, r#"{"version": N}"#).await?;
     Ok(Json(state.models.set_alias(&name, &alias, version).await?))
 }
 
@@ -160,12 +170,7 @@ pub async fn put_gate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ModelRecord>, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
-    let gate: Gate = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "body must be an object like {{\"min_auc\": 0.9}}: {e}"
-        ))
-    })?;
+    let gate: Gate = small_json(auth, &headers, body, r#"an object like {"min_auc": 0.9}"#).await?;
     Ok(Json(state.models.set_gate(&name, gate).await?))
 }
 
@@ -178,12 +183,8 @@ pub async fn put_batching(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ModelRecord>, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
-    let batching: Option<Batching> = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "body must be {{\"max_batch_size\": N, \"max_queue_delay_us\": N}} or null: {e}"
-        ))
-    })?;
+    let expected = r#"{"max_batch_size": N, "max_queue_delay_us": N} or null"#;
+    let batching: Option<Batching> = small_json(auth, &headers, body, expected).await?;
     Ok(Json(state.models.set_batching(&name, batching).await?))
 }
 
