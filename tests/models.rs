@@ -1035,6 +1035,9 @@ async fn tritonclient_talks_to_the_host() {
         (p[1][1].as_f64().unwrap() - sigmoid(-3.0)).abs() < 1e-6,
         "{seen}"
     );
+    // The binary tensor data extension gives the same tensors.
+    assert_eq!(seen["binary_label"], seen["label"]);
+    assert_eq!(seen["binary_probabilities"], seen["probabilities"]);
 }
 
 #[tokio::test]
@@ -1143,4 +1146,102 @@ async fn boolean_labels_train_and_unusable_splits_fail_early() {
         job["candidates"].as_array().unwrap().is_empty(),
         "nothing was trained"
     );
+}
+
+#[tokio::test]
+async fn binary_tensor_data_extension() {
+    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
+    let host = shared();
+    let mut g = GraphBuilder::new("bin");
+    g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
+        .initializer_f32("w", &[2], &[2.0, 1.0])
+        .node("MatMul", &["features", "w"], &["prediction"], vec![])
+        .output("prediction", ElemType::F32, &[Dim::named("N")]);
+    let (status, _) = call(host, "PUT", "/v1/models/binary", Some(g.build())).await;
+    assert_eq!(status, 201);
+    let post = |header: Value, tail: Vec<u8>, length: Option<String>| async move {
+        let json = header.to_string().into_bytes();
+        let len = length.unwrap_or_else(|| json.len().to_string());
+        let resp = client()
+            .post(shared().url("/v2/models/binary/infer"))
+            .bearer_auth(ADMIN)
+            .header("inference-header-content-length", len)
+            .body([json, tail].concat())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let json_len = resp
+            .headers()
+            .get("inference-header-content-length")
+            .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+        (status, json_len, resp.bytes().await.unwrap().to_vec())
+    };
+    let rows: Vec<u8> = [1.0f32, 2.0, 3.0, -1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let input = |size: usize| json!({"name": "features", "shape": [2, 2], "datatype": "FP32", "parameters": {"binary_data_size": size}});
+    // Binary in, binary out.
+    let req = json!({"inputs": [input(16)], "outputs": [{"name": "prediction", "parameters": {"binary_data": true}}]});
+    let (status, json_len, body) = post(req, rows.clone(), None).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let json_len = json_len.expect("binary response names its JSON length");
+    let head: Value = serde_json::from_slice(&body[..json_len]).unwrap();
+    assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 8);
+    assert!(head["outputs"][0].get("data").is_none());
+    let values: Vec<f32> = body[json_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(values, [4.0, 5.0]);
+    // Binary in, JSON out (the default when no output asks for binary).
+    let (status, json_len, body) = post(json!({"inputs": [input(16)]}), rows.clone(), None).await;
+    assert_eq!((status, json_len), (200, None));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["outputs"][0]["data"],
+        json!([4.0, 5.0])
+    );
+    // Framing errors are 400s that say what is wrong.
+    let cases = [
+        (
+            json!({"inputs": [input(16)]}),
+            rows[..12].to_vec(),
+            None,
+            "runs past the end",
+        ),
+        (
+            json!({"inputs": [input(12)]}),
+            rows.clone(),
+            None,
+            "4 bytes after the JSON header",
+        ),
+        (
+            json!({"inputs": [input(16)]}),
+            rows.clone(),
+            Some("999".to_string()),
+            "must be a byte count",
+        ),
+        (
+            json!({"inputs": [{"name": "features", "shape": [2, 2], "datatype": "FP32"}]}),
+            vec![],
+            None,
+            "neither `data` nor",
+        ),
+        (
+            json!({"inputs": [input(8)]}),
+            rows[..8].to_vec(),
+            None,
+            "needs 16 bytes",
+        ),
+    ];
+    for (header, tail, length, want) in cases {
+        let (status, _, body) = post(header.clone(), tail, length).await;
+        assert_eq!(status, 400, "{header}");
+        assert!(
+            error_of(&body).contains(want),
+            "{header}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 }

@@ -1,5 +1,6 @@
-"""Drive aimass's Open Inference Protocol routes with NVIDIA's own client, tritonclient[http]
-(unmodified; JSON tensors, i.e. binary_data=False), as tests/models.rs does.
+"""Drive aimass's Open Inference Protocol routes with NVIDIA's own client, tritonclient[http],
+unmodified, as tests/models.rs does: once with JSON tensors (binary_data=False) and once with the
+client's defaults, which send and receive tensors as binary data.
 
 Usage: python3 tests/oip_client.py URL TOKEN MODEL FEATURES_JSON
 Prints one JSON object: what the client saw (liveness, readiness, metadata, outputs).
@@ -19,6 +20,11 @@ inp.set_data_from_numpy(x, binary_data=False)
 outs = [http.InferRequestedOutput("label", binary_data=False),
         http.InferRequestedOutput("probabilities", binary_data=False)]
 result = client.infer(model, [inp], outputs=outs, headers=headers, request_id="triton-1")
+# The client's defaults: binary input and binary outputs.
+binp = http.InferInput("features", list(x.shape), "FP32")
+binp.set_data_from_numpy(x)
+bin_outs = [http.InferRequestedOutput("label"), http.InferRequestedOutput("probabilities")]
+binary = client.infer(model, [binp], outputs=bin_outs, headers=headers)
 meta = client.get_model_metadata(model, headers=headers)
 print(json.dumps({
     "live": client.is_server_live(),
@@ -30,4 +36,6 @@ print(json.dumps({
     "id": result.get_response()["id"],
     "label": result.as_numpy("label").tolist(),
     "probabilities": result.as_numpy("probabilities").tolist(),
+    "binary_label": binary.as_numpy("label").tolist(),
+    "binary_probabilities": binary.as_numpy("probabilities").tolist(),
 }))

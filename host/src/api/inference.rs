@@ -10,6 +10,7 @@
 use super::AppState;
 use super::auth::{Authed, INVOKER, READER};
 use super::error::ApiError;
+use super::oip_binary;
 use super::path::{Param, Params};
 use crate::capabilities::models::batcher::BatchError;
 use crate::capabilities::models::registry::ModelVersion;
@@ -20,6 +21,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tract_onnx::prelude::IntoTensor;
@@ -113,10 +115,10 @@ impl From<InferError> for ApiError {
 async fn infer(
     state: &AppState,
     v: Arc<ModelVersion>,
+    headers: &HeaderMap,
     body: bytes::Bytes,
-) -> Result<Json<InferResponse>, ApiError> {
-    let req: InferRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid inference request: {e}")))?;
+) -> Result<Response, ApiError> {
+    let req: InferRequest = oip_binary::parse(headers, body)?;
     let plan = state.models.plan(&v).await?;
     let (mut inputs, wanted) = serve::prepare(&plan, &req)?;
     if !v.transforms.is_empty() {
@@ -153,7 +155,7 @@ async fn infer(
             .await
             .map_err(ApiError::internal)??,
     };
-    Ok(Json(InferResponse {
+    Ok(oip_binary::respond(InferResponse {
         model_name: v.model.clone(),
         model_version: v.version.to_string(),
         id: req
@@ -169,10 +171,10 @@ pub async fn model_infer(
     Param(name): Param,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<InferResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let v = state.models.resolve(&name, None)?;
-    infer(&state, v, body).await
+    infer(&state, v, &headers, body).await
 }
 
 pub async fn version_infer(
@@ -181,8 +183,8 @@ pub async fn version_infer(
     Params((name, version)): Params<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<InferResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let v = state.models.resolve(&name, Some(&version))?;
-    infer(&state, v, body).await
+    infer(&state, v, &headers, body).await
 }

@@ -41,6 +41,7 @@ pub mod inference;
 pub mod invoke;
 pub mod models;
 pub mod objects;
+pub mod oip_binary;
 pub mod path;
 pub mod plugins;
 pub mod tokens;

@@ -7,7 +7,7 @@
 //! deadlock the pool; a plugin can apply the transform first and call the bare model.
 
 use super::registry::ModelRegistry;
-use super::tensor::DataType;
+use super::tensor::{DataType, raw_to_tract, tract_to_raw};
 use crate::runtime::bindings::inference::Tensor as WitTensor;
 use crate::runtime::inference::ModelRunner;
 use std::future::Future;
@@ -17,48 +17,19 @@ use tract_onnx::prelude::*;
 
 pub struct PluginModels(pub Arc<ModelRegistry>);
 
-fn datum(dt: DataType) -> Option<DatumType> {
-    use DataType::*;
-    Some(match dt {
-        Bool => DatumType::Bool,
-        Uint8 => DatumType::U8,
-        Uint16 => DatumType::U16,
-        Uint32 => DatumType::U32,
-        Uint64 => DatumType::U64,
-        Int8 => DatumType::I8,
-        Int16 => DatumType::I16,
-        Int32 => DatumType::I32,
-        Int64 => DatumType::I64,
-        Fp32 => DatumType::F32,
-        Fp64 => DatumType::F64,
-        Bytes => return None,
-    })
-}
-
-/// A WIT tensor as a tract tensor, checked: known datatype, bytes matching the shape.
+/// A WIT tensor as a tract tensor, checked like an OIP binary input (BYTES is refused: the
+/// import carries numbers).
 fn to_tract(t: &WitTensor) -> Result<Tensor, String> {
     let dt: DataType = serde_json::from_value(serde_json::Value::String(t.datatype.clone()))
         .map_err(|_| format!("input `{}`: unknown datatype {:?}", t.name, t.datatype))?;
-    let datum = datum(dt)
-        .ok_or_else(|| format!("input `{}`: BYTES tensors are not supported here", t.name))?;
-    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-    let want = shape
-        .iter()
-        .try_fold(datum.size_of(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("input `{}`: shape {:?} is too large", t.name, t.shape))?;
-    if t.data.len() != want {
+    if dt == DataType::Bytes {
         return Err(format!(
-            "input `{}`: shape {:?} of {dt} needs {want} bytes, got {}",
-            t.name,
-            t.shape,
-            t.data.len()
+            "input `{}`: BYTES tensors are not supported here",
+            t.name
         ));
     }
-    if datum == DatumType::Bool && t.data.iter().any(|b| *b > 1) {
-        return Err(format!("input `{}`: BOOL bytes must be 0 or 1", t.name));
-    }
-    unsafe { Tensor::from_raw_dt(datum, &shape, &t.data) }
-        .map_err(|e| format!("input `{}`: {e:#}", t.name))
+    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    raw_to_tract(&t.name, dt, &shape, &t.data)
 }
 
 fn to_wit(name: &str, t: &Tensor) -> Result<WitTensor, String> {
@@ -70,7 +41,7 @@ fn to_wit(name: &str, t: &Tensor) -> Result<WitTensor, String> {
                 t.datum_type()
             )
         })?;
-    let data = t.as_bytes().to_vec();
+    let data = tract_to_raw(t)?;
     Ok(WitTensor {
         name: name.to_string(),
         datatype: dt.as_str().to_string(),

@@ -30,6 +30,13 @@ pub struct RequestedOutput {
     pub parameters: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// An output to return: its index in the signature, and whether as binary data.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub index: usize,
+    pub binary: bool,
+}
+
 /// `POST .../infer` response.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct InferResponse {
@@ -53,7 +60,7 @@ pub enum InferError {
 pub fn prepare(
     model: &LoadedModel,
     req: &InferRequest,
-) -> Result<(TVec<TValue>, Vec<usize>), InferError> {
+) -> Result<(TVec<TValue>, Vec<Wanted>), InferError> {
     let sig = &model.signature;
     let bad = InferError::BadRequest;
     for t in &req.inputs {
@@ -96,14 +103,30 @@ pub fn prepare(
         }
         inputs.push(t.to_tract().map_err(bad)?.into());
     }
+    // Binary output (the binary tensor data extension): per output `parameters.binary_data`,
+    // else the request's `parameters.binary_data_output`, else JSON.
+    let flag = |p: Option<&serde_json::Map<String, serde_json::Value>>, key: &str| {
+        p.and_then(|p| p.get(key))
+            .and_then(serde_json::Value::as_bool)
+    };
+    let all_binary = flag(req.parameters.as_ref(), "binary_data_output").unwrap_or(false);
     let wanted = match &req.outputs {
-        None => (0..sig.outputs.len()).collect(),
+        None => (0..sig.outputs.len())
+            .map(|i| Wanted {
+                index: i,
+                binary: all_binary,
+            })
+            .collect(),
         Some(list) => list
             .iter()
             .map(|o| {
                 sig.outputs
                     .iter()
                     .position(|s| s.name == o.name)
+                    .map(|index| Wanted {
+                        index,
+                        binary: flag(o.parameters.as_ref(), "binary_data").unwrap_or(all_binary),
+                    })
                     .ok_or_else(|| {
                         let known: Vec<&str> =
                             sig.outputs.iter().map(|s| s.name.as_str()).collect();
@@ -123,7 +146,7 @@ pub fn prepare(
 pub fn run(
     model: &LoadedModel,
     inputs: TVec<TValue>,
-    wanted: &[usize],
+    wanted: &[Wanted],
 ) -> Result<Vec<InferTensor>, InferError> {
     let outputs = model
         .run(inputs)
@@ -136,13 +159,19 @@ pub fn run(
 pub fn respond(
     model: &LoadedModel,
     outputs: &[Tensor],
-    wanted: &[usize],
+    wanted: &[Wanted],
 ) -> Result<Vec<InferTensor>, InferError> {
     wanted
         .iter()
-        .map(|&i| {
-            let name = &model.signature.outputs[i].name;
-            InferTensor::from_tract(name, &outputs[i]).map_err(InferError::Failed)
+        .map(|w| {
+            let name = &model.signature.outputs[w.index].name;
+            let t = &outputs[w.index];
+            let out = if w.binary {
+                InferTensor::from_tract_raw(name, t)
+            } else {
+                InferTensor::from_tract(name, t)
+            };
+            out.map_err(InferError::Failed)
         })
         .collect()
 }

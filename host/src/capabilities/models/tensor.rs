@@ -83,7 +83,101 @@ pub struct InferTensor {
     pub datatype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Map<String, Value>>,
+    /// JSON elements; absent (null) when the tensor travels as binary data.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
+    /// The tensor's bytes under the binary tensor data extension (little-endian elements;
+    /// BYTES as 4-byte length + bytes per element), instead of `data`.
+    #[serde(skip)]
+    pub raw: Option<bytes::Bytes>,
+}
+
+/// The tract element type of an OIP datatype.
+fn datum(dt: DataType) -> DatumType {
+    use DataType::*;
+    match dt {
+        Bool => DatumType::Bool,
+        Uint8 => DatumType::U8,
+        Uint16 => DatumType::U16,
+        Uint32 => DatumType::U32,
+        Uint64 => DatumType::U64,
+        Int8 => DatumType::I8,
+        Int16 => DatumType::I16,
+        Int32 => DatumType::I32,
+        Int64 => DatumType::I64,
+        Fp32 => DatumType::F32,
+        Fp64 => DatumType::F64,
+        Bytes => DatumType::String,
+    }
+}
+
+/// A tensor from raw element bytes, checked: the byte count fits the shape, BOOL bytes are 0 or
+/// 1, BYTES elements are length-prefixed UTF-8.
+pub fn raw_to_tract(
+    name: &str,
+    dt: DataType,
+    shape: &[usize],
+    bytes: &[u8],
+) -> Result<Tensor, String> {
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("input `{name}`: shape {shape:?} is too large"))?;
+    if dt == DataType::Bytes {
+        let mut items = Vec::with_capacity(count.min(bytes.len() / 4));
+        let mut rest = bytes;
+        while rest.len() >= 4 {
+            let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+            let item = rest
+                .get(4..4 + len)
+                .ok_or_else(|| format!("input `{name}`: truncated BYTES element"))?;
+            items.push(
+                String::from_utf8(item.to_vec())
+                    .map_err(|_| format!("input `{name}`: BYTES element is not UTF-8"))?,
+            );
+            rest = &rest[4 + len..];
+        }
+        if !rest.is_empty() || items.len() != count {
+            return Err(format!(
+                "input `{name}`: shape {shape:?} needs {count} BYTES elements, the binary data has {}",
+                items.len()
+            ));
+        }
+        let array = ArrayD::from_shape_vec(IxDyn(shape), items).map_err(|e| e.to_string())?;
+        return Ok(array.into());
+    }
+    let d = datum(dt);
+    let want = count
+        .checked_mul(d.size_of())
+        .ok_or_else(|| format!("input `{name}`: shape {shape:?} is too large"))?;
+    if bytes.len() != want {
+        return Err(format!(
+            "input `{name}`: shape {shape:?} of {dt} needs {want} bytes, got {}",
+            bytes.len()
+        ));
+    }
+    if d == DatumType::Bool && bytes.iter().any(|b| *b > 1) {
+        return Err(format!("input `{name}`: BOOL bytes must be 0 or 1"));
+    }
+    // SAFETY: the length matches the shape and every bit pattern is a valid value of the type
+    // (BOOL checked above).
+    unsafe { Tensor::from_raw_dt(d, shape, bytes) }.map_err(|e| format!("input `{name}`: {e:#}"))
+}
+
+/// A tensor's raw element bytes (BYTES: 4-byte little-endian length + bytes per element).
+pub fn tract_to_raw(t: &Tensor) -> Result<Vec<u8>, String> {
+    if t.datum_type() == DatumType::String {
+        let view = t
+            .to_plain_array_view::<String>()
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for s in view.iter() {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        return Ok(out);
+    }
+    Ok(t.as_bytes().to_vec())
 }
 
 /// `data` with nesting removed, checked against `shape`.
@@ -185,8 +279,11 @@ impl InferTensor {
                     .map_err(|_| format!("input `{name}`: negative dimension {d} in shape"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let values = flatten(name, &self.data, &shape)?;
         let dt = self.datatype()?;
+        if let Some(raw) = &self.raw {
+            return raw_to_tract(name, dt, &shape, raw);
+        }
+        let values = flatten(name, &self.data, &shape)?;
         use DataType::*;
         match dt {
             Bool => build(name, &values, &shape, dt, |v| v.as_bool()),
@@ -204,6 +301,28 @@ impl InferTensor {
                 v.as_str().map(str::to_string)
             }),
         }
+    }
+
+    /// An output tensor as binary data: no `data`, the bytes in `raw` and their count in
+    /// `parameters.binary_data_size`.
+    pub fn from_tract_raw(name: &str, t: &Tensor) -> Result<InferTensor, String> {
+        let dt = DataType::from_datum(t.datum_type()).ok_or_else(|| {
+            format!(
+                "output `{name}` has type {:?}, which OIP cannot carry",
+                t.datum_type()
+            )
+        })?;
+        let raw = tract_to_raw(t)?;
+        let mut parameters = serde_json::Map::new();
+        parameters.insert("binary_data_size".into(), raw.len().into());
+        Ok(InferTensor {
+            name: name.to_string(),
+            shape: t.shape().iter().map(|&d| d as i64).collect(),
+            datatype: dt.as_str().to_string(),
+            parameters: Some(parameters),
+            data: Value::Null,
+            raw: Some(raw.into()),
+        })
     }
 
     /// An output tensor from tract's result.
@@ -239,6 +358,7 @@ impl InferTensor {
             datatype: dt.as_str().to_string(),
             parameters: None,
             data,
+            raw: None,
         })
     }
 }
@@ -255,6 +375,7 @@ mod tests {
             datatype: datatype.into(),
             parameters: None,
             data,
+            raw: None,
         }
     }
 
@@ -294,6 +415,34 @@ mod tests {
             let back = InferTensor::from_tract("x", &t).unwrap();
             assert_eq!((back.datatype.as_str(), &back.data), (dt, &data), "{dt}");
         }
+    }
+
+    #[test]
+    fn raw_bytes_round_trip_every_datatype() {
+        let cases = [
+            ("BOOL", json!([true, false])),
+            ("UINT16", json!([0, 65535])),
+            ("INT64", json!([i64::MIN, 7])),
+            ("FP32", json!([-1.5, 0.25])),
+            ("FP64", json!([-1.5, 1e300])),
+            ("BYTES", json!(["a", "été"])),
+        ];
+        for (dt, data) in cases {
+            let t = tensor(vec![2], dt, data).to_tract().unwrap();
+            let raw = tract_to_raw(&t).unwrap();
+            let mut binary = tensor(vec![2], dt, Value::Null);
+            binary.raw = Some(raw.into());
+            assert_eq!(binary.to_tract().unwrap(), t, "{dt}");
+        }
+        let bad = |dt: &str, bytes: &[u8]| {
+            let mut t = tensor(vec![2], dt, Value::Null);
+            t.raw = Some(bytes.to_vec().into());
+            t.to_tract().unwrap_err()
+        };
+        assert!(bad("FP32", &[0; 7]).contains("needs 8 bytes"));
+        assert!(bad("BOOL", &[0, 2]).contains("0 or 1"));
+        assert!(bad("BYTES", &[9, 0, 0, 0, b'a']).contains("truncated"));
+        assert!(bad("BYTES", &[1, 0, 0, 0, b'a']).contains("needs 2 BYTES elements"));
     }
 
     #[test]
