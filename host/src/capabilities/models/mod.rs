@@ -3,6 +3,7 @@
 
 pub mod batcher;
 pub mod evaluate;
+pub mod json_data;
 pub mod metrics;
 pub mod onnx;
 pub mod registry;

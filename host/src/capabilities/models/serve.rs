@@ -17,6 +17,7 @@ pub struct InferRequest {
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(deserialize_with = "super::tensor::deserialize_inputs")]
     pub inputs: Vec<InferTensor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<RequestedOutput>>,

@@ -75,7 +75,7 @@ impl std::fmt::Display for DataType {
 }
 
 /// One tensor of a request or response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InferTensor {
     pub name: String,
     pub shape: Vec<i64>,
@@ -90,6 +90,58 @@ pub struct InferTensor {
     /// BYTES as 4-byte length + bytes per element), instead of `data`.
     #[serde(skip)]
     pub raw: Option<bytes::Bytes>,
+    /// A request's `data` as its JSON text, parsed once the datatype is known (see
+    /// [`json_data`](super::json_data)); requests never build a `Value` tree of their data.
+    #[serde(skip)]
+    pub json: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// A request tensor as it arrives.
+#[derive(Deserialize)]
+struct WireTensor {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    data: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// `deserialize_with` for a request's `inputs`: `data` stays raw JSON text.
+pub fn deserialize_inputs<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<InferTensor>, D::Error> {
+    let wire = Vec::<WireTensor>::deserialize(d)?;
+    Ok(wire
+        .into_iter()
+        .map(|w| InferTensor {
+            name: w.name,
+            shape: w.shape,
+            datatype: w.datatype,
+            parameters: w.parameters,
+            data: Value::Null,
+            raw: None,
+            json: w.data.filter(|j| j.get().trim() != "null"),
+        })
+        .collect())
+}
+
+fn typed<T: super::json_data::Element + Datum>(
+    name: &str,
+    json: &str,
+    shape: &[usize],
+    count: usize,
+    dt: DataType,
+) -> Result<Tensor, String> {
+    let values = super::json_data::parse::<T>(json, shape, count).map_err(|e| {
+        format!(
+            "input `{name}`: {}",
+            e.replace("is not valid", &format!("is not a valid {dt}"))
+        )
+    })?;
+    let array = ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|e| e.to_string())?;
+    Ok(array.into())
 }
 
 /// The tract element type of an OIP datatype.
@@ -180,83 +232,6 @@ pub fn tract_to_raw(t: &Tensor) -> Result<Vec<u8>, String> {
     Ok(t.as_bytes().to_vec())
 }
 
-/// `data` with nesting removed, checked against `shape`.
-fn flatten<'a>(name: &str, data: &'a Value, shape: &[usize]) -> Result<Vec<&'a Value>, String> {
-    /// Nested data must follow the shape exactly: `depth` levels of arrays of `shape[d]` items.
-    fn nested<'a>(v: &'a Value, shape: &[usize], out: &mut Vec<&'a Value>) -> bool {
-        match (v, shape.split_first()) {
-            (Value::Array(items), Some((&n, rest))) => {
-                items.len() == n && items.iter().all(|i| nested(i, rest, out))
-            }
-            (Value::Array(_), None) => false,
-            (scalar, None) => {
-                out.push(scalar);
-                true
-            }
-            (_, Some(_)) => false,
-        }
-    }
-    let Value::Array(items) = data else {
-        return Err(format!("input `{name}`: `data` must be an array"));
-    };
-    let expected = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("input `{name}`: shape {shape:?} is too large"))?;
-    let mut out = Vec::with_capacity(expected.min(items.len().max(1) * 64));
-    if items.iter().any(Value::is_array) {
-        if !nested(data, shape, &mut out) {
-            return Err(format!(
-                "input `{name}`: nested `data` does not follow shape {shape:?}"
-            ));
-        }
-    } else {
-        out.extend(items);
-    }
-    if out.len() != expected {
-        return Err(format!(
-            "input `{name}`: shape {shape:?} needs {expected} values, `data` has {}",
-            out.len()
-        ));
-    }
-    Ok(out)
-}
-
-/// An `FP32` element: a number within f32's range (a larger one would silently become ∞).
-fn fp32(v: &Value) -> Option<f32> {
-    let f = v.as_f64()?;
-    let x = f as f32;
-    (x.is_finite() || !f.is_finite()).then_some(x)
-}
-
-fn build<T: Datum>(
-    name: &str,
-    values: &[&Value],
-    shape: &[usize],
-    datatype: DataType,
-    parse: impl Fn(&Value) -> Option<T>,
-) -> Result<Tensor, String> {
-    let data = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            parse(v).ok_or_else(|| {
-                format!("input `{name}`: element {i} ({v}) is not a valid {datatype}")
-            })
-        })
-        .collect::<Result<Vec<T>, String>>()?;
-    let array = ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())?;
-    Ok(array.into())
-}
-
-fn int<T: TryFrom<i64>>(v: &Value) -> Option<T> {
-    v.as_i64().and_then(|i| T::try_from(i).ok())
-}
-
-fn uint<T: TryFrom<u64>>(v: &Value) -> Option<T> {
-    v.as_u64().and_then(|i| T::try_from(i).ok())
-}
-
 impl InferTensor {
     /// The datatype, or an error naming the unknown one.
     pub fn datatype(&self) -> Result<DataType, String> {
@@ -283,24 +258,29 @@ impl InferTensor {
         if let Some(raw) = &self.raw {
             return raw_to_tract(name, dt, &shape, raw);
         }
-        let values = flatten(name, &self.data, &shape)?;
-        use DataType::*;
-        match dt {
-            Bool => build(name, &values, &shape, dt, |v| v.as_bool()),
-            Uint8 => build::<u8>(name, &values, &shape, dt, uint),
-            Uint16 => build::<u16>(name, &values, &shape, dt, uint),
-            Uint32 => build::<u32>(name, &values, &shape, dt, uint),
-            Uint64 => build::<u64>(name, &values, &shape, dt, |v| v.as_u64()),
-            Int8 => build::<i8>(name, &values, &shape, dt, int),
-            Int16 => build::<i16>(name, &values, &shape, dt, int),
-            Int32 => build::<i32>(name, &values, &shape, dt, int),
-            Int64 => build::<i64>(name, &values, &shape, dt, |v| v.as_i64()),
-            Fp32 => build(name, &values, &shape, dt, fp32),
-            Fp64 => build(name, &values, &shape, dt, |v| v.as_f64()),
-            Bytes => build(name, &values, &shape, dt, |v| {
-                v.as_str().map(str::to_string)
-            }),
+        if let Some(json) = &self.json {
+            let count = shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| format!("input `{name}`: shape {shape:?} is too large"))?;
+            let j = json.get();
+            use DataType::*;
+            return match dt {
+                Bool => typed::<bool>(name, j, &shape, count, dt),
+                Uint8 => typed::<u8>(name, j, &shape, count, dt),
+                Uint16 => typed::<u16>(name, j, &shape, count, dt),
+                Uint32 => typed::<u32>(name, j, &shape, count, dt),
+                Uint64 => typed::<u64>(name, j, &shape, count, dt),
+                Int8 => typed::<i8>(name, j, &shape, count, dt),
+                Int16 => typed::<i16>(name, j, &shape, count, dt),
+                Int32 => typed::<i32>(name, j, &shape, count, dt),
+                Int64 => typed::<i64>(name, j, &shape, count, dt),
+                Fp32 => typed::<f32>(name, j, &shape, count, dt),
+                Fp64 => typed::<f64>(name, j, &shape, count, dt),
+                Bytes => typed::<String>(name, j, &shape, count, dt),
+            };
         }
+        Err(format!("input `{name}` has no `data`"))
     }
 
     /// An output tensor as binary data: no `data`, the bytes in `raw` and their count in
@@ -322,6 +302,7 @@ impl InferTensor {
             parameters: Some(parameters),
             data: Value::Null,
             raw: Some(raw.into()),
+            json: None,
         })
     }
 
@@ -359,6 +340,7 @@ impl InferTensor {
             parameters: None,
             data,
             raw: None,
+            json: None,
         })
     }
 }
@@ -368,15 +350,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A request tensor as the wire delivers it (`data` kept as JSON text).
     fn tensor(shape: Vec<i64>, datatype: &str, data: Value) -> InferTensor {
-        InferTensor {
-            name: "x".into(),
-            shape,
-            datatype: datatype.into(),
-            parameters: None,
-            data,
-            raw: None,
-        }
+        let json = json!([{"name": "x", "shape": shape, "datatype": datatype, "data": data}]);
+        let text = json.to_string();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        deserialize_inputs(&mut de).unwrap().remove(0)
     }
 
     #[test]
@@ -462,14 +441,14 @@ mod tests {
         assert!(err(tensor(vec![1], "FP32", json!([1e39]))).contains("not a valid FP32"));
         assert!(
             err(tensor(vec![2, 2], "FP32", json!([[1, 2, 3], [4]])))
-                .contains("does not follow shape")
+                .contains("does not follow the shape")
         );
         assert!(
             err(tensor(vec![2, 2], "FP32", json!([[1, 2], 3, 4])))
-                .contains("does not follow shape")
+                .contains("does not follow the shape")
         );
         assert!(
-            err(tensor(vec![4], "FP32", json!([[1, 2], [3, 4]]))).contains("does not follow shape")
+            err(tensor(vec![4], "FP32", json!([[1, 2], [3, 4]]))).contains("does not follow the shape")
         );
         let huge = i64::MAX / 2;
         assert!(err(tensor(vec![huge, huge], "FP32", json!([1]))).contains("too large"));
