@@ -55,7 +55,7 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<InferRequest, ApiError>
                 t.raw = Some(body.slice(offset..end));
                 offset = end;
             }
-            None if t.json.is_none() && t.data.is_null() => {
+            None if t.json.is_none() && t.data.is_none() => {
                 return Err(bad(format!(
                     "input `{}` has neither `data` nor parameters.binary_data_size",
                     t.name

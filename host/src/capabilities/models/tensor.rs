@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ndarray::{ArrayD, IxDyn};
 
@@ -83,9 +84,10 @@ pub struct InferTensor {
     pub datatype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Map<String, Value>>,
-    /// JSON elements; absent (null) when the tensor travels as binary data.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub data: Value,
+    /// The elements; absent when the tensor travels as binary data (or, in a request, until
+    /// `json` is parsed).
+    #[serde(default, skip_serializing_if = "Data::is_none")]
+    pub data: Data,
     /// The tensor's bytes under the binary tensor data extension (little-endian elements;
     /// BYTES as 4-byte length + bytes per element), instead of `data`.
     #[serde(skip)]
@@ -120,7 +122,7 @@ pub fn deserialize_inputs<'de, D: serde::Deserializer<'de>>(
             shape: w.shape,
             datatype: w.datatype,
             parameters: w.parameters,
-            data: Value::Null,
+            data: Data::None,
             raw: None,
             json: w.data.filter(|j| j.get().trim() != "null"),
         })
@@ -300,13 +302,14 @@ impl InferTensor {
             shape: t.shape().iter().map(|&d| d as i64).collect(),
             datatype: dt.as_str().to_string(),
             parameters: Some(parameters),
-            data: Value::Null,
+            data: Data::None,
             raw: Some(raw.into()),
             json: None,
         })
     }
 
-    /// An output tensor from tract's result.
+    /// An output tensor from tract's result; its elements are written straight from the tensor
+    /// when the response is serialised.
     pub fn from_tract(name: &str, t: &Tensor) -> Result<InferTensor, String> {
         let dt = DataType::from_datum(t.datum_type()).ok_or_else(|| {
             format!(
@@ -314,33 +317,74 @@ impl InferTensor {
                 t.datum_type()
             )
         })?;
-        fn values<T: Datum + Serialize>(t: &Tensor) -> Result<Value, String> {
-            let view = t.to_plain_array_view::<T>().map_err(|e| e.to_string())?;
-            serde_json::to_value(view.iter().collect::<Vec<_>>()).map_err(|e| e.to_string())
-        }
-        use DataType::*;
-        let data = match dt {
-            Bool => values::<bool>(t),
-            Uint8 => values::<u8>(t),
-            Uint16 => values::<u16>(t),
-            Uint32 => values::<u32>(t),
-            Uint64 => values::<u64>(t),
-            Int8 => values::<i8>(t),
-            Int16 => values::<i16>(t),
-            Int32 => values::<i32>(t),
-            Int64 => values::<i64>(t),
-            Fp32 => values::<f32>(t),
-            Fp64 => values::<f64>(t),
-            Bytes => values::<String>(t),
-        }?;
         Ok(InferTensor {
             name: name.to_string(),
             shape: t.shape().iter().map(|&d| d as i64).collect(),
             datatype: dt.as_str().to_string(),
             parameters: None,
-            data,
+            data: Data::Tensor(Arc::new(t.clone())),
             raw: None,
             json: None,
+        })
+    }
+}
+
+/// A tensor's `data`: absent, JSON (a response read back), or an output tensor serialised
+/// element by element without building a `serde_json::Value` per element.
+#[derive(Debug, Clone, Default)]
+pub enum Data {
+    #[default]
+    None,
+    Json(Value),
+    Tensor(Arc<Tensor>),
+}
+
+impl Data {
+    pub fn is_none(&self) -> bool {
+        matches!(self, Data::None)
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn seq<T: Datum + Serialize, S: serde::Serializer>(
+            t: &Tensor,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            let view = t
+                .to_plain_array_view::<T>()
+                .map_err(serde::ser::Error::custom)?;
+            s.collect_seq(view.iter())
+        }
+        match self {
+            Data::None => s.serialize_none(),
+            Data::Json(v) => v.serialize(s),
+            Data::Tensor(t) => match t.datum_type() {
+                DatumType::Bool => seq::<bool, S>(t, s),
+                DatumType::U8 => seq::<u8, S>(t, s),
+                DatumType::U16 => seq::<u16, S>(t, s),
+                DatumType::U32 => seq::<u32, S>(t, s),
+                DatumType::U64 => seq::<u64, S>(t, s),
+                DatumType::I8 => seq::<i8, S>(t, s),
+                DatumType::I16 => seq::<i16, S>(t, s),
+                DatumType::I32 => seq::<i32, S>(t, s),
+                DatumType::I64 => seq::<i64, S>(t, s),
+                DatumType::F32 => seq::<f32, S>(t, s),
+                DatumType::F64 => seq::<f64, S>(t, s),
+                DatumType::String => seq::<String, S>(t, s),
+                other => Err(serde::ser::Error::custom(format!(
+                    "{other:?} cannot be carried"
+                ))),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Null => Data::None,
+            v => Data::Json(v),
         })
     }
 }
@@ -369,7 +413,10 @@ mod tests {
         assert_eq!(flat, nested);
         assert_eq!(flat.shape(), &[2, 2]);
         let back = InferTensor::from_tract("y", &flat).unwrap();
-        assert_eq!(back.data, json!([1.0, 2.5, 3.0, 4.0]));
+        assert_eq!(
+            serde_json::to_value(&back.data).unwrap(),
+            json!([1.0, 2.5, 3.0, 4.0])
+        );
         assert_eq!((back.shape, back.datatype.as_str()), (vec![2, 2], "FP32"));
     }
 
@@ -392,7 +439,8 @@ mod tests {
         for (dt, data) in cases {
             let t = tensor(vec![2], dt, data.clone()).to_tract().unwrap();
             let back = InferTensor::from_tract("x", &t).unwrap();
-            assert_eq!((back.datatype.as_str(), &back.data), (dt, &data), "{dt}");
+            let out = serde_json::to_value(&back.data).unwrap();
+            assert_eq!((back.datatype.as_str(), &out), (dt, &data), "{dt}");
         }
     }
 
@@ -448,7 +496,8 @@ mod tests {
                 .contains("does not follow the shape")
         );
         assert!(
-            err(tensor(vec![4], "FP32", json!([[1, 2], [3, 4]]))).contains("does not follow the shape")
+            err(tensor(vec![4], "FP32", json!([[1, 2], [3, 4]])))
+                .contains("does not follow the shape")
         );
         let huge = i64::MAX / 2;
         assert!(err(tensor(vec![huge, huge], "FP32", json!([1]))).contains("too large"));
