@@ -65,6 +65,21 @@ async fn infer(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
     call(host, "POST", path, Some(body.to_string().into())).await
 }
 
+/// A regression model `prediction = features · w` (FP32 `[N, len(w)]` → `[N]`).
+fn linear_onnx(w: &[f32]) -> Vec<u8> {
+    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
+    let mut g = GraphBuilder::new("linear");
+    g.input(
+        "features",
+        ElemType::F32,
+        &[Dim::named("N"), Dim::Fixed(w.len() as i64)],
+    )
+    .initializer_f32("w", &[w.len() as i64], w)
+    .node("MatMul", &["features", "w"], &["prediction"], vec![])
+    .output("prediction", ElemType::F32, &[Dim::named("N")]);
+    g.build()
+}
+
 fn features_input(x: &[Vec<f32>]) -> Value {
     json!({"name": "features", "shape": [x.len(), x[0].len()], "datatype": "FP32", "data": x})
 }
@@ -361,14 +376,7 @@ async fn bad_models_and_bad_requests_get_clear_errors() {
     assert_eq!(status, 400);
 
     // A small valid model, two versions.
-    let model = |w: f32| {
-        let mut g = GraphBuilder::new("lin");
-        g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
-            .initializer_f32("w", &[2], &[w, 1.0])
-            .node("MatMul", &["features", "w"], &["prediction"], vec![])
-            .output("prediction", ElemType::F32, &[Dim::named("N")]);
-        g.build()
-    };
+    let model = |w: f32| linear_onnx(&[w, 1.0]);
     for w in [2.0, 3.0] {
         let (status, v) = call(host, "PUT", "/v1/models/lin", Some(model(w))).await;
         assert_eq!(status, 201, "{v}");
@@ -782,15 +790,15 @@ async fn mlp_classifies_breast_cancer() {
 
 #[tokio::test]
 async fn dynamic_batching_answers_each_request_with_its_own_rows() {
-    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
     let host = shared();
     // prediction = 2·a + b, so every row's answer is known.
-    let mut g = GraphBuilder::new("batch");
-    g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
-        .initializer_f32("w", &[2], &[2.0, 1.0])
-        .node("MatMul", &["features", "w"], &["prediction"], vec![])
-        .output("prediction", ElemType::F32, &[Dim::named("N")]);
-    let (status, _) = call(host, "PUT", "/v1/models/batched", Some(g.build())).await;
+    let (status, _) = call(
+        host,
+        "PUT",
+        "/v1/models/batched",
+        Some(linear_onnx(&[2.0, 1.0])),
+    )
+    .await;
     assert_eq!(status, 201);
     for (body, want) in [
         (r#"{"max_batch_size": 0, "max_queue_delay_us": 1}"#, 400),
@@ -1042,16 +1050,8 @@ async fn tritonclient_talks_to_the_host() {
 
 #[tokio::test]
 async fn version_numbers_are_never_reused_and_bad_aliases_store_nothing() {
-    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
     let host = shared();
-    let model = |w: f32| {
-        let mut g = GraphBuilder::new("n");
-        g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(1)])
-            .initializer_f32("w", &[1], &[w])
-            .node("MatMul", &["features", "w"], &["prediction"], vec![])
-            .output("prediction", ElemType::F32, &[Dim::named("N")]);
-        g.build()
-    };
+    let model = |w: f32| linear_onnx(&[w]);
     for (w, want) in [(1.0, 1), (2.0, 2)] {
         let (_, v) = call(host, "PUT", "/v1/models/renumber", Some(model(w))).await;
         assert_eq!(v["version"], want);
@@ -1150,14 +1150,14 @@ async fn boolean_labels_train_and_unusable_splits_fail_early() {
 
 #[tokio::test]
 async fn binary_tensor_data_extension() {
-    use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
     let host = shared();
-    let mut g = GraphBuilder::new("bin");
-    g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
-        .initializer_f32("w", &[2], &[2.0, 1.0])
-        .node("MatMul", &["features", "w"], &["prediction"], vec![])
-        .output("prediction", ElemType::F32, &[Dim::named("N")]);
-    let (status, _) = call(host, "PUT", "/v1/models/binary", Some(g.build())).await;
+    let (status, _) = call(
+        host,
+        "PUT",
+        "/v1/models/binary",
+        Some(linear_onnx(&[2.0, 1.0])),
+    )
+    .await;
     assert_eq!(status, 201);
     let post = |header: Value, tail: Vec<u8>, length: Option<String>| async move {
         let json = header.to_string().into_bytes();
