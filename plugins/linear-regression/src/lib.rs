@@ -96,17 +96,6 @@ pub fn fit(mut xy: Xy, alpha: f64) -> Result<(Vec<f64>, f64)> {
 mod tests {
     use super::*;
 
-    fn xy(x: Vec<f64>, y: Vec<f64>, f: usize) -> Xy {
-        Xy {
-            n: y.len(),
-            f,
-            x,
-            y,
-            features: (0..f).map(|i| format!("x{i}")).collect(),
-            label: "y".into(),
-        }
-    }
-
     #[test]
     fn recovers_an_exact_linear_relation() {
         // y = 3·x0 − 0.5·x1 + 7 on badly scaled features.
@@ -116,7 +105,7 @@ mod tests {
             x.extend([a, b]);
             y.push(3.0 * a - 0.5 * b + 7.0);
         }
-        let (w, b) = fit(xy(x, y, 2), 0.0).unwrap();
+        let (w, b) = fit(Xy::new(x, y, 2), 0.0).unwrap();
         assert!(
             (w[0] - 3.0).abs() < 1e-6 && (w[1] + 0.5).abs() < 1e-4 && (b - 7.0).abs() < 1e-3,
             "{w:?} {b}"
@@ -127,8 +116,8 @@ mod tests {
     fn alpha_shrinks_and_constant_columns_get_zero() {
         let x: Vec<f64> = (0..20).flat_map(|i| [i as f64, 5.0]).collect();
         let y: Vec<f64> = (0..20).map(|i| 2.0 * i as f64).collect();
-        let (w0, _) = fit(xy(x.clone(), y.clone(), 2), 0.0).unwrap();
-        let (w1, _) = fit(xy(x, y, 2), 50.0).unwrap();
+        let (w0, _) = fit(Xy::new(x.clone(), y.clone(), 2), 0.0).unwrap();
+        let (w1, _) = fit(Xy::new(x, y, 2), 50.0).unwrap();
         assert!(
             (w0[0] - 2.0).abs() < 1e-9 && w1[0] < w0[0] && w1[0] > 0.0,
             "{w0:?} {w1:?}"

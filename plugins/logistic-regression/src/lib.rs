@@ -246,17 +246,6 @@ fn softplus(z: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn xy(x: Vec<f64>, y: Vec<f64>, f: usize) -> Xy {
-        Xy {
-            n: y.len(),
-            f,
-            x,
-            y,
-            features: (0..f).map(|i| format!("x{i}")).collect(),
-            label: "y".into(),
-        }
-    }
-
     fn settings(c: f64) -> Settings {
         Settings {
             c,
@@ -287,7 +276,7 @@ mod tests {
                 0.0
             });
         }
-        let fit = fit(xy(x.clone(), y.clone(), 2), &settings(10.0)).unwrap();
+        let fit = fit(Xy::new(x.clone(), y.clone(), 2), &settings(10.0)).unwrap();
         assert!(fit.converged, "{fit:?}");
         assert_eq!(fit.classes.0, [0, 1]);
         // Stationarity on the standardised problem ⇒ Σ(p − y) = 0 on the raw data too.
@@ -303,8 +292,8 @@ mod tests {
     fn stronger_regularisation_shrinks_weights() {
         let x: Vec<f64> = (0..100).map(|i| i as f64).collect();
         let y: Vec<f64> = (0..100).map(|i| if i >= 50 { 1.0 } else { 0.0 }).collect();
-        let loose = fit(xy(x.clone(), y.clone(), 1), &settings(100.0)).unwrap();
-        let tight = fit(xy(x, y, 1), &settings(0.01)).unwrap();
+        let loose = fit(Xy::new(x.clone(), y.clone(), 1), &settings(100.0)).unwrap();
+        let tight = fit(Xy::new(x, y, 1), &settings(0.01)).unwrap();
         assert!(
             loose.w[0] > tight.w[0] && tight.w[0] > 0.0,
             "{loose:?} {tight:?}"
@@ -322,7 +311,7 @@ mod tests {
                 y.push(c as f64 * 10.0); // classes 0, 10, 20
             }
         }
-        let fit = fit(xy(x.clone(), y.clone(), 2), &settings(1.0)).unwrap();
+        let fit = fit(Xy::new(x.clone(), y.clone(), 2), &settings(1.0)).unwrap();
         assert_eq!(fit.classes.0, [0, 10, 20]);
         assert_eq!(fit.w.len(), 6);
         for i in 0..90 {

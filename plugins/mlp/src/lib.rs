@@ -324,17 +324,6 @@ mod tests {
         }
     }
 
-    fn xy(x: Vec<f64>, y: Vec<f64>, f: usize) -> Xy {
-        Xy {
-            n: y.len(),
-            f,
-            x,
-            y,
-            features: (0..f).map(|i| format!("x{i}")).collect(),
-            label: "y".into(),
-        }
-    }
-
     #[test]
     fn learns_xor_which_no_linear_model_can() {
         let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -344,7 +333,7 @@ mod tests {
             y.push(((a as i64) ^ (b as i64)) as f64);
         }
         let mut losses = Vec::new();
-        let m = train(xy(x, y, 2), &settings(true, vec![8]), |_, _, l| {
+        let m = train(Xy::new(x, y, 2), &settings(true, vec![8]), |_, _, l| {
             losses.push(l)
         })
         .unwrap();
@@ -362,7 +351,7 @@ mod tests {
             y2.push(((a as i64) ^ (b as i64)) as f64);
         }
         assert_eq!(
-            train(xy(x2, y2, 2), &settings(true, vec![8]), |_, _, _| {}).unwrap(),
+            train(Xy::new(x2, y2, 2), &settings(true, vec![8]), |_, _, _| {}).unwrap(),
             m
         );
     }
@@ -372,9 +361,11 @@ mod tests {
         let x: Vec<f64> = (0..200).map(|i| i as f64 / 20.0).collect();
         let y: Vec<f64> = x.iter().map(|v| 1000.0 + 50.0 * v.sin()).collect();
         let mut last = f64::MAX;
-        train(xy(x, y, 1), &settings(false, vec![16, 16]), |_, _, l| {
-            last = l
-        })
+        train(
+            Xy::new(x, y, 1),
+            &settings(false, vec![16, 16]),
+            |_, _, l| last = l,
+        )
         .unwrap();
         // Loss is on the standardised target: well under the 0.5 of predicting the mean.
         assert!(last < 0.05, "{last}");

@@ -20,6 +20,20 @@ pub struct Xy {
 }
 
 impl Xy {
+    /// A matrix built in code (tests, synthetic data): `x` row-major with `f` columns named
+    /// `x0, x1, …`, label `y`.
+    pub fn new(x: Vec<f64>, y: Vec<f64>, f: usize) -> Xy {
+        assert_eq!(x.len(), y.len() * f, "x holds f values per label");
+        Xy {
+            n: y.len(),
+            f,
+            x,
+            y,
+            features: (0..f).map(|i| format!("x{i}")).collect(),
+            label: "y".into(),
+        }
+    }
+
     /// Row `i` of `x`.
     pub fn row(&self, i: usize) -> &[f64] {
         &self.x[i * self.f..(i + 1) * self.f]
@@ -292,14 +306,7 @@ mod tests {
 
     #[test]
     fn scaling_round_trips_into_weights() {
-        let xy = Xy {
-            x: vec![1.0, 10.0, 3.0, 10.0, 5.0, 10.0],
-            y: vec![0.0; 3],
-            n: 3,
-            f: 2,
-            features: vec![],
-            label: String::new(),
-        };
+        let xy = Xy::new(vec![1.0, 10.0, 3.0, 10.0, 5.0, 10.0], vec![0.0; 3], 2);
         let s = Scaling::fit(&xy);
         assert_eq!(s.mean, [3.0, 10.0]);
         assert!((s.scale[0] - (8.0f64 / 3.0).sqrt()).abs() < 1e-12);
