@@ -23,6 +23,9 @@ const PLUGINS: &[&str] = &[
     "logistic-regression",
     "linear-regression",
     "mlp",
+    "http-echo",
+    "hello-fn",
+    "score-fn",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -78,6 +78,7 @@ fn bench_cleaners(c: &mut Criterion) {
         memory_bytes: 2 << 30,
         max_output_bytes: 1 << 30,
         max_concurrency: 1,
+        ..Limits::default()
     };
     let cases: [(&str, Config, Native); 2] = [
         (

@@ -85,9 +85,19 @@ fn bench_invoke(c: &mut Criterion) {
         panic!("noop is a cleaner")
     };
     let engine = runtime.engine().clone();
+    let unlimited = Limits {
+        memory_bytes: u64::MAX,
+        ..Limits::default()
+    };
     group.bench_function("noop-bare-wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
-            let state = HostState::new(name.clone(), 1, u64::MAX, Instant::now());
+            let state = HostState::new(
+                name.clone(),
+                1,
+                &unlimited,
+                Instant::now(),
+                Default::default(),
+            );
             let mut store = Store::new(&engine, state);
             store.set_epoch_deadline(1 << 40);
             let inst = pre.instantiate_async(&mut store).await.unwrap();
@@ -117,7 +127,13 @@ fn bench_invoke(c: &mut Criterion) {
                 |s| s,
             )
             .unwrap();
-            let state = HostState::new(name.clone(), 1, u64::MAX, Instant::now());
+            let state = HostState::new(
+                name.clone(),
+                1,
+                &unlimited,
+                Instant::now(),
+                Default::default(),
+            );
             let mut store = Store::new(&engine, state);
             store.set_epoch_deadline(1 << 40);
             let inst = Cleaner::instantiate_async(&mut store, &component, &linker)

@@ -87,6 +87,11 @@ pub async fn invoke(
                 "{name} is a trainer: trainers run as training jobs, not through invoke"
             )));
         }
+        World::Http => {
+            return Err(ApiError::bad_request(format!(
+                "{name} is an HTTP function: call it at /fn/{name}/"
+            )));
+        }
     };
     let out_format = formats::negotiate(header_str(&headers, header::ACCEPT), default_out)
         .map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e))?;

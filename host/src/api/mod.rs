@@ -10,6 +10,7 @@
 //! | `GET /v1/plugins/{name}` | reader | versions, limits, stats |
 //! | `DELETE /v1/plugins/{name}` | admin | remove |
 //! | `POST /v1/plugins/{name}/invoke` | invoker | run on the body |
+//! | `ANY /fn/{name}[/{*rest}]` | invoker, or none if public | call an HTTP function |
 //! | `POST/GET /v1/tokens`, `DELETE /v1/tokens/{id}` | admin | manage tokens |
 //! | `PUT/DELETE /v1/objects/{*key}` | invoker | write/delete a user object (fires hooks) |
 //! | `GET /v1/objects/{*key}`, `GET /v1/objects?prefix=` | reader | read, list |
@@ -36,6 +37,7 @@ pub mod body;
 pub mod datasets;
 pub mod error;
 pub mod events;
+pub mod functions;
 pub mod hooks;
 pub mod inference;
 pub mod invoke;
@@ -55,7 +57,7 @@ use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::Tokens;
 use auth::{Authed, READER};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use std::sync::Arc;
 
@@ -91,6 +93,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(plugins::delete),
         )
         .route("/v1/plugins/{name}/invoke", post(invoke::invoke))
+        .route("/fn/{name}", any(functions::call))
+        .route("/fn/{name}/", any(functions::call))
+        .route("/fn/{name}/{*rest}", any(functions::call))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/objects", get(objects::list))

@@ -1,22 +1,27 @@
 //! `/v1/plugins`: upload (with validation and hot swap), list, show, delete.
+//!
+//! Upload settings are query parameters: limits (`timeout_ms`, `memory_mb`, `output_mb`,
+//! `concurrency`, `outbound_requests`, `outbound_mb`), grants (`models=a,b`,
+//! `outbound=host,host:port,*.domain`), environment (`env=KEY=VALUE`, repeatable) and, for HTTP
+//! functions, `public=true` (callable without a token).
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::Param;
 use crate::capabilities::registry::records::valid_name;
-use crate::capabilities::registry::{LoadedFrom, PluginEntry, StatsView, VersionRecord};
+use crate::capabilities::registry::{LoadedFrom, PluginEntry, Settings, StatsView, VersionRecord};
 use crate::runtime::component::World;
-use crate::runtime::inference::Grants;
+use crate::runtime::grants::{Grants, valid_host_pattern};
 use crate::runtime::limits::{LimitOverrides, Limits};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// Per-plugin limit overrides, as query parameters of the upload.
+/// Upload settings, as query parameters (all but the repeatable `env`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
@@ -24,25 +29,94 @@ pub struct LimitQuery {
     pub memory_mb: Option<u64>,
     pub output_mb: Option<u64>,
     pub concurrency: Option<u32>,
+    pub outbound_requests: Option<u32>,
+    pub outbound_mb: Option<u64>,
     /// Models the plugin may call through the `inference` import: `models=a,b` or `models=*`.
     pub models: Option<String>,
+    /// Hosts the plugin may reach with outbound HTTP: `outbound=api.example.com,10.0.0.5:8080`.
+    pub outbound: Option<String>,
+    /// HTTP functions: serve without a token.
+    pub public: Option<bool>,
+}
+
+/// Most environment variables one plugin may be given, and the longest value.
+const MAX_ENV: usize = 64;
+const MAX_ENV_VALUE: usize = 4096;
+
+/// Parse the upload's query string: `env=KEY=VALUE` pairs (repeatable) and the rest.
+fn parse_settings(raw: Option<&str>) -> Result<Settings, ApiError> {
+    let mut env = Vec::new();
+    let mut rest = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if k == "env" {
+            let (key, value) = v
+                .split_once('=')
+                .ok_or_else(|| ApiError::bad_request(format!("env: {v:?} is not KEY=VALUE")))?;
+            let key_ok = !key.is_empty()
+                && key.len() <= 128
+                && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+                && !key.as_bytes()[0].is_ascii_digit();
+            if !key_ok {
+                return Err(ApiError::bad_request(format!(
+                    "env: {key:?} is not a variable name (letters, digits, '_')"
+                )));
+            }
+            if value.len() > MAX_ENV_VALUE {
+                return Err(ApiError::bad_request(format!(
+                    "env: the value of {key} is longer than {MAX_ENV_VALUE} bytes"
+                )));
+            }
+            env.retain(|(k, _): &(String, String)| k != key);
+            env.push((key.to_string(), value.to_string()));
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    if env.len() > MAX_ENV {
+        return Err(ApiError::bad_request(format!(
+            "env: at most {MAX_ENV} variables"
+        )));
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&rest)
+        .finish();
+    let q: LimitQuery = serde_urlencoded::from_str(&query)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    Ok(Settings {
+        overrides: q.overrides()?,
+        grants: q.grants()?,
+        env,
+        public: q.public.unwrap_or(false),
+    })
+}
+
+/// A comma-separated list, trimmed, without empty items.
+fn split_list(v: &Option<String>) -> Vec<String> {
+    v.iter()
+        .flat_map(|m| m.split(','))
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect()
 }
 
 impl LimitQuery {
     fn grants(&self) -> Result<Grants, ApiError> {
-        let models: Vec<String> = self
-            .models
-            .iter()
-            .flat_map(|m| m.split(','))
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .collect();
+        let models = split_list(&self.models);
         if let Some(bad) = models.iter().find(|m| *m != "*" && !valid_name(m)) {
             return Err(ApiError::bad_request(format!(
                 "models: {bad:?} is not a model name"
             )));
         }
-        Ok(Grants { models })
+        let outbound: Vec<String> = split_list(&self.outbound)
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = outbound.iter().find(|h| !valid_host_pattern(h)) {
+            return Err(ApiError::bad_request(format!(
+                "outbound: {bad:?} is not a host, host:port or *.domain"
+            )));
+        }
+        Ok(Grants { models, outbound })
     }
 
     fn overrides(&self) -> Result<LimitOverrides, ApiError> {
@@ -51,6 +125,7 @@ impl LimitQuery {
             self.memory_mb,
             self.output_mb,
             self.concurrency.map(u64::from),
+            self.outbound_mb,
         ];
         if positive.contains(&Some(0)) {
             return Err(ApiError::bad_request("limits must be positive"));
@@ -67,6 +142,8 @@ impl LimitQuery {
             memory_bytes: mib(self.memory_mb, "memory_mb")?,
             max_output_bytes: mib(self.output_mb, "output_mb")?,
             max_concurrency: self.concurrency,
+            max_outbound_requests: self.outbound_requests,
+            max_outbound_response_bytes: mib(self.outbound_mb, "outbound_mb")?,
         })
     }
 }
@@ -75,23 +152,18 @@ pub async fn upload(
     auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
-    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
-    let Query(limits) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let overrides = limits.overrides()?;
-    let grants = limits.grants()?;
+    let settings = parse_settings(query.as_deref())?;
     // Its own task: an upload that reached its commit point finishes even if the client leaves.
     let registry = state.registry.clone();
-    let outcome = tokio::spawn(async move {
-        registry
-            .upload(&name, body.to_vec(), overrides, grants)
+    let outcome =
+        tokio::spawn(async move { registry.upload(&name, body.to_vec(), settings).await })
             .await
-    })
-    .await
-    .map_err(ApiError::internal)??;
+            .map_err(ApiError::internal)??;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -139,6 +211,14 @@ fn summary(e: &PluginEntry) -> Summary {
     }
 }
 
+/// Environment values may be secrets: the API shows only their names.
+fn redact(mut v: VersionRecord) -> VersionRecord {
+    for (_, value) in &mut v.env {
+        *value = "<redacted>".into();
+    }
+    v
+}
+
 pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
     let plugins: Vec<Summary> = state.registry.list().iter().map(|e| summary(e)).collect();
     Json(serde_json::json!({ "plugins": plugins }))
@@ -162,7 +242,7 @@ pub async fn show(
         limits: live.limits,
         loaded_from: live.loaded_from,
         load_ms: live.load_time.as_secs_f64() * 1e3,
-        versions: e.record().versions,
+        versions: e.record().versions.into_iter().map(redact).collect(),
         stats: e.stats.view(),
     }))
 }

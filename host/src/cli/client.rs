@@ -90,6 +90,10 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
             memory_mb,
             output_mb,
             concurrency,
+            env,
+            allow_hosts,
+            models,
+            public,
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -103,6 +107,17 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
                 if let Some(v) = v {
                     query.push((k, v.to_string()));
                 }
+            }
+            for e in env {
+                query.push(("env", e));
+            }
+            for (k, list) in [("outbound", allow_hosts), ("models", models)] {
+                if !list.is_empty() {
+                    query.push((k, list.join(",")));
+                }
+            }
+            if public {
+                query.push(("public", "true".into()));
             }
             let bar = ProgressBar::new_spinner();
             bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")?);
@@ -133,6 +148,9 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
                 v["size"],
                 v["compile_ms"].as_f64().unwrap_or(0.0)
             );
+            if v["world"] == "http" {
+                println!("serving at {}/fn/{name}/", args.url.trim_end_matches('/'));
+            }
         }
         PluginCmd::Ls => {
             let v: serde_json::Value = send(c.request(Method::GET, "/v1/plugins"))

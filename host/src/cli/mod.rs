@@ -139,6 +139,19 @@ pub enum PluginCmd {
         /// Instances that may run at once.
         #[arg(long)]
         concurrency: Option<u32>,
+        /// Environment variable the plugin sees through WASI (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Host the plugin may send HTTP requests to: `host`, `host:port` or `*.domain`
+        /// (repeatable; collectors and HTTP functions only).
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
+        /// Model the plugin may call through the inference import, or `*` (repeatable).
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
+        /// HTTP functions: serve at /fn/NAME without a token.
+        #[arg(long)]
+        public: bool,
     },
     /// List plugins.
     Ls,

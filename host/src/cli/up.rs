@@ -110,6 +110,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             memory_bytes: args.memory_mb << 20,
             max_output_bytes: args.output_mb << 20,
             max_concurrency: args.concurrency,
+            ..Limits::default()
         },
         queue_timeout: Duration::from_millis(args.queue_timeout_ms),
         max_body_bytes: args.max_body_mb << 20,

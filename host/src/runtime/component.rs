@@ -1,8 +1,9 @@
 //! Checking and compiling uploaded components.
 //!
 //! An upload is accepted only if it is a component (not a core module), exports one of the
-//! `aimass:plugin` worlds with the right signatures, and imports nothing the host does not
-//! provide. Each check has its own error so the uploader learns exactly what is wrong; unknown
+//! `aimass:plugin` worlds or the standard `wasi:http/proxy` world (an HTTP function) with the
+//! right signatures, and imports nothing the host does not provide to that world: outbound
+//! `wasi:http` is for collectors and HTTP functions only. Each check has its own error so the uploader learns exactly what is wrong; unknown
 //! imports are all named at once.
 
 use super::bindings::{cleaner, collector, trainer, transform};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +22,8 @@ pub enum World {
     Cleaner,
     Transform,
     Trainer,
+    /// A standard `wasi:http/proxy` component, served at `/fn/{name}`.
+    Http,
 }
 
 impl fmt::Display for World {
@@ -29,6 +33,7 @@ impl fmt::Display for World {
             World::Cleaner => "cleaner",
             World::Transform => "transform",
             World::Trainer => "trainer",
+            World::Http => "http",
         })
     }
 }
@@ -49,22 +54,21 @@ pub enum ValidationError {
     Invalid(String),
     #[error(
         "the component implements no aimass world: a plugin exports `collect` (collector), \
-         `clean` (cleaner), `fit` and `apply` (transform) or `train` (trainer); this one exports [{0}]"
+         `clean` (cleaner), `fit` and `apply` (transform) or `train` (trainer), or is an HTTP \
+         function exporting `wasi:http/incoming-handler`; this one exports [{0}]"
     )]
     NoWorld(String),
-    #[error(
-        "wasi:http components (HTTP functions) are served by the HTTP triggers feature, not yet \
-         available; this endpoint takes aimass:plugin worlds"
-    )]
-    HttpNotYetSupported,
+    #[error("a {0} may not import wasi:http (outbound HTTP is for collectors and HTTP functions)")]
+    HttpImportNotAllowed(World),
     #[error("the component's exports do not match the {world} world: {detail}")]
     WrongSignature { world: World, detail: String },
     #[error("the component imports interfaces the host does not provide: {0}")]
     UnknownImports(String),
 }
 
-/// Interfaces (without version) the host provides to every plugin. `wasi:sockets` is linked but
-/// denies everything, as wasmtime-wasi does by default.
+/// Interfaces (without version) the host provides. `wasi:sockets` is linked but denies
+/// everything, as wasmtime-wasi does by default; `wasi:http` only to some worlds (see
+/// [`may_import_http`]).
 const PROVIDED: &[&str] = &[
     "aimass:plugin/types",
     "aimass:plugin/logging",
@@ -77,7 +81,13 @@ const PROVIDED: &[&str] = &[
     "wasi:cli/",
     "wasi:filesystem/",
     "wasi:sockets/",
+    "wasi:http/",
 ];
+
+/// Whether plugins of `world` may import `wasi:http` (outbound requests, allowed per host).
+fn may_import_http(world: World) -> bool {
+    matches!(world, World::Collector | World::Http)
+}
 
 /// Checks the header so a core module or random bytes get a precise message before compiling.
 pub fn check_header(bytes: &[u8]) -> Result<(), ValidationError> {
@@ -118,9 +128,9 @@ pub fn detect_world(component: &Component) -> Result<World, ValidationError> {
         Ok(World::Trainer)
     } else if names
         .iter()
-        .any(|n| n.starts_with("wasi:http/incoming-handler"))
+        .any(|n| n.starts_with("wasi:http/incoming-handler@0.2"))
     {
-        Err(ValidationError::HttpNotYetSupported)
+        Ok(World::Http)
     } else {
         Err(ValidationError::NoWorld(names.join(", ")))
     }
@@ -142,6 +152,14 @@ pub fn unknown_imports(component: &Component) -> Vec<String> {
         .collect()
 }
 
+fn imports_http(component: &Component) -> bool {
+    let engine = component.engine();
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/"))
+}
+
 /// A component prepared for fast instantiation: imports resolved once (`InstancePre`) and the
 /// world's exports type-checked once, so a call only allocates and runs.
 #[derive(Clone)]
@@ -150,6 +168,7 @@ pub enum Prepared {
     Cleaner(cleaner::CleanerPre<HostState>),
     Transform(transform::TransformPre<HostState>),
     Trainer(trainer::TrainerPre<HostState>),
+    Http(ProxyPre<HostState>),
 }
 
 impl Prepared {
@@ -159,6 +178,7 @@ impl Prepared {
             Prepared::Cleaner(_) => World::Cleaner,
             Prepared::Transform(_) => World::Transform,
             Prepared::Trainer(_) => World::Trainer,
+            Prepared::Http(_) => World::Http,
         }
     }
 }
@@ -175,6 +195,9 @@ pub fn prepare(
         return Err(ValidationError::UnknownImports(unknown.join(", ")));
     }
     let world = detect_world(component)?;
+    if !may_import_http(world) && imports_http(component) {
+        return Err(ValidationError::HttpImportNotAllowed(world));
+    }
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| ValidationError::UnknownImports(format!("{e:#}")))?;
@@ -187,6 +210,7 @@ pub fn prepare(
         World::Cleaner => Prepared::Cleaner(cleaner::CleanerPre::new(pre).map_err(sig)?),
         World::Transform => Prepared::Transform(transform::TransformPre::new(pre).map_err(sig)?),
         World::Trainer => Prepared::Trainer(trainer::TrainerPre::new(pre).map_err(sig)?),
+        World::Http => Prepared::Http(ProxyPre::new(pre).map_err(sig)?),
     })
 }
 

@@ -1,30 +1,13 @@
 //! The host side of the `inference` import: plugins call served models by name.
 //!
 //! The runtime core does not know about models; it holds a [`ModelRunner`] (implemented by the
-//! models capability) and the calling plugin's [`Grants`], and refuses a model the plugin was not
+//! models capability) and the calling plugin's [`Grants`](super::grants::Grants), and refuses a model the plugin was not
 //! granted before anything runs.
 
 use super::bindings::inference::{self, Tensor};
 use super::state::HostState;
-use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-
-/// What a plugin version may reach beyond its own memory, set at upload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grants {
-    /// Models the plugin may call through `inference.infer`; `*` grants every model.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub models: Vec<String>,
-}
-
-impl Grants {
-    /// Whether model `name` (without `@version`) may be called.
-    pub fn allows_model(&self, name: &str) -> bool {
-        self.models.iter().any(|m| m == "*" || m == name)
-    }
-}
 
 /// Runs a served model for a plugin.
 pub trait ModelRunner: Send + Sync {
@@ -34,13 +17,6 @@ pub trait ModelRunner: Send + Sync {
         model: &'a str,
         inputs: Vec<Tensor>,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<Tensor>, String>> + Send + 'a>>;
-}
-
-/// The capabilities handed to one call.
-#[derive(Clone, Default)]
-pub struct Capabilities {
-    pub models: Option<Arc<dyn ModelRunner>>,
-    pub grants: Arc<Grants>,
 }
 
 impl inference::Host for HostState {

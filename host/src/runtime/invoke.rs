@@ -95,7 +95,7 @@ pub struct Target<'a> {
     pub prepared: &'a Prepared,
     pub limits: Limits,
     /// Served models and the plugin's grants (`Default`: none).
-    pub caps: super::inference::Capabilities,
+    pub caps: super::grants::Capabilities,
 }
 
 /// Plugin configuration as the bindings take it.
@@ -116,27 +116,11 @@ pub async fn invoke(
     let state = HostState::new(
         target.name.clone(),
         target.version,
-        limits.memory_bytes,
+        &limits,
         start + limits.timeout(),
+        target.caps.clone(),
     );
-    let mut state = state;
-    state.caps = target.caps.clone();
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    if consume_fuel {
-        // Fuel is a metric here, not a limit: deadlines are enforced by epochs.
-        let _ = store.set_fuel(u64::MAX);
-    }
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut cx| {
-        if Instant::now() >= cx.data().deadline {
-            cx.data_mut().deadline_hit = true;
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            // Yield to tokio at every tick so long calls share the worker threads fairly.
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
+    let mut store = new_store(engine, consume_fuel, state);
 
     let mut stats = CallStats::default();
     // Epochs only interrupt wasm code; a guest blocked in an async host call (a WASI sleep or
@@ -182,6 +166,28 @@ pub async fn invoke(
         Err(e) => Err(classify(e, store.data(), limits)),
     };
     (result, stats)
+}
+
+/// A store for one call: the total-memory limiter, fuel as a metric, and the epoch callback that
+/// interrupts the guest at its deadline and yields to tokio on every tick before it.
+pub(super) fn new_store(engine: &Engine, consume_fuel: bool, state: HostState) -> Store<HostState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    if consume_fuel {
+        // Fuel is a metric here, not a limit: deadlines are enforced by epochs.
+        let _ = store.set_fuel(u64::MAX);
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut cx| {
+        if Instant::now() >= cx.data().deadline {
+            cx.data_mut().deadline_hit = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            // Yield to tokio at every tick so long calls share the worker threads fairly.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
 }
 
 async fn run(
@@ -263,7 +269,7 @@ async fn run(
 #[error("{0}")]
 struct WrongWorldError(String);
 
-fn classify(e: wasmtime::Error, state: &HostState, limits: Limits) -> InvokeError {
+pub(super) fn classify(e: wasmtime::Error, state: &HostState, limits: Limits) -> InvokeError {
     if state.deadline_hit {
         return InvokeError::Timeout(limits.timeout_ms);
     }

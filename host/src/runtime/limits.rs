@@ -24,6 +24,22 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// Instances of this plugin that may run at once; further callers queue (bounded) then get 503.
     pub max_concurrency: u32,
+    /// Outbound HTTP requests one call may send (to hosts it was granted); past it the guest
+    /// gets `connection-limit-reached`.
+    #[serde(default = "default_outbound_requests")]
+    pub max_outbound_requests: u32,
+    /// Largest outbound HTTP response body a call may receive; past it the guest gets
+    /// `HTTP-response-body-size`.
+    #[serde(default = "default_outbound_response_bytes")]
+    pub max_outbound_response_bytes: u64,
+}
+
+fn default_outbound_requests() -> u32 {
+    Limits::default().max_outbound_requests
+}
+
+fn default_outbound_response_bytes() -> u64 {
+    Limits::default().max_outbound_response_bytes
 }
 
 impl Default for Limits {
@@ -33,6 +49,8 @@ impl Default for Limits {
             memory_bytes: 512 << 20,
             max_output_bytes: 128 << 20,
             max_concurrency: 8,
+            max_outbound_requests: 16,
+            max_outbound_response_bytes: 16 << 20,
         }
     }
 }
@@ -56,6 +74,12 @@ impl Limits {
         if let Some(v) = o.max_concurrency {
             self.max_concurrency = v;
         }
+        if let Some(v) = o.max_outbound_requests {
+            self.max_outbound_requests = v;
+        }
+        if let Some(v) = o.max_outbound_response_bytes {
+            self.max_outbound_response_bytes = v;
+        }
         self
     }
 }
@@ -71,6 +95,10 @@ pub struct LimitOverrides {
     pub max_output_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_outbound_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_outbound_response_bytes: Option<u64>,
 }
 
 /// A `ResourceLimiter` bounding the SUM of all linear memories of a store.

@@ -7,13 +7,19 @@
 //! - [`state`]: per-call store data and the host side of the plugin imports.
 //! - [`component`]: upload validation, world detection, `InstancePre` preparation.
 //! - [`invoke`]: one call, from store creation to a classified result.
+//! - [`http`]: one request to an HTTP function (`wasi:http/proxy`), streamed both ways.
+//! - [`grants`], [`outbound`], [`inference`]: what a plugin may reach, and the hooks that enforce
+//!   it on outbound HTTP and model calls.
 
 pub mod bindings;
 pub mod component;
 pub mod engine;
+pub mod grants;
+pub mod http;
 pub mod inference;
 pub mod invoke;
 pub mod limits;
+pub mod outbound;
 pub mod state;
 
 use component::{Prepared, ValidationError};
@@ -39,8 +45,15 @@ pub struct Compiled {
 impl Runtime {
     pub fn new(opts: &EngineOptions) -> anyhow::Result<Self> {
         let engine = HostEngine::new(opts)?;
+        // Outbound HTTPS (wasmtime-wasi-http's client) needs one process-wide rustls provider:
+        // two are compiled in (ring from wasi-http, aws-lc-rs from reqwest), so name one.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut linker = Linker::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // Only the `wasi:http` interfaces: the WASI ones above already include what the proxy
+        // world needs. Collectors and HTTP functions may import them (see `component`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         // The trainer world imports every aimass interface, so this links all of them.
         bindings::trainer::Trainer::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)

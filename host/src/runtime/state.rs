@@ -1,12 +1,15 @@
 //! What a plugin's `Store` holds for one invocation, and the host side of the `aimass:plugin`
 //! imports (logging, progress, dataset reader).
 //!
-//! A fresh `HostState` is made per call: the WASI context grants nothing (no preopens, no env, no
-//! args, no sockets; stdout is discarded and stderr is captured into a small buffer so a guest
-//! panic message can be shown in the error), and the limiter starts from zero.
+//! A fresh `HostState` is made per call: the WASI context grants nothing but the environment set
+//! at upload (no preopens, no args, no sockets; stdout is discarded and stderr is captured into a
+//! small buffer so a guest panic message can be shown in the error), outbound HTTP goes through
+//! the plugin's [`OutboundPolicy`], and the limiter starts from zero.
 
 use super::bindings::{dataset, logging, progress, types};
-use super::limits::MemoryLimiter;
+use super::grants::Capabilities;
+use super::limits::{Limits, MemoryLimiter};
+use super::outbound::OutboundPolicy;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -15,6 +18,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// At most this many log records per call reach the host log; the rest are counted and dropped.
 const MAX_LOG_RECORDS: u32 = 1000;
@@ -136,19 +140,40 @@ pub struct HostState {
     logs_emitted: u32,
     pub logs_dropped: u32,
     pub progress: Arc<Mutex<Progress>>,
-    /// Models and grants for the `inference` import.
-    pub caps: super::inference::Capabilities,
+    /// Models, grants and environment of the plugin.
+    pub caps: Capabilities,
     stderr: StderrTail,
+    /// `wasi:http` state: field limits for headers, and the outbound policy as its hooks.
+    http: WasiHttpCtx,
+    pub outbound: OutboundPolicy,
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<str>, version: u32, memory_limit: u64, deadline: Instant) -> Self {
+    /// State for one call of `plugin` under `limits`, ending at `deadline`. The WASI context sees
+    /// the plugin's environment (set at upload) and nothing else of the host.
+    pub fn new(
+        plugin: Arc<str>,
+        version: u32,
+        limits: &Limits,
+        deadline: Instant,
+        caps: Capabilities,
+    ) -> Self {
         let stderr = StderrTail::default();
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stderr(stderr.clone());
+        if !caps.env.is_empty() {
+            wasi.envs(&caps.env);
+        }
+        let outbound = OutboundPolicy::new(
+            plugin.clone(),
+            caps.grants.clone(),
+            limits.max_outbound_requests,
+            limits.max_outbound_response_bytes,
+        );
         HostState {
-            wasi,
+            wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_limit),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
             deadline,
             deadline_hit: false,
             plugin,
@@ -156,8 +181,10 @@ impl HostState {
             logs_emitted: 0,
             logs_dropped: 0,
             progress: Arc::new(Mutex::new(Progress::default())),
-            caps: Default::default(),
+            caps,
             stderr,
+            http: WasiHttpCtx::new(),
+            outbound,
         }
     }
 
@@ -194,6 +221,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

@@ -209,9 +209,10 @@ impl Hooks {
         let entry = self.registry.get(&spec.plugin).ok_or_else(|| {
             HookError::Invalid(format!("plugin: no plugin named {:?}", spec.plugin))
         })?;
-        if entry.live().prepared.world() == World::Trainer {
+        let world = entry.live().prepared.world();
+        if matches!(world, World::Trainer | World::Http) {
             return Err(HookError::Invalid(format!(
-                "plugin: {} is a trainer; hooks run collectors, cleaners and transforms",
+                "plugin: {} is a {world}; hooks run collectors, cleaners and transforms",
                 spec.plugin
             )));
         }

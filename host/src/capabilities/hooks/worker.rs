@@ -337,7 +337,9 @@ impl Hooks {
                     Call::FitApply(ipc)
                 }
             }
-            World::Trainer => return Settle::Dead(format!("{} is a trainer", spec.plugin)),
+            w @ (World::Trainer | World::Http) => {
+                return Settle::Dead(format!("{} is a {w}", spec.plugin));
+            }
         };
         let outcome = match self
             .registry

@@ -17,14 +17,16 @@
 pub mod records;
 mod stats;
 
-pub use records::{PluginRecord, VersionRecord, valid_name};
+pub use records::{PluginRecord, Settings, VersionRecord, valid_name};
 pub use stats::{Stats, StatsView};
 
 use super::storage::Storage;
 use crate::runtime::component::{Prepared, ValidationError, World};
-use crate::runtime::inference::{Capabilities, Grants, ModelRunner};
+use crate::runtime::grants::{Capabilities, Grants};
+use crate::runtime::http::{self, HttpTarget};
+use crate::runtime::inference::ModelRunner;
 use crate::runtime::invoke::{self, Call, InvokeError, Outcome, Target};
-use crate::runtime::limits::{LimitOverrides, Limits};
+use crate::runtime::limits::Limits;
 use crate::runtime::{Compiled, Runtime};
 use anyhow::Context;
 use records::{component_key, meta_key, now_secs, write_atomic};
@@ -37,6 +39,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// How a live version got into memory.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -52,6 +55,10 @@ pub enum LoadedFrom {
 pub struct LiveVersion {
     pub version: u32,
     pub grants: Arc<Grants>,
+    /// Environment variables the plugin sees through WASI.
+    pub env: Arc<[(String, String)]>,
+    /// HTTP functions only: callable without a token.
+    pub public: bool,
     pub digest: String,
     pub limits: Limits,
     pub prepared: Prepared,
@@ -290,6 +297,8 @@ impl Registry {
             digest: v.digest.clone(),
             limits: self.opts.defaults.with_overrides(&v.overrides),
             grants: Arc::new(v.grants.clone()),
+            env: v.env.iter().cloned().collect(),
+            public: v.public,
             prepared: c.prepared,
             loaded_from: from,
             load_time: c.load_time,
@@ -346,10 +355,9 @@ impl Registry {
         &self,
         name: &str,
         bytes: Vec<u8>,
-        overrides: LimitOverrides,
-        grants: Grants,
+        settings: Settings,
     ) -> Result<UploadOutcome, UploadError> {
-        self.upload_as(name, bytes, overrides, grants, false).await
+        self.upload_as(name, bytes, settings, false).await
     }
 
     /// Register a plugin bundled in the binary, unless that would replace something an admin
@@ -372,13 +380,7 @@ impl Registry {
             return Ok(None);
         }
         let o = self
-            .upload_as(
-                name,
-                bytes.to_vec(),
-                LimitOverrides::default(),
-                Grants::default(),
-                true,
-            )
+            .upload_as(name, bytes.to_vec(), Settings::default(), true)
             .await?;
         Ok(o.created.then_some(o))
     }
@@ -387,8 +389,7 @@ impl Registry {
         &self,
         name: &str,
         bytes: Vec<u8>,
-        overrides: LimitOverrides,
-        grants: Grants,
+        settings: Settings,
         bundled: bool,
     ) -> Result<UploadOutcome, UploadError> {
         if !valid_name(name) {
@@ -415,8 +416,7 @@ impl Registry {
         if existing.is_some()
             && let Some(live) = record.live_version()
             && live.digest == digest
-            && live.overrides == overrides
-            && live.grants == grants
+            && live.settings() == settings
         {
             return Ok(UploadOutcome {
                 name: name.to_string(),
@@ -452,9 +452,11 @@ impl Registry {
             world,
             uploaded_at: now_secs(),
             compile_ms,
-            overrides,
+            overrides: settings.overrides,
             bundled,
-            grants,
+            grants: settings.grants,
+            env: settings.env,
+            public: settings.public,
         };
         record.versions.push(v.clone());
         record.live = version;
@@ -551,15 +553,14 @@ impl Registry {
             .await
     }
 
-    async fn call_inner(
+    /// Take a slot of the plugin and one of the engine's instance pool, waiting until `deadline`
+    /// (or as long as it takes without one); past it the caller gets 503.
+    async fn admit(
         &self,
         entry: &PluginEntry,
-        live: Arc<LiveVersion>,
-        call: Call,
-        config: Vec<(String, String)>,
+        live: &LiveVersion,
         deadline: Option<tokio::time::Instant>,
-        timeout_ms: Option<u64>,
-    ) -> Result<Outcome, CallError> {
+    ) -> Result<Admission, CallError> {
         /// Wait for a permit until the deadline, or forever without one.
         async fn wait(
             sem: &Arc<Semaphore>,
@@ -588,6 +589,30 @@ impl Registry {
             ),
             None => None,
         };
+        Ok(Admission {
+            _plugin: plugin_slot,
+            _instance: instance_slot,
+        })
+    }
+
+    fn capabilities(&self, live: &LiveVersion) -> Capabilities {
+        Capabilities {
+            models: self.models.get().cloned(),
+            grants: live.grants.clone(),
+            env: live.env.clone(),
+        }
+    }
+
+    async fn call_inner(
+        &self,
+        entry: &PluginEntry,
+        live: Arc<LiveVersion>,
+        call: Call,
+        config: Vec<(String, String)>,
+        deadline: Option<tokio::time::Instant>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Outcome, CallError> {
+        let admission = self.admit(entry, &live, deadline).await?;
         let in_flight = InFlight::start(&entry.stats);
         let mut limits = live.limits;
         if let Some(t) = timeout_ms {
@@ -598,10 +623,7 @@ impl Registry {
             version: live.version,
             prepared: &live.prepared,
             limits,
-            caps: Capabilities {
-                models: self.models.get().cloned(),
-                grants: live.grants.clone(),
-            },
+            caps: self.capabilities(&live),
         };
         let (result, stats) = invoke::invoke(
             self.runtime.engine(),
@@ -611,8 +633,8 @@ impl Registry {
             config,
         )
         .await;
-        drop((instance_slot, plugin_slot));
-        in_flight.finish(&stats, &result);
+        drop(admission);
+        in_flight.finish(&stats, result.as_ref().map(|_| ()));
         if let Err(e) = &result {
             tracing::warn!(
                 plugin = &*entry.name,
@@ -622,4 +644,61 @@ impl Registry {
         }
         Ok(result?)
     }
+
+    /// Serve one HTTP request with an HTTP function (`World::Http`) version, after admission like
+    /// any call. The response head comes back as soon as the guest sets it; the body streams
+    /// while the guest runs, and the slots are held until it returns.
+    pub async fn call_http<B>(
+        &self,
+        entry: &Arc<PluginEntry>,
+        live: Arc<LiveVersion>,
+        req: hyper::Request<B>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, CallError>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Prepared::Http(pre) = &live.prepared else {
+            return Err(InvokeError::WrongWorld(format!(
+                "plugin {:?} is a {}, not an HTTP function",
+                &*entry.name,
+                live.prepared.world()
+            ))
+            .into());
+        };
+        let deadline = tokio::time::Instant::now() + self.opts.queue_timeout;
+        let admission = self.admit(entry, &live, Some(deadline)).await?;
+        let target = HttpTarget {
+            name: entry.name.clone(),
+            version: live.version,
+            pre: pre.clone(),
+            limits: live.limits,
+            caps: self.capabilities(&live),
+        };
+        entry.stats.begin();
+        let stats_entry = entry.clone();
+        let version = live.version;
+        let finish: http::Finish = Box::new(move |stats, result| {
+            drop(admission);
+            stats_entry.stats.end(&stats, result);
+            if let Err(e) = result {
+                tracing::warn!(plugin = &*stats_entry.name, version, "call failed: {e}");
+            }
+        });
+        Ok(http::handle(
+            self.runtime.engine(),
+            self.runtime.engine.consume_fuel,
+            target,
+            req,
+            finish,
+        )
+        .await?)
+    }
+}
+
+/// A call's place in its plugin's concurrency limit and in the engine's instance pool, released
+/// when dropped.
+struct Admission {
+    _plugin: tokio::sync::OwnedSemaphorePermit,
+    _instance: Option<tokio::sync::OwnedSemaphorePermit>,
 }

@@ -1,7 +1,7 @@
 //! What the registry persists, where, and how a local file is written safely.
 
 use crate::runtime::component::World;
-use crate::runtime::inference::Grants;
+use crate::runtime::grants::Grants;
 use crate::runtime::limits::LimitOverrides;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -26,9 +26,37 @@ pub struct VersionRecord {
     /// own bundled version, but never replaces a version someone uploaded.
     #[serde(default)]
     pub bundled: bool,
-    /// What the plugin may reach (models it may call), set at upload.
+    /// What the plugin may reach (models it may call, outbound hosts), set at upload.
     #[serde(default, skip_serializing_if = "is_default")]
     pub grants: Grants,
+    /// Environment variables the plugin sees through WASI, set at upload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+    /// HTTP functions only: served at `/fn/{name}` without a token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+}
+
+impl VersionRecord {
+    /// The settings this version was uploaded with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            overrides: self.overrides,
+            grants: self.grants.clone(),
+            env: self.env.clone(),
+            public: self.public,
+        }
+    }
+}
+
+/// Everything an upload sets besides the component bytes. Uploading the same bytes with the same
+/// settings is a no-op; changing either makes a new version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub overrides: LimitOverrides,
+    pub grants: Grants,
+    pub env: Vec<(String, String)>,
+    pub public: bool,
 }
 
 fn is_default(g: &Grants) -> bool {

@@ -1,9 +1,11 @@
 //! Per-plugin call counters (since the host started), and the guard that keeps `in_flight` right
-//! when a caller goes away mid-call.
+//! when a caller goes away mid-call. HTTP functions also count responses by status class and
+//! time to the response head in a latency histogram.
 
-use crate::runtime::invoke::{CallStats, InvokeError, Outcome};
+use crate::runtime::invoke::{CallStats, InvokeError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -20,7 +22,17 @@ pub struct Stats {
     fuel_last: AtomicU64,
     memory_peak: AtomicU64,
     instantiate_us_total: AtomicU64,
+    /// HTTP functions: responses by status class (1xx..5xx).
+    status: [AtomicU64; 5],
+    /// HTTP functions: requests by time to the response head, one counter per bucket of
+    /// [`LATENCY_BUCKETS_MS`] plus one for slower requests.
+    latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
 }
+
+/// Upper bounds (ms) of the latency histogram's buckets.
+pub const LATENCY_BUCKETS_MS: [f64; 12] = [
+    0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 10000.0,
+];
 
 /// A snapshot of [`Stats`] for the API.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +51,19 @@ pub struct StatsView {
     pub fuel_total: u64,
     pub fuel_last: u64,
     pub memory_peak_bytes: u64,
+    /// HTTP functions only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpStatsView>,
+}
+
+/// Request counters of an HTTP function.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpStatsView {
+    pub requests: u64,
+    /// Responses by status class: `{"2xx": n, ...}` (classes never seen are left out).
+    pub status: std::collections::BTreeMap<String, u64>,
+    /// Time to the response head: `[upper bound in ms (null: above the last), count]` per bucket.
+    pub latency_ms: Vec<(Option<f64>, u64)>,
 }
 
 /// Counts a call as in flight until dropped; a call dropped before [`InFlight::finish`] is
@@ -57,7 +82,7 @@ impl<'a> InFlight<'a> {
         }
     }
 
-    pub fn finish(mut self, stats: &CallStats, result: &Result<Outcome, InvokeError>) {
+    pub fn finish(mut self, stats: &CallStats, result: Result<(), &InvokeError>) {
         self.finished = true;
         self.stats.record(stats, result);
     }
@@ -73,7 +98,56 @@ impl Drop for InFlight<'_> {
 }
 
 impl Stats {
-    fn record(&self, stats: &CallStats, result: &Result<Outcome, InvokeError>) {
+    /// A call that is not tied to its caller (an HTTP function's task) starts.
+    pub fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The call started with [`Stats::begin`] ended.
+    pub fn end(&self, stats: &CallStats, result: Result<(), &InvokeError>) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.record(stats, result);
+    }
+
+    /// An HTTP function answered with `status` after `latency` (to the response head).
+    pub fn record_response(&self, status: u16, latency: Duration) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.status[class].fetch_add(1, Ordering::Relaxed);
+        let ms = latency.as_secs_f64() * 1e3;
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn http_view(&self) -> Option<HttpStatsView> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let requests: u64 = self.status.iter().map(get).sum();
+        if requests == 0 {
+            return None;
+        }
+        let status = self
+            .status
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| get(c) > 0)
+            .map(|(i, c)| (format!("{}xx", i + 1), get(c)))
+            .collect();
+        let latency_ms = self
+            .latency
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (LATENCY_BUCKETS_MS.get(i).copied(), get(c)))
+            .collect();
+        Some(HttpStatsView {
+            requests,
+            status,
+            latency_ms,
+        })
+    }
+
+    fn record(&self, stats: &CallStats, result: Result<(), &InvokeError>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(_) => {
@@ -127,6 +201,7 @@ impl Stats {
             fuel_total: get(&self.fuel_total),
             fuel_last: get(&self.fuel_last),
             memory_peak_bytes: get(&self.memory_peak),
+            http: self.http_view(),
         }
     }
 }

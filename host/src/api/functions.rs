@@ -1,0 +1,128 @@
+//! `/fn/{name}/{*rest}`: HTTP functions (standard `wasi:http/proxy` components) at their routes.
+//!
+//! Any method. The function sees the request as if it were served at `/`: the path after the
+//! prefix, the query, the headers and a streaming body; its response streams back. Invoking needs
+//! the `invoker` role unless the live version was uploaded with `public=true`; the host's bearer
+//! token is removed before the request reaches the function. Every request is logged on the
+//! `aimass::access` target and counted in the function's statistics.
+
+use super::AppState;
+use super::auth::{Authed, INVOKER};
+use super::error::ApiError;
+use crate::capabilities::registry::PluginEntry;
+use crate::runtime::component::World;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime_wasi_http::Error as HttpError;
+
+pub async fn call(State(state): State<AppState>, req: Request) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (name, _) = split(&path);
+    let name = name.to_string();
+    let entry = state.registry.get(&name);
+    let response = match serve(&state, entry.as_ref(), req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let status = response.status();
+    let elapsed = start.elapsed();
+    if let Some(entry) = &entry {
+        entry.stats.record_response(status.as_u16(), elapsed);
+    }
+    tracing::info!(
+        target: "aimass::access",
+        function = name,
+        %method,
+        path,
+        status = status.as_u16(),
+        ms = elapsed.as_secs_f64() * 1e3,
+    );
+    response
+}
+
+/// `/fn/{name}/{rest}` → (`name`, `/rest`).
+fn split(path: &str) -> (&str, &str) {
+    let after = path.strip_prefix("/fn/").unwrap_or_default();
+    match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, "/"),
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    entry: Option<&Arc<PluginEntry>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let (name, rest) = split(&path);
+    let entry = entry.ok_or_else(|| ApiError::not_found(format!("no function named {name:?}")))?;
+    let live = entry.live();
+    if live.prepared.world() != World::Http {
+        return Err(ApiError::not_found(format!(
+            "no function named {name:?} ({name} is a {}, not an HTTP function)",
+            live.prepared.world()
+        )));
+    }
+    if !live.public {
+        Authed::<INVOKER>::from_request_parts(&mut parts, state).await?;
+        // The host's token is not the function's business.
+        parts.headers.remove(header::AUTHORIZATION);
+    }
+    let max = state.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {max} bytes"),
+        ));
+    }
+
+    // The function sees `/rest?query`, and an authority from `Host` (HTTP/1.0 may lack one).
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    parts.uri = Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| ApiError::bad_request(format!("invalid request target: {e}")))?;
+    if !parts.headers.contains_key(header::HOST) {
+        parts
+            .headers
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let body = Limited::new(body, max).map_err(move |e| {
+        if e.is::<LengthLimitError>() {
+            HttpError::HttpRequestBodySize(Some(max as u64))
+        } else {
+            HttpError::InternalError(Some(e.to_string()))
+        }
+    });
+    let req = hyper::Request::from_parts(parts, body);
+    let response = state.registry.call_http(entry, live, req).await?;
+    Ok(response.map(Body::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn paths() {
+        assert_eq!(split("/fn/hello"), ("hello", "/"));
+        assert_eq!(split("/fn/hello/"), ("hello", "/"));
+        assert_eq!(split("/fn/hello/a/b"), ("hello", "/a/b"));
+    }
+}

@@ -1,0 +1,137 @@
+//! What a plugin version may reach beyond its own memory, fixed at upload, and the bundle of
+//! capabilities one call is handed.
+//!
+//! Everything is denied unless granted: no models, no outbound hosts, no environment. Sockets,
+//! files and the host's own environment are never reachable (the WASI context grants none).
+
+use super::inference::ModelRunner;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Grants set at upload (`?models=a,b&outbound=api.example.com,*.internal:8080`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
+    /// Models the plugin may call through `inference.infer`; `*` grants every model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Hosts the plugin may send HTTP requests to through `wasi:http/outgoing-handler`: `host`
+    /// (any port), `host:port`, or `*.domain` (any subdomain, any port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound: Vec<String>,
+}
+
+impl Grants {
+    /// Whether model `name` (without `@version`) may be called.
+    pub fn allows_model(&self, name: &str) -> bool {
+        self.models.iter().any(|m| m == "*" || m == name)
+    }
+
+    /// Whether an outbound request to `host` (without brackets for IPv6) on `port` is allowed.
+    pub fn allows_host(&self, host: &str, port: u16) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.outbound.iter().any(|entry| {
+            let (pattern, want_port) = split_port(entry);
+            let port_ok = want_port.is_none_or(|p| p == port);
+            let host_ok = match pattern.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => pattern == host,
+            };
+            port_ok && host_ok
+        })
+    }
+}
+
+/// `host:port` → (`host`, Some(port)); a bare host or IPv6 address → (host, None).
+fn split_port(entry: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = entry.strip_prefix('[') {
+        // [v6]:port
+        return match rest.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (entry, None),
+        };
+    }
+    match entry.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => match p.parse() {
+            Ok(port) => (h, Some(port)),
+            Err(_) => (entry, None),
+        },
+        _ => (entry, None),
+    }
+}
+
+/// Checks an outbound grant entry at upload, so a typo is an error rather than a silent deny.
+pub fn valid_host_pattern(entry: &str) -> bool {
+    let (host, _) = split_port(entry);
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// The capabilities handed to one call: served models, the plugin's grants and its environment.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    pub models: Option<Arc<dyn ModelRunner>>,
+    pub grants: Arc<Grants>,
+    /// Environment variables set at upload, visible through `wasi:cli/environment`.
+    pub env: Arc<[(String, String)]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(hosts: &[&str]) -> Grants {
+        Grants {
+            outbound: hosts.iter().map(|h| h.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hosts_ports_and_wildcards() {
+        let g = grants(&["api.example.com", "127.0.0.1:9000", "*.internal"]);
+        assert!(g.allows_host("api.example.com", 443));
+        assert!(g.allows_host("API.example.com", 80));
+        assert!(!g.allows_host("example.com", 443));
+        assert!(!g.allows_host("evil-api.example.com", 443));
+        assert!(g.allows_host("127.0.0.1", 9000));
+        assert!(!g.allows_host("127.0.0.1", 9001));
+        assert!(g.allows_host("a.internal", 1));
+        assert!(g.allows_host("a.b.internal", 1));
+        assert!(!g.allows_host("internal", 1));
+        assert!(!g.allows_host("xinternal", 1));
+        assert!(!Grants::default().allows_host("api.example.com", 443));
+    }
+
+    #[test]
+    fn ipv6_entries() {
+        let g = grants(&["[::1]:8080", "::1"]);
+        assert!(g.allows_host("::1", 8080));
+        assert!(g.allows_host("::1", 1));
+        assert_eq!(split_port("[::1]:8080"), ("::1", Some(8080)));
+        assert_eq!(split_port("::1"), ("::1", None));
+    }
+
+    #[test]
+    fn patterns_checked_at_upload() {
+        for ok in [
+            "api.example.com",
+            "127.0.0.1:9000",
+            "*.internal",
+            "[::1]:80",
+        ] {
+            assert!(valid_host_pattern(ok), "{ok}");
+        }
+        for bad in ["", "http://x.com", "x.com/path", "x.com:port", "*.", "a b"] {
+            assert!(!valid_host_pattern(bad), "{bad}");
+        }
+    }
+}
