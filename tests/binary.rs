@@ -690,3 +690,45 @@ fn cli_trains_watches_and_serves_a_model() {
     .unwrap();
     assert_eq!(out["model_version"], "2");
 }
+
+#[tokio::test]
+async fn cli_pushes_an_http_function_that_serves_at_once_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = up(dir.path());
+    let hello = wasm_file("hello-fn");
+    let out = ok(&cli(
+        &host,
+        &data,
+        &[
+            "plugin",
+            "push",
+            "hello",
+            hello.to_str().unwrap(),
+            "--env",
+            "NAME=cli",
+            "--public",
+        ],
+    ));
+    assert!(out.contains("(http,"), "{out}");
+    assert!(
+        out.contains(&format!("serving at {}/fn/hello/", host.url)),
+        "{out}"
+    );
+    let get = |url: String| async move {
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let url = format!("{}/fn/hello/", host.url);
+    assert_eq!(get(url.clone()).await, (200, "Hello, cli!\n".to_string()));
+
+    // Settings are part of the stored version: after a kill and restart the function is public
+    // and sees its environment, loaded from the compiled cache.
+    let mut host = host;
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
+    drop(host);
+    let host = up(dir.path());
+    let url = format!("{}/fn/hello/", host.url);
+    assert_eq!(get(url).await, (200, "Hello, cli!\n".to_string()));
+}

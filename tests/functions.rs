@@ -294,12 +294,17 @@ async fn a_full_pool_answers_503_with_retry_after() {
     assert_eq!(status, 200);
 }
 
-/// A loopback HTTP server standing in for an outside API: `/ping` → `pong`, `/big` → 2 MiB.
+/// A loopback HTTP server standing in for an outside API: `/ping` → `pong`, `/big` → 2 MiB,
+/// `/data.csv` → a small CSV.
 async fn upstream() -> std::net::SocketAddr {
     use axum::routing::get;
     let app = axum::Router::new()
         .route("/ping", get(|| async { "pong" }))
-        .route("/big", get(|| async { vec![b'x'; 2 << 20] }));
+        .route("/big", get(|| async { vec![b'x'; 2 << 20] }))
+        .route(
+            "/data.csv",
+            get(|| async { ([("content-type", "text/csv")], "id,score\n1,0.5\n2,0.25\n") }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -474,16 +479,20 @@ async fn routing_and_auth_rules() {
 #[tokio::test]
 async fn request_bodies_over_the_limit_get_413() {
     let host = TestHost::start(HostConfig {
-        max_body_bytes: 1 << 20,
+        max_body_bytes: 256 << 10,
         register_bundled: false,
         limits: Limits::default(),
         ..HostConfig::default()
     });
     push(&host, "echo", wasm("http-echo"), "").await;
-    let (status, _, body) = call(&host, "POST", "echo/", Some(vec![0; 2 << 20])).await;
+    let (status, _, body) = call(&host, "POST", "echo/", Some(vec![0; 600 << 10])).await;
     assert_eq!(status, 413, "{}", text(&body));
-    let (status, _, body) = call(&host, "POST", "echo/", Some(vec![7; 1 << 19])).await;
-    assert_eq!((status, body.len()), (200, 1 << 19));
+    assert!(error_of(&body).contains("larger than 262144 bytes"));
+    let (status, _, body) = call(&host, "POST", "echo/", Some(vec![7; 200 << 10])).await;
+    assert_eq!((status, body.len()), (200, 200 << 10));
+    // The function was never started for the refused request.
+    let stats = get_json(&host, "/v1/plugins/echo").await["stats"].clone();
+    assert_eq!(stats["calls"], 1, "{stats}");
 }
 
 #[tokio::test]
@@ -550,4 +559,34 @@ async fn score_example_calls_a_served_model() {
     );
     let (status, _, out) = call(host, "POST", "score/", Some(b"{\"rows\": 3}".to_vec())).await;
     assert_eq!(status, 400, "{}", text(&out));
+}
+
+#[tokio::test]
+async fn collectors_fetch_only_granted_urls() {
+    let host = shared();
+    let up = upstream().await;
+    let url = format!("http://127.0.0.1:{}/data.csv", up.port());
+    let query = format!(
+        "?url={}",
+        url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+    );
+    push(
+        host,
+        "url-collector",
+        wasm("csv-collector"),
+        &format!("?outbound=127.0.0.1:{}", up.port()),
+    )
+    .await;
+    let (status, _, body) = invoke(host, "url-collector", &query, "text/plain", None, "").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let rows: usize = batches(&body).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2);
+    // The bundled csv-collector has no outbound grant.
+    let (status, _, body) = invoke(host, "csv-collector", &query, "text/plain", None, "").await;
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        error_of(&body).contains("HttpRequestDenied"),
+        "{}",
+        text(&body)
+    );
 }

@@ -38,23 +38,32 @@ pub async fn read_authorized<A>(
     body: Body,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    let e = match auth {
-        Ok(_) => return read(body, limit).await,
-        Err(e) => e,
-    };
+    match auth {
+        Ok(_) => read(body, limit).await,
+        Err(e) => {
+            drain(headers, body, limit).await;
+            Err(e)
+        }
+    }
+}
+
+/// Before answering a request with an error without reading its body: read and drop up to
+/// `min(limit, DRAIN_ON_REJECT)` bytes of it, so a client still sending sees the answer rather
+/// than a connection reset; nothing when it sent `Expect: 100-continue` (it has not sent the body).
+pub async fn drain(headers: &HeaderMap, body: Body, limit: usize) {
     let expects_continue = headers
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !expects_continue {
-        let budget = limit.min(DRAIN_ON_REJECT);
-        let mut drained = 0;
-        let mut body = body;
-        while drained <= budget {
-            match body.frame().await {
-                Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
-                _ => break,
-            }
+    if expects_continue {
+        return;
+    }
+    let budget = limit.min(DRAIN_ON_REJECT);
+    let mut drained = 0;
+    let mut body = body;
+    while drained <= budget {
+        match body.frame().await {
+            Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
         }
     }
-    Err(e)
 }

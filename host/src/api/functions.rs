@@ -83,6 +83,7 @@ async fn serve(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
+        super::body::drain(&parts.headers, body, max).await;
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body larger than {max} bytes"),

@@ -26,10 +26,18 @@
 //! | `delimiter` | `,` | CSV field delimiter: one ASCII character, or `\t` / `tab` for a tab |
 //! | `header` | `true` | whether the first CSV line holds column names (otherwise `column_1`, `column_2`...) |
 //! | `batch_size` | `8192` | rows per output record batch (CSV and JSON), at least 1 |
+//! | `url` | none | fetch the data from this `http(s)://` URL instead of the input (see below) |
 //!
 //! The keys are accepted for every content type (a hook's config may serve several); `delimiter`
 //! and `header` only affect CSV.
+//!
+//! With `url`, the collector GETs the URL through `wasi:http/outgoing-handler` and parses the
+//! response body by the response's content type (else the input's). The host denies the request
+//! unless the plugin was uploaded with the URL's host in its outbound grant
+//! (`?outbound=data.example.com`); a denied request, a non-2xx status or a failed transfer is an
+//! invalid-input error naming the URL and the reason.
 
+mod fetch;
 mod infer;
 
 use std::io::Cursor;
@@ -44,14 +52,25 @@ pub struct CsvCollector;
 
 impl Collector for CsvCollector {
     fn collect(input: Source, config: &Config) -> Result<Table> {
-        collect(&input, config)
+        match config.get("url") {
+            Some(url) => {
+                let (content_type, data) = fetch::get(url)?;
+                let fetched = Source {
+                    content_type: content_type.unwrap_or(input.content_type),
+                    name: Some(url.to_string()),
+                    data,
+                };
+                collect(&fetched, config)
+            }
+            None => collect(&input, config),
+        }
     }
 }
 
 export_collector!(CsvCollector);
 
 /// Config keys this plugin accepts.
-pub const CONFIG_KEYS: &[&str] = &["delimiter", "header", "batch_size"];
+pub const CONFIG_KEYS: &[&str] = &["delimiter", "header", "batch_size", "url"];
 
 /// Content types read as CSV.
 pub const CSV_TYPES: &[&str] = &["text/csv"];
