@@ -33,12 +33,15 @@ rm -rf "$dir/aimass-data"
 AIMASS_TOKEN=bench-admin-token "$aimass" up --listen 127.0.0.1:18080 --no-bundled \
   --store "file://$dir/aimass-data/store" --data-dir "$dir/aimass-data" 2>"$dir/aimass.log" &
 pids+=($!)
+# serve's defaults otherwise: no `-W timeout` (so no epoch checks, which aimass always has).
 wasmtime serve -O pooling-allocator=y -S cli --addr 127.0.0.1:18081 "$hello" 2>"$dir/wasmtime.log" &
 pids+=($!)
 "$native" 127.0.0.1:18082 2>"$dir/native.log" &
 pids+=($!)
 wait_for http://127.0.0.1:18080/healthz
-AIMASS_TOKEN=bench-admin-token "$aimass" --url http://127.0.0.1:18080 plugin push hello "$hello" --public >/dev/null
+AIMASS_TOKEN=bench-admin-token "$aimass" plugin push hello "$hello" --public --url http://127.0.0.1:18080 >/dev/null
+# The same function behind the token check (role lookup per request), to show what auth costs.
+AIMASS_TOKEN=bench-admin-token "$aimass" plugin push hello-auth "$hello" --url http://127.0.0.1:18080 >/dev/null
 wait_for http://127.0.0.1:18080/fn/hello/
 wait_for http://127.0.0.1:18081/
 wait_for http://127.0.0.1:18082/
@@ -50,11 +53,13 @@ done
 : > "$dir/results.txt"
 for c in 1 16 64; do
   t=$(( c < 2 ? 1 : 2 ))
-  for peer in aimass:http://127.0.0.1:18080/fn/hello/ wasmtime-serve:http://127.0.0.1:18081/ native-axum:http://127.0.0.1:18082/; do
+  for peer in aimass:http://127.0.0.1:18080/fn/hello/ aimass-token:http://127.0.0.1:18080/fn/hello-auth/ \
+              wasmtime-serve:http://127.0.0.1:18081/ native-axum:http://127.0.0.1:18082/; do
     name=${peer%%:*}; url=${peer#*:}
-    wrk -t1 -c"$c" -d2s "$url" >/dev/null  # warm-up
+    auth=(); [ "$name" = aimass-token ] && auth=(-H "Authorization: Bearer bench-admin-token")
+    wrk -t1 -c"$c" -d2s "${auth[@]}" "$url" >/dev/null  # warm-up
     echo "== $name c=$c" >> "$dir/results.txt"
-    wrk -t"$t" -c"$c" -d"${secs}s" --latency "$url" >> "$dir/results.txt"
+    wrk -t"$t" -c"$c" -d"${secs}s" --latency "${auth[@]}" "$url" >> "$dir/results.txt"
   done
 done
 
@@ -69,14 +74,14 @@ for block in text.split("== ")[1:]:
     head, body = block.split("\n", 1)
     name, c = head.split(" c=")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", body).group(1))
-    p50 = ms(re.search(r"50%\s+(\S+)", body).group(1))
-    p99 = ms(re.search(r"99%\s+(\S+)", body).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", body, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", body, re.M).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", body)
     rows[(name, int(c))] = (rps, p50, p99, errors.group(0) if errors else "")
 print(f"{'server':<15} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  vs wasmtime serve  vs native  errors")
 for c in (1, 16, 64):
     base, native = rows[("wasmtime-serve", c)][0], rows[("native-axum", c)][0]
-    for name in ("aimass", "wasmtime-serve", "native-axum"):
+    for name in ("aimass", "aimass-token", "wasmtime-serve", "native-axum"):
         rps, p50, p99, err = rows[(name, c)]
         print(f"{name:<15} {c:>3} {rps:>9.0f} {p50:>8.3f} {p99:>8.3f}  {rps / base:>16.2f}x {rps / native:>9.2f}x  {err}")
 PY

@@ -9,6 +9,7 @@
 use axum::Router;
 use axum::http::header;
 use axum::routing::any;
+use axum::serve::ListenerExt;
 
 fn main() {
     let addr = std::env::args()
@@ -22,7 +23,13 @@ fn main() {
                 "Hello, world!\n",
             )
         }));
-        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        // TCP_NODELAY as the host sets it.
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .unwrap()
+            .tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
         eprintln!("native-hello listening on {addr}");
         axum::serve(listener, app).await.unwrap();
     });

@@ -1,6 +1,7 @@
 //! Assembling a host from a [`HostConfig`]: runtime, storage, registry, tokens, bundled plugins,
 //! then the API on a TCP listener.
 
+use axum::serve::ListenerExt;
 use crate::api::{self, AppState};
 use crate::capabilities::events::embedded::StoreQueue;
 use crate::capabilities::hooks::Hooks;
@@ -146,6 +147,13 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Small responses go out at once: without TCP_NODELAY a response written in two parts (a
+    // streamed body's head and its last chunk) waits for the client's delayed ACK, up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on a connection: {e}");
+        }
+    });
     hooks.start();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
