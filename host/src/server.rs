@@ -1,7 +1,6 @@
 //! Assembling a host from a [`HostConfig`]: runtime, storage, registry, tokens, bundled plugins,
 //! then the API on a TCP listener.
 
-use axum::serve::ListenerExt;
 use crate::api::{self, AppState};
 use crate::capabilities::events::embedded::StoreQueue;
 use crate::capabilities::hooks::Hooks;
@@ -15,6 +14,7 @@ use crate::capabilities::warehouse::Warehouse;
 use crate::config::HostConfig;
 use crate::runtime::Runtime;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
