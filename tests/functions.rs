@@ -202,7 +202,13 @@ async fn hot_swap_under_load_fails_no_request() {
 #[tokio::test]
 async fn deadline_trap_and_missing_response() {
     let host = shared();
-    push(host, "echo-limits", wasm("http-echo"), "?timeout_ms=300").await;
+    push(
+        host,
+        "echo-limits",
+        wasm("http-echo"),
+        "?timeout_ms=300&memory_mb=32",
+    )
+    .await;
     let (status, _, body) = call(host, "GET", "echo-limits/spin", None).await;
     assert_eq!(status, 504, "{}", text(&body));
     assert!(
@@ -217,6 +223,17 @@ async fn deadline_trap_and_missing_response() {
     assert!(
         msg.contains("trapped") && msg.contains("echo was asked to trap"),
         "{msg}"
+    );
+
+    // All memories of the instance count against the function's limit.
+    let (status, _, body) = call(host, "GET", "echo-limits/alloc?mb=4", None).await;
+    assert_eq!((status, text(&body).as_str()), (200, "1024"));
+    let (status, _, body) = call(host, "GET", "echo-limits/alloc?mb=64", None).await;
+    assert_eq!(status, 500);
+    assert!(
+        error_of(&body).contains("memory limit of 33554432 bytes"),
+        "{}",
+        text(&body)
     );
 
     let (status, _, body) = call(host, "GET", "echo-limits/no-response", None).await;
@@ -243,18 +260,19 @@ async fn deadline_trap_and_missing_response() {
     assert_eq!((status, body.as_slice()), (200, &b"fine"[..]));
     let stats = get_json(host, "/v1/plugins/echo-limits").await["stats"].clone();
     assert_eq!(stats["timeouts"], 1, "{stats}");
-    assert_eq!(stats["traps"], 2, "{stats}");
+    // trap, trap-mid-body and the memory limit.
+    assert_eq!(stats["traps"], 3, "{stats}");
     let http = &stats["http"];
-    assert_eq!(http["requests"], 5, "{stats}");
-    assert_eq!(http["status"]["2xx"], 2, "{stats}");
-    assert_eq!(http["status"]["5xx"], 3, "{stats}");
+    assert_eq!(http["requests"], 7, "{stats}");
+    assert_eq!(http["status"]["2xx"], 3, "{stats}");
+    assert_eq!(http["status"]["5xx"], 4, "{stats}");
     let buckets: u64 = http["latency_ms"]
         .as_array()
         .unwrap()
         .iter()
         .map(|b| b[1].as_u64().unwrap())
         .sum();
-    assert_eq!(buckets, 5);
+    assert_eq!(buckets, 7);
     assert!(
         stats["mean_instantiate_us"].as_f64().unwrap() > 0.0,
         "{stats}"
@@ -589,4 +607,51 @@ async fn collectors_fetch_only_granted_urls() {
         "{}",
         text(&body)
     );
+}
+
+/// A function written in Python (componentize-py, installed by the build script when missing):
+/// the standard world from another toolchain, embedded CPython and all (~18 MB).
+#[tokio::test]
+async fn python_function_from_componentize_py() {
+    let host = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("py-hello.wasm");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let status = tokio::process::Command::new(format!("{root}/scripts/python-fn.sh"))
+        .arg(&out)
+        .status()
+        .await
+        .expect("scripts/python-fn.sh runs");
+    assert!(status.success(), "building the Python function failed");
+    let up = push(host, "py-hello", std::fs::read(&out).unwrap(), "").await;
+    assert_eq!(up["world"], "http");
+    let (status, h, body) = call(host, "GET", "py-hello/some/path?x=1", None).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert_eq!(header(&h, "content-type"), "text/plain");
+    assert_eq!(text(&body), "Hello from Python at /some/path?x=1\n");
+}
+
+/// Outbound HTTP is for collectors and HTTP functions: a cleaner importing `wasi:http` is refused
+/// at upload, before anything about its exports is checked further.
+#[tokio::test]
+async fn a_cleaner_importing_wasi_http_is_refused() {
+    let host = shared();
+    let cleaner = wat::parse_str(
+        r#"(component
+            (import "wasi:http/outgoing-handler@0.2.0" (instance))
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func (export "clean") (canon lift (core func $i "f"))))"#,
+    )
+    .unwrap();
+    let resp = client()
+        .put(host.url("/v1/plugins/sneaky-cleaner"))
+        .bearer_auth(ADMIN)
+        .body(cleaner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let msg = error_of(&resp.bytes().await.unwrap());
+    assert!(msg.contains("a cleaner may not import wasi:http"), "{msg}");
 }

@@ -68,17 +68,20 @@ where
     );
     let mut store = new_store(engine, consume_fuel, state);
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let host = |e: wasmtime::Error| InvokeError::Host(format!("{e:#}"));
-    let req = store
+    let resources = store
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, req)
-        .map_err(host)?;
-    let out = store
-        .data_mut()
-        .http()
-        .new_response_outparam(tx)
-        .map_err(host)?;
+        .and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(tx)?)));
+    let (req, out) = match resources {
+        Ok(r) => r,
+        Err(e) => {
+            // The call ends before it began; `finish` still runs once.
+            let e = InvokeError::Host(format!("{e:#}"));
+            finish(CallStats::default(), Err(&e));
+            return Err(e);
+        }
+    };
     let pre = target.pre;
     // Whether the call ended well, for the response body (see `GuardedBody`).
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<bool>();

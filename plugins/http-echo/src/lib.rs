@@ -2,6 +2,7 @@
 //!
 //! - `/trap`: panics before answering; `/trap-mid-body`: panics after sending part of the body.
 //! - `/spin`: loops forever (the deadline must stop it).
+//! - `/alloc?mb=N`: allocates and touches N MiB before answering (memory-limit tests).
 //! - `/no-response`: returns without setting a response.
 //! - `/env/{NAME}`: the value of environment variable `NAME`, or 404.
 //! - `/bytes?n=N`: streams `N` bytes (`0..=255` repeating) in 64 KiB writes.
@@ -29,6 +30,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
             "/trap" => panic!("echo was asked to trap"),
             "/spin" => spin(),
             "/no-response" => {}
+            "/alloc" => {
+                let mb: usize = param(query, "mb").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let block = vec![1u8; mb << 20];
+                let sum: u64 = block.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+                Sink::reply(out, 200, format!("{sum}").as_bytes());
+            }
             "/trap-mid-body" => {
                 let mut sink = Sink::start(out, 200, &[]);
                 sink.write(&[b'x'; 1000]);
