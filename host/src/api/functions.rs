@@ -35,6 +35,10 @@ pub async fn call(State(state): State<AppState>, req: Request) -> Response {
     let elapsed = start.elapsed();
     if let Some(entry) = &entry {
         entry.stats.record_response(status.as_u16(), elapsed);
+        state
+            .registry
+            .metrics()
+            .record_http(&entry.name, status.as_u16());
     }
     tracing::info!(
         target: "aimass::access",

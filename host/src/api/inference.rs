@@ -174,7 +174,24 @@ pub async fn model_infer(
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let v = state.models.resolve(&name, None)?;
-    infer(&state, v, &headers, body).await
+    timed_infer(&state, v, &headers, body).await
+}
+
+/// [`infer`], counted in the metrics under the model's name.
+async fn timed_infer(
+    state: &AppState,
+    v: Arc<ModelVersion>,
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let t0 = std::time::Instant::now();
+    let model = v.model.clone();
+    let result = infer(state, v, headers, body).await;
+    state
+        .registry
+        .metrics()
+        .record_inference(&model, t0.elapsed().as_secs_f64(), result.is_ok());
+    result
 }
 
 pub async fn version_infer(
@@ -186,5 +203,5 @@ pub async fn version_infer(
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let v = state.models.resolve(&name, Some(&version))?;
-    infer(&state, v, &headers, body).await
+    timed_infer(&state, v, &headers, body).await
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `GET /healthz` | none | liveness |
 //! | `GET /v1/info` | reader | host version, engine settings, default limits |
+//! | `GET /metrics` | reader | Prometheus text exposition |
 //! | `GET /v1/plugins` | reader | list plugins |
 //! | `PUT /v1/plugins/{name}` | admin | upload a component (new version, hot swap) |
 //! | `GET /v1/plugins/{name}` | reader | versions, limits, stats |
@@ -41,6 +42,7 @@ pub mod functions;
 pub mod hooks;
 pub mod inference;
 pub mod invoke;
+pub mod metrics;
 pub mod models;
 pub mod objects;
 pub mod oip_binary;
@@ -85,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             get(|State(s): State<AppState>| async move { Json((*s.health).clone()) }),
         )
         .route("/v1/info", get(info))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",

@@ -1,12 +1,13 @@
 //! Capabilities the host offers on top of the runtime core: where state lives ([`storage`]), the
 //! plugins it serves ([`registry`]), who may do what ([`tokens`]), the tabular formats callers
 //! speak ([`formats`]), object events ([`events`]) and the hooks they fire ([`hooks`]), and the
-//! Parquet datasets hooks write ([`warehouse`]), and model evaluation ([`models`]). The model
-//! registry, serving and HTTP functions join here.
+//! Parquet datasets hooks write ([`warehouse`]), models: training, registry and serving
+//! ([`models`]), and the Prometheus series of all of it ([`metrics`]).
 
 pub mod events;
 pub mod formats;
 pub mod hooks;
+pub mod metrics;
 pub mod models;
 pub mod registry;
 pub mod storage;

@@ -577,6 +577,24 @@ impl ModelRegistry {
         Some(b)
     }
 
+    /// `(model, version, requests, batches)` of every batching queue, for metrics.
+    pub fn all_batch_stats(&self) -> Vec<(String, u32, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let batchers = self.batchers.lock().unwrap();
+        batchers
+            .iter()
+            .map(|((m, v), b)| {
+                let s = b.stats();
+                (
+                    m.clone(),
+                    *v,
+                    s.requests.load(Relaxed),
+                    s.batches.load(Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// Batching counters of each version of `name` that has a queue, by version.
     pub fn batch_stats(&self, name: &str) -> BTreeMap<u32, serde_json::Value> {
         let batchers = self.batchers.lock().unwrap();

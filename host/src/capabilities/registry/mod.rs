@@ -20,6 +20,7 @@ mod stats;
 pub use records::{PluginRecord, Settings, VersionRecord, valid_name};
 pub use stats::{Stats, StatsView};
 
+use super::metrics::Metrics;
 use super::storage::Storage;
 use crate::runtime::component::{Prepared, ValidationError, World};
 use crate::runtime::grants::{Capabilities, Grants};
@@ -188,6 +189,8 @@ pub struct Registry {
     instances: Option<(Arc<Semaphore>, u32)>,
     /// Served models, for the `inference` import (set once the model registry exists).
     models: std::sync::OnceLock<Arc<dyn ModelRunner>>,
+    /// Prometheus series of calls (shared with the API, which serves `/metrics`).
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
@@ -205,7 +208,20 @@ impl Registry {
             writes: tokio::sync::Mutex::new(()),
             instances,
             models: std::sync::OnceLock::new(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The host's metrics (calls recorded here; the API adds the rest).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// `(slots held, capacity)` of the engine's instance pool; `None` without pooling.
+    pub fn pool_usage(&self) -> Option<(u32, u32)> {
+        self.instances
+            .as_ref()
+            .map(|(sem, n)| (n.saturating_sub(sem.available_permits() as u32), *n))
     }
 
     /// Give plugins access to served models (their grants still decide which).
@@ -576,6 +592,7 @@ impl Registry {
         }
         let busy = |e: CallError| {
             entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            self.metrics.record_busy(&entry.name);
             e
         };
         let plugin_slot = wait(&entry.slots, deadline)
@@ -635,6 +652,8 @@ impl Registry {
         .await;
         drop(admission);
         in_flight.finish(&stats, result.as_ref().map(|_| ()));
+        self.metrics
+            .record_call(&entry.name, &stats, result.as_ref().map(|_| ()));
         if let Err(e) = &result {
             tracing::warn!(
                 plugin = &*entry.name,
@@ -678,9 +697,11 @@ impl Registry {
         entry.stats.begin();
         let stats_entry = entry.clone();
         let version = live.version;
+        let metrics = self.metrics.clone();
         let finish: http::Finish = Box::new(move |stats, result| {
             drop(admission);
             stats_entry.stats.end(&stats, result);
+            metrics.record_call(&stats_entry.name, &stats, result);
             if let Err(e) = result {
                 tracing::warn!(plugin = &*stats_entry.name, version, "call failed: {e}");
             }

@@ -1,0 +1,50 @@
+//! `GET /metrics`: the Prometheus text exposition (format 0.0.4). Needs the `reader` role, so a
+//! scrape config names a token (`authorization: {credentials: <token>}`).
+//!
+//! Recorded series come from the call paths; the gauges below are sampled here, at scrape time,
+//! from state the host keeps anyway, so an idle host costs nothing between scrapes.
+
+use super::AppState;
+use super::auth::{Authed, READER};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+pub async fn scrape(_: Authed<READER>, State(state): State<AppState>) -> impl IntoResponse {
+    let m = state.registry.metrics();
+    let (in_use, capacity) = state.registry.pool_usage().unwrap_or((0, 0));
+    m.pool_in_use.set(i64::from(in_use));
+    m.pool_capacity.set(i64::from(capacity));
+    for record in state.hooks.list() {
+        let Some(s) = state.hooks.status(&record.name) else {
+            continue;
+        };
+        let hook = [record.name.as_str()];
+        m.hook_pending
+            .with_label_values(&hook)
+            .set(s.pending as i64);
+        m.hook_dead_letters
+            .with_label_values(&hook)
+            .set(s.dead_lettered as i64);
+        m.hook_processed
+            .with_label_values(&hook)
+            .set(s.processed as i64);
+        m.hook_lag_seconds
+            .with_label_values(&hook)
+            .set(s.lag_ms as f64 / 1e3);
+    }
+    for (model, version, requests, batches) in state.models.all_batch_stats() {
+        let labels = [model.as_str(), &version.to_string()];
+        m.batch_requests
+            .with_label_values(&labels)
+            .set(requests as i64);
+        m.batch_runs.with_label_values(&labels).set(batches as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
