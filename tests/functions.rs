@@ -359,6 +359,10 @@ async fn outbound_http_is_denied_unless_granted() {
         assert_eq!(status, 502, "{url}");
         assert!(body.contains("HttpRequestDenied"), "{url}: {body}");
     }
+    // Userinfo in the authority would make the client dial another name than the one checked.
+    let (status, body) = fetch("fetcher", format!("http://x@127.0.0.1:{port}/ping"), 1).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("pong"), "{body}");
     let (status, body) = fetch("no-grant", ping.clone(), 1).await;
     assert_eq!(
         (status, body.contains("HttpRequestDenied")),
@@ -469,10 +473,16 @@ async fn routing_and_auth_rules() {
         200
     );
     assert_eq!(status("/fn/public-fn/", None).await.0, 200);
-    // A public function's Authorization header is its own business.
+    // A public function's own credentials reach it; a host token never does.
+    let (s, h, _) = status("/fn/public-fn/", Some("its-own-secret".into())).await;
+    assert_eq!(s, 200);
+    assert_eq!(header(&h, "echo-authorization"), "Bearer its-own-secret");
     let (s, h, _) = status("/fn/public-fn/", Some(reader)).await;
     assert_eq!(s, 200);
-    assert!(h.get("echo-authorization").is_some());
+    assert!(h.get("echo-authorization").is_none());
+    // Anonymous callers learn nothing about what exists: 401, not 404.
+    assert_eq!(status("/fn/nope/x", None).await.0, 401);
+    assert_eq!(status("/fn/dedup/", None).await.0, 401);
     // Unknown functions, and plugins that are not HTTP functions, are 404 with a JSON error.
     let (s, _, body) = status("/fn/nope/x", Some(invoker.clone())).await;
     assert_eq!(s, 404);

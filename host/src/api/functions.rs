@@ -2,8 +2,8 @@
 //!
 //! Any method. The function sees the request as if it were served at `/`: the path after the
 //! prefix, the query, the headers and a streaming body; its response streams back. Invoking needs
-//! the `invoker` role unless the live version was uploaded with `public=true`; the host's bearer
-//! token is removed before the request reaches the function. Every request is logged on the
+//! the `invoker` role unless the live version was uploaded with `public=true`; a bearer token of
+//! the host is removed before the request reaches any function. Every request is logged on the
 //! `aimass::access` target and counted in the function's statistics.
 
 use super::AppState;
@@ -33,7 +33,11 @@ pub async fn call(State(state): State<AppState>, req: Request) -> Response {
     };
     let status = response.status();
     let elapsed = start.elapsed();
-    if let Some(entry) = &entry {
+    // Only HTTP functions get HTTP statistics (a probe of `/fn/<cleaner>` is not one).
+    if let Some(entry) = entry
+        .as_ref()
+        .filter(|e| e.live().prepared.world() == World::Http)
+    {
         entry.stats.record_response(status.as_u16(), elapsed);
         state
             .registry
@@ -49,6 +53,18 @@ pub async fn call(State(state): State<AppState>, req: Request) -> Response {
         ms = elapsed.as_secs_f64() * 1e3,
     );
     response
+}
+
+/// Whether `Authorization` holds a bearer token of this host.
+fn carries_host_token(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .is_some_and(|t| state.tokens.role_of(t.trim()).is_some())
 }
 
 /// `/fn/{name}/{rest}` → (`name`, `/rest`).
@@ -68,20 +84,30 @@ async fn serve(
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let (name, rest) = split(&path);
-    let entry = entry.ok_or_else(|| ApiError::not_found(format!("no function named {name:?}")))?;
-    let live = entry.live();
+    let max = state.max_body_bytes;
+    let live = entry.map(|e| e.live());
+    // Only a public HTTP function answers without a token; anything else authenticates first,
+    // so an anonymous caller learns nothing about which plugins exist.
+    let public = live
+        .as_ref()
+        .is_some_and(|l| l.public && l.prepared.world() == World::Http);
+    if !public && let Err(e) = Authed::<INVOKER>::from_request_parts(&mut parts, state).await {
+        super::body::drain(&parts.headers, body, max).await;
+        return Err(e);
+    }
+    // A host token never reaches a function, public or not; other credentials are its own.
+    if carries_host_token(&parts.headers, state) {
+        parts.headers.remove(header::AUTHORIZATION);
+    }
+    let (Some(entry), Some(live)) = (entry, live) else {
+        return Err(ApiError::not_found(format!("no function named {name:?}")));
+    };
     if live.prepared.world() != World::Http {
         return Err(ApiError::not_found(format!(
             "no function named {name:?} ({name} is a {}, not an HTTP function)",
             live.prepared.world()
         )));
     }
-    if !live.public {
-        Authed::<INVOKER>::from_request_parts(&mut parts, state).await?;
-        // The host's token is not the function's business.
-        parts.headers.remove(header::AUTHORIZATION);
-    }
-    let max = state.max_body_bytes;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)

@@ -15,6 +15,22 @@ pub async fn scrape(_: Authed<READER>, State(state): State<AppState>) -> impl In
     let (in_use, capacity) = state.registry.pool_usage().unwrap_or((0, 0));
     m.pool_in_use.set(i64::from(in_use));
     m.pool_capacity.set(i64::from(capacity));
+    for g in [
+        &m.memory_peak,
+        &m.hook_pending,
+        &m.hook_dead_letters,
+        &m.hook_processed,
+        &m.batch_requests,
+        &m.batch_runs,
+    ] {
+        g.reset();
+    }
+    m.hook_lag_seconds.reset();
+    for e in state.registry.list() {
+        m.memory_peak
+            .with_label_values(&[&*e.name])
+            .set(e.stats.view().memory_peak_bytes as i64);
+    }
     for record in state.hooks.list() {
         let Some(s) = state.hooks.status(&record.name) else {
             continue;

@@ -2,10 +2,11 @@
 //!
 //! Two kinds of series:
 //! - **recorded** as things happen (counters and histograms on the call paths): plugin calls by
-//!   outcome, call and instantiate latency, fuel, memory high-water, traps by kind, HTTP-function
+//!   outcome, call and instantiate latency, fuel, traps by kind, HTTP-function
 //!   responses by status class, OIP inference latency;
-//! - **sampled** at scrape time from state the host already keeps (gauges): instance-pool
-//!   occupancy, hook backlog, lag and dead letters, dynamic-batching counters.
+//! - **sampled** at scrape time from state the host already keeps (gauges): memory high-water
+//!   per plugin, instance-pool occupancy, hook backlog, lag and dead letters, dynamic-batching
+//!   counters. Each scrape resets them first, so deleted plugins, hooks and queues disappear.
 //!
 //! Label values are plugin, hook and model names, which the registries bound to 64 characters of
 //! a small alphabet, so cardinality grows with what an admin registers, never with requests.
@@ -29,12 +30,12 @@ pub struct Metrics {
     call_seconds: HistogramVec,
     instantiate_seconds: HistogramVec,
     fuel: IntCounterVec,
-    memory_peak: IntGaugeVec,
     traps: IntCounterVec,
     http_responses: IntCounterVec,
     inference_seconds: HistogramVec,
     inference_requests: IntCounterVec,
     /// Sampled at scrape time.
+    pub memory_peak: IntGaugeVec,
     pub pool_in_use: IntGauge,
     pub pool_capacity: IntGauge,
     pub hook_pending: IntGaugeVec,
@@ -212,10 +213,6 @@ impl Metrics {
         if stats.fuel > 0 {
             self.fuel.with_label_values(&[plugin]).inc_by(stats.fuel);
         }
-        let peak = self.memory_peak.with_label_values(&[plugin]);
-        if stats.memory_peak as i64 > peak.get() {
-            peak.set(stats.memory_peak as i64);
-        }
     }
 
     /// A call refused for want of a slot (503).
@@ -311,7 +308,6 @@ mod tests {
         assert!(text.contains(r#"aimass_plugin_calls_total{outcome="busy",plugin="p"} 1"#));
         assert!(text.contains(r#"aimass_plugin_traps_total{kind="stack_overflow",plugin="p"} 1"#));
         assert!(text.contains(r#"aimass_plugin_fuel_consumed_total{plugin="p"} 2000"#));
-        assert!(text.contains(r#"aimass_plugin_memory_peak_bytes{plugin="p"} 1048576"#));
         assert!(text.contains(r#"aimass_plugin_call_duration_seconds_count{plugin="p"} 2"#));
     }
 }

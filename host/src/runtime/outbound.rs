@@ -51,6 +51,13 @@ impl OutboundPolicy {
 
     /// Whether the request may go out: `Err` is what the guest gets instead.
     fn admit(&mut self, uri: &http::Uri) -> Result<(), Error> {
+        // The client dials the whole authority: refuse any whose host part is not exactly what
+        // is checked below (userinfo, a port that is not a number).
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        if authority.contains('@') || (uri.port().is_some() && uri.port_u16().is_none()) {
+            tracing::warn!(plugin = &*self.plugin, authority, "outbound request denied");
+            return Err(Error::HttpRequestDenied);
+        }
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let host = uri.host().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');

@@ -694,16 +694,15 @@ impl Registry {
             limits: live.limits,
             caps: self.capabilities(&live),
         };
-        entry.stats.begin();
-        let stats_entry = entry.clone();
+        let mut call = HttpCall::start(entry.clone());
         let version = live.version;
         let metrics = self.metrics.clone();
         let finish: http::Finish = Box::new(move |stats, result| {
             drop(admission);
-            stats_entry.stats.end(&stats, result);
-            metrics.record_call(&stats_entry.name, &stats, result);
+            call.end(&stats, result);
+            metrics.record_call(&call.entry.name, &stats, result);
             if let Err(e) = result {
-                tracing::warn!(plugin = &*stats_entry.name, version, "call failed: {e}");
+                tracing::warn!(plugin = &*call.entry.name, version, "call failed: {e}");
             }
         });
         Ok(http::handle(
@@ -714,6 +713,37 @@ impl Registry {
             finish,
         )
         .await?)
+    }
+}
+
+/// An HTTP function's call as its statistics see it: in flight from the request until its task
+/// reports the end, which may be after the response head went out; counted as cancelled if the
+/// task is dropped without reporting (a panic), so `in_flight` never leaks.
+struct HttpCall {
+    entry: Arc<PluginEntry>,
+    ended: bool,
+}
+
+impl HttpCall {
+    fn start(entry: Arc<PluginEntry>) -> Self {
+        entry.stats.begin();
+        HttpCall {
+            entry,
+            ended: false,
+        }
+    }
+
+    fn end(&mut self, stats: &invoke::CallStats, result: Result<(), &InvokeError>) {
+        self.ended = true;
+        self.entry.stats.end(stats, result);
+    }
+}
+
+impl Drop for HttpCall {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.entry.stats.abandon();
+        }
     }
 }
 

@@ -109,6 +109,12 @@ impl Stats {
         self.record(stats, result);
     }
 
+    /// The call started with [`Stats::begin`] was dropped without ending (its task panicked).
+    pub fn abandon(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// An HTTP function answered with `status` after `latency` (to the response head).
     pub fn record_response(&self, status: u16, latency: Duration) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
