@@ -436,23 +436,7 @@ async fn routing_and_auth_rules() {
     push(host, "private-fn", wasm("http-echo"), "").await;
     push(host, "public-fn", wasm("http-echo"), "?public=true").await;
     let c = client();
-    let token = |role: &'static str| {
-        let c = c.clone();
-        async move {
-            let v: serde_json::Value = c
-                .post(host.url("/v1/tokens"))
-                .bearer_auth(ADMIN)
-                .json(&serde_json::json!({"name": role, "role": role}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["token"].as_str().unwrap().to_string()
-        }
-    };
-    let (reader, invoker) = (token("reader").await, token("invoker").await);
+    let (reader, invoker) = (token(host, "reader").await, token(host, "invoker").await);
     let status = |path: &'static str, tok: Option<String>| {
         let c = c.clone();
         async move {
@@ -526,19 +510,7 @@ async fn request_bodies_over_the_limit_get_413() {
 #[tokio::test]
 async fn score_example_calls_a_served_model() {
     let host = shared();
-    let onnx = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/sklearn-iris-logreg.onnx"
-    ))
-    .unwrap();
-    let resp = client()
-        .put(host.url("/v1/models/iris-fn"))
-        .bearer_auth(ADMIN)
-        .body(onnx)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    put_sklearn_iris(host, "iris-fn").await;
     let expected: serde_json::Value =
         serde_json::from_str(include_str!("data/sklearn-iris-logreg.json")).unwrap();
     let rows: Vec<serde_json::Value> = expected["rows"]

@@ -91,19 +91,7 @@ async fn metrics_endpoint_parses_and_has_the_listed_series() {
         assert_eq!(r.status(), want);
     }
     // OIP inference on an uploaded model.
-    let onnx = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/sklearn-iris-logreg.onnx"
-    ))
-    .unwrap();
-    let r = client()
-        .put(host.url("/v1/models/m-iris"))
-        .bearer_auth(ADMIN)
-        .body(onnx)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    put_sklearn_iris(host, "m-iris").await;
     let body = json!({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32",
         "data": [5.1, 3.5, 1.4, 0.2]}]});
     let r = client()

@@ -216,3 +216,35 @@ pub fn text(body: &[u8]) -> String {
 pub fn batches(body: &[u8]) -> Vec<RecordBatch> {
     aimass::capabilities::formats::decode_ipc(body).unwrap().1
 }
+
+/// A new token of `role`, created as admin; returns the secret.
+pub async fn token(host: &TestHost, role: &str) -> String {
+    let v: serde_json::Value = client()
+        .post(host.url("/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"name": role, "role": role}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// Upload the skl2onnx iris model shipped in `tests/data` as model `name` (asserting 201).
+pub async fn put_sklearn_iris(host: &TestHost, name: &str) {
+    let onnx = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/sklearn-iris-logreg.onnx"
+    ))
+    .unwrap();
+    let resp = client()
+        .put(host.url(&format!("/v1/models/{name}")))
+        .bearer_auth(ADMIN)
+        .body(onnx)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
