@@ -300,25 +300,8 @@ async fn auth_matrix_and_tokens() {
     let host = shared();
     push(host, "auth-target", wasm("noop"), "").await;
     let c = client();
-    let mk = |role: &'static str| {
-        let c = c.clone();
-        let url = host.url("/v1/tokens");
-        async move {
-            let v: serde_json::Value = c
-                .post(url)
-                .bearer_auth(ADMIN)
-                .json(&serde_json::json!({"name": role, "role": role}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["token"].as_str().unwrap().to_string()
-        }
-    };
-    let reader = mk("reader").await;
-    let invoker = mk("invoker").await;
+    let reader = common::token(host, "reader").await;
+    let invoker = common::token(host, "invoker").await;
     let token = |w: Who| -> Option<String> {
         match w {
             Who::Nobody => None,

@@ -7,28 +7,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn ensure_prometheus_client() {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let install = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--user",
-                "--quiet",
-                "prometheus_client",
-            ])
-            .status()
-            .expect("python3 runs");
-        assert!(install.success(), "pip install prometheus_client failed");
-    }
-}
-
 /// Samples of the exposition, parsed by prometheus_client.
 fn parse(text: &str) -> Vec<Value> {
     use std::io::Write;
@@ -69,7 +47,7 @@ fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> 
 
 #[tokio::test]
 async fn metrics_endpoint_parses_and_has_the_listed_series() {
-    ensure_prometheus_client();
+    ensure_python_module("prometheus_client.parser", &["prometheus_client"]);
     let host = shared();
     // Plugin calls: two good, one trap.
     for _ in 0..2 {

@@ -969,24 +969,7 @@ async fn plugins_call_granted_models_through_the_inference_import() {
 #[tokio::test]
 async fn tritonclient_talks_to_the_host() {
     let host = shared();
-    let python = std::process::Command::new("python3")
-        .args(["-c", "import tritonclient.http"])
-        .status();
-    if !python.is_ok_and(|s| s.success()) {
-        let install = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--user",
-                "--quiet",
-                "tritonclient[http]",
-                "numpy",
-            ])
-            .status()
-            .expect("python3 runs");
-        assert!(install.success(), "pip install tritonclient[http] failed");
-    }
+    ensure_python_module("tritonclient.http", &["tritonclient[http]", "numpy"]);
     let onnx = {
         use aimass_plugin_sdk::learn::Classes;
         use aimass_plugin_sdk::learn::export::linear_classifier;

@@ -248,3 +248,20 @@ pub async fn put_sklearn_iris(host: &TestHost, name: &str) {
         .unwrap();
     assert_eq!(resp.status(), 201);
 }
+
+/// Make `python3 -c "import {module}"` work, installing `packages` with pip (user site) if not.
+pub fn ensure_python_module(module: &str, packages: &[&str]) {
+    let present = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let install = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--user", "--quiet"])
+            .args(packages)
+            .status()
+            .expect("python3 runs");
+        assert!(install.success(), "pip install {packages:?} failed");
+    }
+}

@@ -12,9 +12,10 @@
 //! (deadline → 504, trap → 500, ...); a trap or deadline after it aborts the body, so the client
 //! sees a broken response instead of a truncated one that looks complete.
 
-use super::engine::EPOCH_TICK;
 use super::grants::Capabilities;
-use super::invoke::{CallStats, InvokeError, classify, new_store};
+use super::invoke::{
+    CallStats, InvokeError, classify, measure, new_store, timer_budget, timer_expired,
+};
 use super::limits::Limits;
 use super::state::HostState;
 use bytes::Bytes;
@@ -85,9 +86,7 @@ where
     let pre = target.pre;
     // Whether the call ended well, for the response body (see `GuardedBody`).
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<bool>();
-    // As in `invoke`: epochs stop wasm code, this timer stops a guest blocked in a host call
-    // (reading a slow request body, writing to a slow client, waiting on outbound HTTP).
-    let budget = limits.timeout() + 2 * EPOCH_TICK;
+    let budget = timer_budget(&limits);
 
     let task = tokio::spawn(async move {
         let mut stats = CallStats::default();
@@ -102,16 +101,9 @@ where
         };
         let result = match tokio::time::timeout(budget, call).await {
             Ok(r) => r,
-            Err(_) => {
-                store.data_mut().deadline_hit = true;
-                Err(wasmtime::Error::msg("deadline exceeded in a host call"))
-            }
+            Err(_) => Err(timer_expired(&mut store)),
         };
-        stats.total = start.elapsed();
-        if consume_fuel {
-            stats.fuel = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);
-        }
-        stats.memory_peak = store.data().limiter.peak();
+        measure(&store, &mut stats, start, consume_fuel);
         let result = result.map_err(|e| classify(e, store.data(), limits));
         // Before the store goes: dropping it ends an unfinished body, and the body must already
         // know then that the end is a failure.

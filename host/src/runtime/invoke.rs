@@ -123,22 +123,12 @@ pub async fn invoke(
     let mut store = new_store(engine, consume_fuel, state);
 
     let mut stats = CallStats::default();
-    // Epochs only interrupt wasm code; a guest blocked in an async host call (a WASI sleep or
-    // poll) is stopped by this timer instead, a tick after the epoch deadline would have fired.
-    let budget = limits.timeout() + 2 * EPOCH_TICK;
     let run = run(&mut store, target.prepared, call, &config, &mut stats);
-    let result = match tokio::time::timeout(budget, run).await {
+    let result = match tokio::time::timeout(timer_budget(&limits), run).await {
         Ok(result) => result,
-        Err(_) => {
-            store.data_mut().deadline_hit = true;
-            Err(wasmtime::Error::msg("deadline exceeded in a host call"))
-        }
+        Err(_) => Err(timer_expired(&mut store)),
     };
-    stats.total = start.elapsed();
-    if consume_fuel {
-        stats.fuel = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);
-    }
-    stats.memory_peak = store.data().limiter.peak();
+    measure(&store, &mut stats, start, consume_fuel);
 
     let result = match result {
         Ok(Ok(outcome)) => {
@@ -166,6 +156,33 @@ pub async fn invoke(
         Err(e) => Err(classify(e, store.data(), limits)),
     };
     (result, stats)
+}
+
+/// How long a call may take by the timer. Epochs only interrupt wasm code; a guest blocked in an
+/// async host call (a WASI sleep or poll, a slow HTTP body) is stopped by this timer instead, a
+/// tick after the epoch deadline would have fired.
+pub(super) fn timer_budget(limits: &Limits) -> Duration {
+    limits.timeout() + 2 * EPOCH_TICK
+}
+
+/// The error of a call whose timer ran out; marks the store so [`classify`] reports a timeout.
+pub(super) fn timer_expired(store: &mut Store<HostState>) -> wasmtime::Error {
+    store.data_mut().deadline_hit = true;
+    wasmtime::Error::msg("deadline exceeded in a host call")
+}
+
+/// Fill in what a finished call cost, from its store.
+pub(super) fn measure(
+    store: &Store<HostState>,
+    stats: &mut CallStats,
+    start: Instant,
+    consume_fuel: bool,
+) {
+    stats.total = start.elapsed();
+    if consume_fuel {
+        stats.fuel = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);
+    }
+    stats.memory_peak = store.data().limiter.peak();
 }
 
 /// A store for one call: the total-memory limiter, fuel as a metric, and the epoch callback that
