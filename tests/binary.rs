@@ -31,8 +31,13 @@ fn up(dir: &Path) -> Up {
 
 /// `up` on a data dir, with the store in `dir/store` or in a Garage bucket.
 fn up_on(dir: &Path, garage: Option<&common::garage::Garage>) -> Up {
+    up_with(dir, garage, &[])
+}
+
+/// `up` with extra flags.
+fn up_with(dir: &Path, garage: Option<&common::garage::Garage>, extra: &[&str]) -> Up {
     let mut cmd = Command::new(BIN);
-    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]).args(extra);
     match garage {
         None => cmd
             .arg("--store")
@@ -731,4 +736,202 @@ async fn cli_pushes_an_http_function_that_serves_at_once_and_after_a_restart() {
     let host = up(dir.path());
     let url = format!("{}/fn/hello/", host.url);
     assert_eq!(get(url).await, (200, "Hello, cli!\n".to_string()));
+}
+
+/// SIGTERM: the listener closes at once, the request in flight finishes, the host exits 0;
+/// with a short grace period, a longer request is cut and the host exits on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_within_the_grace_period() {
+    for (grace, sleep_ms, finishes) in [("10", 1500, true), ("1", 8000, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = up_with(dir.path(), None, &["--grace-secs", grace]);
+        let token = admin_token(&dir.path().join("data"));
+        let http = reqwest::Client::new();
+        let r = http
+            .put(format!("{}/v1/plugins/slow", host.url))
+            .bearer_auth(&token)
+            .body(std::fs::read(wasm_file("http-echo")).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let call = http
+            .get(format!("{}/fn/slow/sleep?ms={sleep_ms}", host.url))
+            .bearer_auth(&token)
+            .send();
+        let in_flight = tokio::spawn(call);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let signalled = std::time::Instant::now();
+        // SAFETY: signals a child process this test started and still owns.
+        assert_eq!(
+            unsafe { libc::kill(host.child.id() as i32, libc::SIGTERM) },
+            0
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let refused = reqwest::Client::new()
+            .get(format!("{}/healthz", host.url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        assert!(
+            refused.is_err(),
+            "new connections are refused while draining"
+        );
+        let answer = in_flight.await.unwrap();
+        if finishes {
+            let r = answer.expect("the in-flight request completes");
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.text().await.unwrap(), format!("slept {sleep_ms} ms"));
+        } else {
+            let cut = match answer {
+                Err(_) => true,
+                Ok(r) => r.bytes().await.is_err(),
+            };
+            assert!(cut, "a request longer than the grace period is cut");
+        }
+        let status = loop {
+            if let Some(s) = host.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                signalled.elapsed() < Duration::from_secs(grace.parse::<u64>().unwrap() + 5),
+                "host still running"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{status}");
+        let took = signalled.elapsed();
+        if !finishes {
+            assert!(
+                took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+                "{took:?}"
+            );
+        }
+    }
+}
+
+/// `aimass pipeline apply` / `run --watch` against a running host.
+#[test]
+fn pipeline_cli_applies_runs_and_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = up(dir.path());
+    let file = dir.path().join("cancer.toml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/pipelines/breast-cancer.toml"
+    ))
+    .unwrap()
+    .replace("on_new_objects = true", "on_new_objects = false");
+    std::fs::write(&file, text).unwrap();
+    let out = ok(&cli(
+        &host,
+        &data,
+        &["pipeline", "apply", file.to_str().unwrap()],
+    ));
+    assert!(out.contains("pipeline cancer applied"), "{out}");
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/breast-cancer.csv"
+    );
+    ok(&cli(&host, &data, &["put", "raw/cancer/all.csv", csv]));
+    let out = ok(&cli(
+        &host,
+        &data,
+        &["pipeline", "run", "cancer", "--watch"],
+    ));
+    assert!(out.contains("succeeded"), "{out}");
+    let out = ok(&cli(&host, &data, &["pipeline", "runs", "cancer"]));
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs["runs"][0]["state"], "succeeded", "{runs}");
+    // A bad file fails with the server's message.
+    std::fs::write(&file, "[source]\nprefix = 1\n").unwrap();
+    let bad = cli(&host, &data, &["pipeline", "apply", file.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{bad:?}"
+    );
+}
+
+/// `--log-format json`: one JSON object per line, and the lines about a plugin call carry its
+/// `invoke` span (plugin, version, world, call id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_a_span_per_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--no-bundled",
+        ])
+        .arg("--store")
+        .arg(format!("file://{}", dir.path().join("store").display()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AIMASS_TOKEN", "json-log-token")
+        .env("AIMASS_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = out.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("aimass listening on ")
+        .unwrap()
+        .to_string();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{url}/v1/plugins/hostile"))
+        .bearer_auth("json-log-token")
+        .body(std::fs::read(wasm_file("hostile")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = http
+        .post(format!("{url}/v1/plugins/hostile/invoke?mode=trap"))
+        .bearer_auth("json-log-token")
+        .header("content-type", "text/csv")
+        .body("a\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("a log line about the failed call");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+        if v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("call failed"))
+        {
+            break v;
+        }
+    };
+    assert_eq!(found["level"], "WARN");
+    assert_eq!(found["span"]["name"], "invoke", "{found}");
+    assert_eq!(found["span"]["plugin"], "hostile");
+    assert_eq!(found["span"]["version"], 1);
+    assert_eq!(found["span"]["world"], "cleaner");
+    assert!(found["span"]["call"].as_u64().is_some(), "{found}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -1,5 +1,5 @@
 //! `GET /metrics`: real traffic of each kind (plugin calls, traps, an HTTP function, OIP
-//! inference, a hook), then the exposition parsed by Prometheus' reference Python parser
+//! inference, a pipeline run, a hook), then the exposition parsed by Prometheus' reference Python parser
 //! (`prometheus_client`, installed from PyPI when missing) and checked series by series.
 
 mod common;
@@ -80,6 +80,54 @@ async fn metrics_endpoint_parses_and_has_the_listed_series() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A pipeline run on a dataset (iris), so the run series exist.
+    let iris = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/iris.csv"
+    ))
+    .unwrap();
+    let r = client()
+        .post(host.url("/v1/datasets/m-iris-data/parts"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body(iris)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let spec = "[source]\ndataset = \"m-iris-data\"\n[train]\nmodel = \"m-iris-pipe\"\n\
+                trainer = \"logistic-regression\"\nlabel = \"label\"\n\
+                [publish]\ngate = { min_accuracy = 0.5 }\n";
+    let r = client()
+        .put(host.url("/v1/pipelines/m-pipe"))
+        .bearer_auth(ADMIN)
+        .body(spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let run: Value = client()
+        .post(host.url("/v1/pipelines/m-pipe/runs"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = get_json(host, &format!("/v1/runs/{id}")).await;
+        if r["state"] == "succeeded" {
+            break;
+        }
+        assert!(
+            r["state"] != "failed" && std::time::Instant::now() < deadline,
+            "{r:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // A hook, so its gauges exist.
     let r = client()
         .put(host.url("/v1/hooks/m-hook"))
@@ -185,6 +233,19 @@ async fn metrics_endpoint_parses_and_has_the_listed_series() {
             &samples,
             "aimass_inference_duration_seconds_count",
             &[("model", "m-iris")]
+        ),
+        Some(1.0)
+    );
+    let pipe = [("pipeline", "m-pipe"), ("outcome", "succeeded")];
+    assert_eq!(
+        value(&samples, "aimass_pipeline_runs_total", &pipe),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "aimass_pipeline_run_duration_seconds_count",
+            &pipe
         ),
         Some(1.0)
     );

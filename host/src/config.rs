@@ -36,6 +36,12 @@ pub struct HostConfig {
     pub register_bundled: bool,
     /// Object-event hooks: poll interval of watched prefixes, parallel deliveries.
     pub hooks: HookOptions,
+    /// Graceful shutdown (SIGTERM, Ctrl-C): how long in-flight requests may take to finish
+    /// after the listener closes. Default 30 s (Kubernetes' default termination grace).
+    pub grace: Duration,
+    /// Alert rules (see `capabilities::notify::alerts`), evaluated every `alert_interval`.
+    pub alerts: Vec<crate::capabilities::notify::alerts::AlertRule>,
+    pub alert_interval: Duration,
 }
 
 impl Default for HostConfig {
@@ -52,6 +58,9 @@ impl Default for HostConfig {
             engine: EngineOptions::default(),
             register_bundled: true,
             hooks: HookOptions::default(),
+            grace: Duration::from_secs(30),
+            alerts: Vec::new(),
+            alert_interval: Duration::from_secs(15),
         }
     }
 }

@@ -7,6 +7,10 @@ use crate::capabilities::hooks::Hooks;
 use crate::capabilities::models::registry::ModelRegistry;
 use crate::capabilities::models::runner::PluginModels;
 use crate::capabilities::models::train::{self as jobs, Jobs};
+use crate::capabilities::notify::Notifier;
+use crate::capabilities::notify::alerts::Alerts;
+use crate::capabilities::notify::webhooks::Webhooks;
+use crate::capabilities::pipelines::Pipelines;
 use crate::capabilities::registry::{Registry, RegistryOptions};
 use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::{Bootstrap, Tokens};
@@ -39,6 +43,8 @@ pub struct Running {
     pub hooks: Arc<Hooks>,
     pub pooling: bool,
     pub loaded: usize,
+    /// Cancelled when shutdown begins (a signal, or a caller cancelling it).
+    pub shutdown: tokio_util::sync::CancellationToken,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -118,23 +124,42 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             .context("loading the model registry")?,
     );
     registry.set_model_runner(Arc::new(PluginModels(models.clone())));
+    let deps = jobs::Deps {
+        plugins: registry.clone(),
+        models: models.clone(),
+        warehouse,
+        storage: storage.clone(),
+    };
     let jobs = Arc::new(
-        Jobs::open(
-            jobs::Deps {
-                plugins: registry.clone(),
-                models: models.clone(),
-                warehouse,
-                storage: storage.clone(),
-            },
-            1,
-        )
+        Jobs::open(deps.clone(), 1)
+            .await
+            .context("loading training jobs")?,
+    );
+    let bus = Arc::new(Notifier::default());
+    models.set_notifier(bus.clone());
+    hooks.set_notifier(bus.clone());
+    let webhooks = Webhooks::open(storage.clone())
         .await
-        .context("loading training jobs")?,
+        .context("loading webhooks")?;
+    webhooks.start(&bus);
+    let pipelines = Pipelines::open(deps, bus.clone(), hooks.clone())
+        .await
+        .context("loading pipelines")?;
+    let alerts = Alerts::new(config.alerts.clone());
+    alerts.start(
+        config.alert_interval,
+        registry.clone(),
+        hooks.clone(),
+        bus.clone(),
     );
     let state = AppState {
         registry: registry.clone(),
         models,
         jobs,
+        pipelines: pipelines.clone(),
+        webhooks,
+        alerts,
+        bus,
         tokens,
         hooks: hooks.clone(),
         storage: storage.clone(),
@@ -154,12 +179,17 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
             tracing::debug!("TCP_NODELAY not set on a connection: {e}");
         }
     });
-    hooks.start();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+    // Pipelines first: they register their object triggers before the dispatcher runs.
+    pipelines.start();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    hooks.start(shutdown.clone());
+    let server = tokio::spawn(serve(
+        listener,
+        app,
+        shutdown.clone(),
+        config.grace,
+        pipelines,
+    ));
     Ok(Running {
         addr,
         bootstrap,
@@ -167,8 +197,50 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         hooks,
         pooling,
         loaded,
+        shutdown,
         server,
     })
+}
+
+/// Serve until a signal (or `shutdown` is cancelled), then drain: the listener closes at once,
+/// hooks stop taking deliveries (pending ones stay queued in the store), pipeline runs stop at
+/// the host's exit and resume from their last completed step at the next start, and in-flight
+/// requests get `grace` to finish before the host exits anyway.
+async fn serve(
+    listener: impl axum::serve::Listener<Addr = SocketAddr>,
+    app: axum::Router,
+    shutdown: tokio_util::sync::CancellationToken,
+    grace: std::time::Duration,
+    pipelines: Arc<Pipelines>,
+) -> std::io::Result<()> {
+    let token = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown_signal() => token.cancel(),
+            _ = token.cancelled() => {}
+        }
+    });
+    let deadline = async {
+        shutdown.cancelled().await;
+        let runs = pipelines.active();
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            pipeline_runs = runs,
+            "shutting down: listener closed, finishing in-flight requests; pipeline runs \
+             resume at the next start"
+        );
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => {
+            tracing::info!("shut down cleanly");
+            r
+        }
+        _ = deadline => {
+            tracing::warn!("grace period over: exiting with requests still in flight");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

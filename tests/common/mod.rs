@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod garage;
+pub mod pipelines;
 
 use aimass::config::HostConfig;
 use aimass::runtime::limits::Limits;

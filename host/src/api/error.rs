@@ -73,6 +73,10 @@ impl From<CallError> for ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
             },
+            CallError::Limited(r) => ApiError {
+                retry_after: Some(r.retry_after().as_millis().div_ceil(1000).max(1) as u32),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, msg)
+            },
             CallError::Invoke(e) => e.into(),
         }
     }

@@ -29,6 +29,16 @@
 //! | `PUT/DELETE /v1/models/{name}/aliases/{alias}` | admin | move / remove an alias |
 //! | `PUT /v1/models/{name}/{gate,batching}` | admin | publish gate, dynamic batching |
 //! | `DELETE /v1/models/{name}/versions/{v}` | admin | delete a version (not while aliased) |
+//! | `PUT /v1/pipelines/{name}` | admin | apply a pipeline file (TOML, or JSON) |
+//! | `GET /v1/pipelines[/{name}]`, `.../{name}/runs` | reader | pipelines, their runs |
+//! | `DELETE /v1/pipelines/{name}` | admin | remove (not while a run is active) |
+//! | `POST /v1/pipelines/{name}/runs` | invoker | start a run → 202 + id |
+//! | `GET /v1/runs/{id}`, `GET /v1/runs/{id}/events` (SSE) | reader | a run, live progress |
+//! | `POST /v1/runs/{id}/cancel` | invoker | cancel a run |
+//! | `PUT/DELETE /v1/notifications/webhooks/{name}` | admin | signed webhook subscriptions |
+//! | `GET /v1/notifications/webhooks[/{name}]` | reader | subscriptions, delivery stats |
+//! | `GET /v1/events/stream` (SSE) | reader | every event, `?types=` filters |
+//! | `GET /v1/alerts` | reader | alert rules and whether they are firing |
 //! | `GET /v2`, `/v2/health/{live,ready}` | none | Open Inference Protocol server routes |
 //! | `GET /v2/models/{name}[/versions/{v}][/ready]` | reader | OIP model metadata, readiness |
 //! | `POST /v2/models/{name}[/versions/{v}]/infer` | invoker | OIP inference |
@@ -44,9 +54,11 @@ pub mod inference;
 pub mod invoke;
 pub mod metrics;
 pub mod models;
+pub mod notifications;
 pub mod objects;
 pub mod oip_binary;
 pub mod path;
+pub mod pipelines;
 pub mod plugins;
 pub mod tokens;
 pub mod train;
@@ -54,6 +66,9 @@ pub mod train;
 use crate::capabilities::hooks::Hooks;
 use crate::capabilities::models::registry::ModelRegistry;
 use crate::capabilities::models::train::Jobs;
+use crate::capabilities::notify::Notifier;
+use crate::capabilities::notify::webhooks::Webhooks;
+use crate::capabilities::pipelines::Pipelines;
 use crate::capabilities::registry::Registry;
 use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::Tokens;
@@ -71,6 +86,10 @@ pub struct AppState {
     pub hooks: Arc<Hooks>,
     pub models: Arc<ModelRegistry>,
     pub jobs: Arc<Jobs>,
+    pub pipelines: Arc<Pipelines>,
+    pub webhooks: Arc<Webhooks>,
+    pub alerts: Arc<crate::capabilities::notify::alerts::Alerts>,
+    pub bus: Arc<Notifier>,
     pub storage: Storage,
     pub info: Arc<serde_json::Value>,
     /// `GET /healthz` body: liveness plus what the store supports.
@@ -125,6 +144,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/datasets/{name}/parts", post(datasets::add_part))
         .route("/v1/train", post(train::submit).get(train::list))
         .route("/v1/train/{id}", get(train::show))
+        .route("/v1/pipelines", get(pipelines::list))
+        .route(
+            "/v1/pipelines/{name}",
+            put(pipelines::put)
+                .get(pipelines::show)
+                .delete(pipelines::delete),
+        )
+        .route(
+            "/v1/pipelines/{name}/runs",
+            post(pipelines::start).get(pipelines::runs),
+        )
+        .route("/v1/runs/{id}", get(pipelines::show_run))
+        .route("/v1/runs/{id}/events", get(pipelines::events))
+        .route("/v1/runs/{id}/cancel", post(pipelines::cancel))
+        .route(
+            "/v1/notifications/webhooks",
+            get(notifications::list_webhooks),
+        )
+        .route(
+            "/v1/notifications/webhooks/{name}",
+            put(notifications::put_webhook)
+                .get(notifications::show_webhook)
+                .delete(notifications::delete_webhook),
+        )
+        .route("/v1/events/stream", get(notifications::stream))
+        .route("/v1/alerts", get(notifications::alerts))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{name}", put(models::upload).get(models::show))
         .route(

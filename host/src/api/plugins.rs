@@ -1,7 +1,8 @@
 //! `/v1/plugins`: upload (with validation and hot swap), list, show, delete.
 //!
 //! Upload settings are query parameters: limits (`timeout_ms`, `memory_mb`, `output_mb`,
-//! `concurrency`, `outbound_requests`, `outbound_mb`), grants (`models=a,b`,
+//! `concurrency`, `outbound_requests`, `outbound_mb`), governance (`rate` calls/s, `burst`,
+//! `quota` calls per `quota_window_s`), grants (`models=a,b`,
 //! `outbound=host,host:port,*.domain`), environment (`env=KEY=VALUE`, repeatable) and, for HTTP
 //! functions, `public=true` (callable without a token).
 
@@ -31,6 +32,12 @@ pub struct LimitQuery {
     pub concurrency: Option<u32>,
     pub outbound_requests: Option<u32>,
     pub outbound_mb: Option<u64>,
+    /// Calls per second (token bucket) and its burst.
+    pub rate: Option<u32>,
+    pub burst: Option<u32>,
+    /// Calls per quota window, and the window in seconds (default a day).
+    pub quota: Option<u64>,
+    pub quota_window_s: Option<u64>,
     /// Models the plugin may call through the `inference` import: `models=a,b` or `models=*`.
     pub models: Option<String>,
     /// Hosts the plugin may reach with outbound HTTP: `outbound=api.example.com,10.0.0.5:8080`.
@@ -126,6 +133,9 @@ impl LimitQuery {
             self.output_mb,
             self.concurrency.map(u64::from),
             self.outbound_mb,
+            self.rate.map(u64::from),
+            self.burst.map(u64::from),
+            self.quota_window_s,
         ];
         if positive.contains(&Some(0)) {
             return Err(ApiError::bad_request("limits must be positive"));
@@ -144,6 +154,10 @@ impl LimitQuery {
             max_concurrency: self.concurrency,
             max_outbound_requests: self.outbound_requests,
             max_outbound_response_bytes: mib(self.outbound_mb, "outbound_mb")?,
+            rate_per_sec: self.rate,
+            burst: self.burst,
+            quota_calls: self.quota,
+            quota_window_s: self.quota_window_s,
         })
     }
 }
@@ -195,6 +209,8 @@ pub struct Detail {
     pub load_ms: f64,
     pub versions: Vec<VersionRecord>,
     pub stats: StatsView,
+    /// Usage against the rate limit and quota.
+    pub governance: crate::capabilities::registry::governor::Usage,
 }
 
 fn summary(e: &PluginEntry) -> Summary {
@@ -244,6 +260,7 @@ pub async fn show(
         load_ms: live.load_time.as_secs_f64() * 1e3,
         versions: e.record().versions.into_iter().map(redact).collect(),
         stats: e.stats.view(),
+        governance: e.governor.usage(&live.limits),
     }))
 }
 

@@ -34,6 +34,8 @@ pub struct Metrics {
     http_responses: IntCounterVec,
     inference_seconds: HistogramVec,
     inference_requests: IntCounterVec,
+    pipeline_runs: IntCounterVec,
+    pipeline_seconds: HistogramVec,
     /// Sampled at scrape time.
     pub memory_peak: IntGaugeVec,
     pub pool_in_use: IntGauge,
@@ -102,7 +104,7 @@ impl Metrics {
             calls: counter(
                 &r,
                 "aimass_plugin_calls_total",
-                "Plugin calls by outcome (ok, timeout, trap, memory_limit, plugin_error, invalid_input, output_too_large, busy, host_error)",
+                "Plugin calls by outcome (ok, timeout, trap, memory_limit, plugin_error, invalid_input, output_too_large, busy, rate_limited, quota_exceeded, host_error)",
                 &["plugin", "outcome"],
             ),
             call_seconds: histogram(
@@ -153,6 +155,24 @@ impl Metrics {
                 "OIP inference requests by result (ok, error)",
                 &["model", "result"],
             ),
+            pipeline_runs: counter(
+                &r,
+                "aimass_pipeline_runs_total",
+                "Pipeline runs ended, by outcome (succeeded, failed, cancelled)",
+                &["pipeline", "outcome"],
+            ),
+            pipeline_seconds: {
+                let opts = HistogramOpts::new(
+                    "aimass_pipeline_run_duration_seconds",
+                    "Duration of pipeline runs, start to end, by outcome",
+                )
+                .buckets(vec![
+                    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+                ]);
+                let h = HistogramVec::new(opts, &["pipeline", "outcome"]).expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
             pool_in_use,
             pool_capacity,
             hook_pending: gauge(
@@ -213,6 +233,30 @@ impl Metrics {
         if stats.fuel > 0 {
             self.fuel.with_label_values(&[plugin]).inc_by(stats.fuel);
         }
+    }
+
+    /// A pipeline run ended.
+    pub fn record_pipeline_run(&self, pipeline: &str, outcome: &str, seconds: f64) {
+        self.pipeline_runs
+            .with_label_values(&[pipeline, outcome])
+            .inc();
+        self.pipeline_seconds
+            .with_label_values(&[pipeline, outcome])
+            .observe(seconds);
+    }
+
+    /// A call refused by its plugin's rate limit or quota (429).
+    pub fn record_limited(
+        &self,
+        plugin: &str,
+        why: &crate::capabilities::registry::governor::Refusal,
+    ) {
+        use crate::capabilities::registry::governor::Refusal;
+        let outcome = match why {
+            Refusal::Rate { .. } => "rate_limited",
+            Refusal::Quota { .. } => "quota_exceeded",
+        };
+        self.calls.with_label_values(&[plugin, outcome]).inc();
     }
 
     /// A call refused for want of a slot (503).

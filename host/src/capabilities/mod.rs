@@ -2,13 +2,16 @@
 //! plugins it serves ([`registry`]), who may do what ([`tokens`]), the tabular formats callers
 //! speak ([`formats`]), object events ([`events`]) and the hooks they fire ([`hooks`]), and the
 //! Parquet datasets hooks write ([`warehouse`]), models: training, registry and serving
-//! ([`models`]), and the Prometheus series of all of it ([`metrics`]).
+//! ([`models`]), declarative flows over all of these ([`pipelines`]), what the host tells
+//! its users ([`notify`]: SSE, webhooks), and the Prometheus series of it all ([`metrics`]).
 
 pub mod events;
 pub mod formats;
 pub mod hooks;
 pub mod metrics;
 pub mod models;
+pub mod notify;
+pub mod pipelines;
 pub mod registry;
 pub mod storage;
 pub mod tokens;

@@ -51,6 +51,8 @@ pub const RESERVED_PREFIXES: &[&str] = &[
     "datasets/",
     "models/",
     "cache/",
+    "pipelines/",
+    "notifications/",
 ];
 
 /// True if a key lies in the host's own namespace (see [`RESERVED_PREFIXES`]). The generated

@@ -5,6 +5,7 @@
 mod client;
 mod data;
 mod models;
+mod pipelines;
 mod up;
 
 use clap::{Args, Parser, Subcommand};
@@ -88,6 +89,13 @@ pub enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Declarative pipelines: apply a file, run it (`--watch` for a live view per step).
+    Pipeline {
+        #[command(subcommand)]
+        cmd: PipelineCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Manage API tokens (admin).
     Token {
         #[command(subcommand)]
@@ -119,6 +127,39 @@ pub struct ClientArgs {
         global = true
     )]
     pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PipelineCmd {
+    /// Create or replace a pipeline from a TOML (or .json) file; named after the file unless
+    /// --name.
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List pipelines with their last run.
+    #[command(alias = "ls")]
+    List,
+    /// A pipeline: spec, source file, next scheduled run.
+    Show { name: String },
+    /// Start a run; prints its id, or with --watch follows it step by step until it ends.
+    Run {
+        name: String,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Follow a run that is already going.
+    Watch { run: String },
+    /// A pipeline's runs, newest first.
+    Runs { name: String },
+    /// One run in full: steps, timings, outputs, metrics, logs, errors.
+    Status { run: String },
+    /// Cancel a queued or running run.
+    Cancel { run: String },
+    /// Delete a pipeline (its runs stay).
+    #[command(alias = "rm")]
+    Delete { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -377,6 +418,7 @@ pub fn main() -> std::process::ExitCode {
             Cmd::Dataset { cmd, client } => data::dataset(cmd, &client).await,
             Cmd::Train { args, client } => models::train(args, &client).await,
             Cmd::Model { cmd, client } => models::model(cmd, &client).await,
+            Cmd::Pipeline { cmd, client } => pipelines::pipeline(cmd, &client).await,
         }
     });
     match result {

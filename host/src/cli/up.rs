@@ -68,6 +68,15 @@ pub struct UpArgs {
     /// Hook deliveries processed at once, across all hooks.
     #[arg(long, env = "AIMASS_HOOK_WORKERS", default_value_t = HookOptions::default().workers)]
     pub hook_workers: usize,
+    /// On SIGTERM/Ctrl-C, seconds in-flight requests get to finish after the listener closes.
+    #[arg(long, env = "AIMASS_GRACE_SECS", default_value_t = 30)]
+    pub grace_secs: u64,
+    /// TOML file of alert rules (`[[alert]]` tables).
+    #[arg(long, env = "AIMASS_ALERTS")]
+    pub alerts: Option<PathBuf>,
+    /// How often alert rules are evaluated, in milliseconds.
+    #[arg(long, env = "AIMASS_ALERT_INTERVAL_MS", default_value_t = 15_000)]
+    pub alert_interval_ms: u64,
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -105,6 +114,15 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let _log_guard = init_logging(args.log_format);
+    let alerts = match &args.alerts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            crate::capabilities::notify::alerts::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
     let config = HostConfig {
         listen: args.listen,
         store_url: args.store,
@@ -136,6 +154,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .then(|| Duration::from_millis(args.poll_interval_ms)),
             workers: args.hook_workers,
         },
+        grace: Duration::from_secs(args.grace_secs),
+        alerts,
+        alert_interval: Duration::from_millis(args.alert_interval_ms.max(100)),
     };
     let data_dir = config.data_dir.clone();
     let store = config.store_url.clone();

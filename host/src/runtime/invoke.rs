@@ -37,8 +37,14 @@ pub struct Outcome {
     pub metadata: Vec<(String, String)>,
     /// The plugin's last progress report.
     pub progress: Progress,
+    /// What the plugin logged through `aimass:plugin/logging`, formatted (first
+    /// [`KEPT_LOG_LINES`] lines; all of them also went to the host's log).
+    pub logs: Vec<String>,
     pub stats: CallStats,
 }
+
+/// Log lines of one call kept for the caller (pipeline run records show them per step).
+pub const KEPT_LOG_LINES: usize = 200;
 
 /// Measurements of one call, successful or not.
 #[derive(Debug, Clone, Copy, Default)]
@@ -148,6 +154,7 @@ pub async fn invoke(
                 Ok(Outcome {
                     stats,
                     progress,
+                    logs: std::mem::take(&mut store.data_mut().logs),
                     ..outcome
                 })
             }
@@ -220,6 +227,7 @@ async fn run(
         state: None,
         metadata: Vec::new(),
         progress: Progress::default(),
+        logs: Vec::new(),
         stats: CallStats::default(),
     };
     match (prepared, call) {

@@ -32,6 +32,22 @@ pub struct Limits {
     /// `HTTP-response-body-size`.
     #[serde(default = "default_outbound_response_bytes")]
     pub max_outbound_response_bytes: u64,
+    /// Calls per second on average (token bucket); `None`: unlimited. Past it, 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<u32>,
+    /// Calls allowed at once above the rate (bucket size); default one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Calls per quota window; `None`: unlimited. Past it, 429 until the window ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_calls: Option<u64>,
+    /// Length of a quota window, seconds (default a day).
+    #[serde(default = "default_quota_window")]
+    pub quota_window_s: u64,
+}
+
+fn default_quota_window() -> u64 {
+    86_400
 }
 
 fn default_outbound_requests() -> u32 {
@@ -51,6 +67,10 @@ impl Default for Limits {
             max_concurrency: 8,
             max_outbound_requests: 16,
             max_outbound_response_bytes: 16 << 20,
+            rate_per_sec: None,
+            burst: None,
+            quota_calls: None,
+            quota_window_s: default_quota_window(),
         }
     }
 }
@@ -80,6 +100,18 @@ impl Limits {
         if let Some(v) = o.max_outbound_response_bytes {
             self.max_outbound_response_bytes = v;
         }
+        if o.rate_per_sec.is_some() {
+            self.rate_per_sec = o.rate_per_sec;
+        }
+        if o.burst.is_some() {
+            self.burst = o.burst;
+        }
+        if o.quota_calls.is_some() {
+            self.quota_calls = o.quota_calls;
+        }
+        if let Some(v) = o.quota_window_s {
+            self.quota_window_s = v;
+        }
         self
     }
 }
@@ -99,6 +131,14 @@ pub struct LimitOverrides {
     pub max_outbound_requests: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_outbound_response_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_calls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_window_s: Option<u64>,
 }
 
 /// A `ResourceLimiter` bounding the SUM of all linear memories of a store.

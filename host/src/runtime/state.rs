@@ -139,6 +139,8 @@ pub struct HostState {
     pub version: u32,
     logs_emitted: u32,
     pub logs_dropped: u32,
+    /// The first log lines of the call, for the caller.
+    pub logs: Vec<String>,
     pub progress: Arc<Mutex<Progress>>,
     /// Models, grants and environment of the plugin.
     pub caps: Capabilities,
@@ -180,6 +182,7 @@ impl HostState {
             version,
             logs_emitted: 0,
             logs_dropped: 0,
+            logs: Vec::new(),
             progress: Arc::new(Mutex::new(Progress::default())),
             caps,
             stderr,
@@ -251,6 +254,17 @@ impl logging::Host for HostState {
             .map(|(k, v)| format!("{}={}", truncate(k, 64), truncate(v, 256)))
             .collect::<Vec<_>>()
             .join(" ");
+        if self.logs.len() < crate::runtime::invoke::KEPT_LOG_LINES {
+            let sep = if fields.is_empty() { "" } else { " " };
+            let lvl = match level {
+                logging::Level::Trace => "trace",
+                logging::Level::Debug => "debug",
+                logging::Level::Info => "info",
+                logging::Level::Warn => "warn",
+                logging::Level::Error => "error",
+            };
+            self.logs.push(format!("{lvl}: {message}{sep}{fields}"));
+        }
         let plugin = &*self.plugin;
         let version = self.version;
         match level {

@@ -1,7 +1,7 @@
 //! A `wasi:http/proxy` test function. By path (after the host's `/fn/{name}` prefix):
 //!
 //! - `/trap`: panics before answering; `/trap-mid-body`: panics after sending part of the body.
-//! - `/spin`: loops forever (the deadline must stop it).
+//! - `/spin`: loops forever (the deadline must stop it); `/sleep?ms=N`: answers after N ms.
 //! - `/alloc?mb=N`: allocates and touches N MiB before answering (memory-limit tests).
 //! - `/no-response`: returns without setting a response.
 //! - `/env/{NAME}`: the value of environment variable `NAME`, or 404.
@@ -29,6 +29,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
         match route {
             "/trap" => panic!("echo was asked to trap"),
             "/spin" => spin(),
+            "/sleep" => {
+                let ms: u64 = param(query, "ms").and_then(|n| n.parse().ok()).unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Sink::reply(out, 200, format!("slept {ms} ms").as_bytes());
+            }
             "/no-response" => {}
             "/alloc" => {
                 let mb: usize = param(query, "mb").and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -29,6 +29,22 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Deliveries for a [`TriggerSink`] target are queued under this prefix plus the target's name
+/// (hook names start with a letter or digit, so they never collide).
+pub const TRIGGER_PREFIX: &str = "~pipeline.";
+
+/// Something besides hooks that object events start: pipelines with an object trigger. Its
+/// deliveries ride the same durable queue as hook deliveries, so an event that fires a pipeline
+/// survives a crash between being noticed and the run being recorded.
+pub trait TriggerSink: Send + Sync {
+    /// User prefixes to poll for changes, like hook prefixes.
+    fn prefixes(&self) -> Vec<String>;
+    /// The targets `event` fires.
+    fn targets(&self, event: &Event) -> Vec<String>;
+    /// Act on a delivery: `Ok` acknowledges it, `Err` retries it later.
+    fn fire(&self, target: &str, event: &Event) -> futures::future::BoxFuture<'static, Result<()>>;
+}
+
 /// Longest chain of hooks feeding each other (AWS stops S3 → Lambda loops after ~16).
 pub const MAX_DEPTH: u32 = 16;
 
@@ -112,6 +128,10 @@ pub struct Hooks {
     workers: Arc<Semaphore>,
     /// Serialises hook record writes.
     writes: tokio::sync::Mutex<()>,
+    /// Pipelines started by object events.
+    triggers: std::sync::OnceLock<Arc<dyn TriggerSink>>,
+    /// Where `hook.dead_lettered` goes.
+    notifier: std::sync::OnceLock<Arc<crate::capabilities::notify::Notifier>>,
 }
 
 fn record_key(name: &str) -> String {
@@ -137,7 +157,34 @@ impl Hooks {
             hooks: RwLock::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            triggers: Default::default(),
+            notifier: Default::default(),
         }
+    }
+
+    /// Send deliveries for `sink`'s targets to it.
+    pub fn set_triggers(&self, sink: Arc<dyn TriggerSink>) {
+        let _ = self.triggers.set(sink);
+    }
+
+    /// Report dead letters to `bus`.
+    pub fn set_notifier(&self, bus: Arc<crate::capabilities::notify::Notifier>) {
+        let _ = self.notifier.set(bus);
+    }
+
+    pub(crate) fn notify(&self, kind: &str, data: serde_json::Value) {
+        if let Some(bus) = self.notifier.get() {
+            bus.emit(kind, data);
+        }
+    }
+
+    /// Start watching a user prefix for a trigger: objects there now are not events, every
+    /// change after this returns is (no-op when polling is off or the prefix is watched).
+    pub async fn watch(&self, prefix: &str) -> Result<()> {
+        if self.opts.poll_interval.is_some() {
+            self.poller.baseline(prefix).await?;
+        }
+        Ok(())
     }
 
     pub fn warehouse(&self) -> &Arc<Warehouse> {
@@ -171,10 +218,16 @@ impl Hooks {
         Ok((n, recovered))
     }
 
-    /// Start the dispatcher and the poller.
-    pub fn start(self: &Arc<Self>) {
+    /// Start the dispatcher and the poller; the dispatcher stops taking deliveries when
+    /// `shutdown` is cancelled (they stay queued in the store for the next start).
+    pub fn start(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
         let this = self.clone();
-        tokio::spawn(async move { this.dispatch().await });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = this.dispatch() => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
         if let Some(every) = self.opts.poll_interval {
             let this = self.clone();
             tokio::spawn(async move { this.poll_loop(every).await });
@@ -363,7 +416,17 @@ impl Hooks {
                 .enqueue(Delivery::new(hook, event.clone()))
                 .await?;
         }
-        Ok(targets.len())
+        let mut fired = targets.len();
+        if let Some(sink) = self.triggers.get() {
+            for target in sink.targets(event) {
+                let name = format!("{TRIGGER_PREFIX}{target}");
+                self.queue
+                    .enqueue(Delivery::new(&name, event.clone()))
+                    .await?;
+                fired += 1;
+            }
+        }
+        Ok(fired)
     }
 
     /// An object was written through the host (the write began at `started_us`, which event
@@ -414,6 +477,9 @@ impl Hooks {
             .filter(|r| r.spec.dataset_source().is_none())
             .map(|r| r.spec.prefix)
             .collect();
+        if let Some(sink) = self.triggers.get() {
+            p.extend(sink.prefixes());
+        }
         p.sort();
         p.dedup();
         p
@@ -444,9 +510,36 @@ impl Hooks {
         Ok(())
     }
 
+    /// Hand a trigger delivery to its sink; acknowledge once it took it, else retry.
+    fn fire_trigger(self: &Arc<Self>, target: String, d: Delivery) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let fired = match this.triggers.get() {
+                Some(sink) => sink.fire(&target, &d.event).await,
+                None => Ok(()),
+            };
+            let settled = match fired {
+                Ok(()) => this.queue.ack(&d).await,
+                Err(e) => {
+                    tracing::warn!(target, key = d.event.key, "trigger failed, retrying: {e:#}");
+                    this.queue
+                        .retry(d.clone(), format!("{e:#}"), Duration::from_secs(1), false)
+                        .await
+                }
+            };
+            if let Err(e) = settled {
+                tracing::warn!(target, "settling a trigger delivery: {e:#}");
+            }
+        });
+    }
+
     async fn dispatch(self: Arc<Self>) {
         loop {
             let d = self.queue.next().await;
+            if let Some(target) = d.hook.strip_prefix(TRIGGER_PREFIX) {
+                self.fire_trigger(target.to_string(), d);
+                continue;
+            }
             let Some(hook) = self.get(&d.hook) else {
                 // The hook was deleted; its queue entries are purged already.
                 let _ = self.queue.ack(&d).await;

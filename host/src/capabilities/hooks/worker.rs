@@ -53,7 +53,7 @@ fn transient(e: impl std::fmt::Display) -> Settle {
 }
 
 /// The media type to hand a collector for a key.
-fn content_type(key: &str) -> &'static str {
+pub(crate) fn content_type(key: &str) -> &'static str {
     match key
         .rsplit('.')
         .next()
@@ -139,6 +139,7 @@ impl Hooks {
                 s.error(now_ms(), &e);
                 if d.attempts >= spec.max_retries() {
                     HookStats::inc(&s.dead_lettered);
+                    self.dead_lettered(&d, &e);
                 }
             }
             Settle::Transient(e) => s.error(now_ms(), &e),
@@ -146,8 +147,17 @@ impl Hooks {
                 HookStats::inc(&s.failed);
                 HookStats::inc(&s.dead_lettered);
                 s.error(now_ms(), &e);
+                self.dead_lettered(&d, &e);
             }
         }
+    }
+
+    fn dead_lettered(&self, d: &Delivery, reason: &str) {
+        self.notify(
+            "hook.dead_lettered",
+            serde_json::json!({"hook": d.hook, "key": d.event.key, "delivery": d.id,
+                "attempts": d.attempts + 1, "reason": reason}),
+        );
     }
 
     async fn process(&self, hook: &Arc<Hook>, d: &Delivery) -> Settle {
@@ -355,6 +365,8 @@ impl Hooks {
             Err(CallError::NotFound(p)) => {
                 return Settle::Dead(format!("plugin {p:?} no longer exists"));
             }
+            // Over the plugin's rate or quota: wait, without spending an attempt.
+            Err(CallError::Limited(r)) => return Settle::Transient(r.to_string()),
             Err(e) => return Settle::Retry(e.to_string()),
         };
         let child = ev.child_lineage(&name);

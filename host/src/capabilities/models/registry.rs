@@ -195,6 +195,8 @@ pub struct ModelRegistry {
     states: Mutex<HashMap<(String, u32), States>>,
     /// Serialises writers, so version numbers and `model.json` writes never race.
     write: tokio::sync::Mutex<()>,
+    /// Where `model.published` goes when an alias moves.
+    notifier: std::sync::OnceLock<Arc<crate::capabilities::notify::Notifier>>,
 }
 
 fn model_key(name: &str) -> String {
@@ -268,7 +270,13 @@ impl ModelRegistry {
             states: Mutex::default(),
             batchers: Mutex::default(),
             write: tokio::sync::Mutex::new(()),
+            notifier: Default::default(),
         })
+    }
+
+    /// Report alias moves (`model.published`) to `bus`.
+    pub fn set_notifier(&self, bus: Arc<crate::capabilities::notify::Notifier>) {
+        let _ = self.notifier.set(bus);
     }
 
     pub fn storage(&self) -> &Storage {
@@ -498,16 +506,24 @@ impl ModelRegistry {
         version: u32,
     ) -> Result<ModelRecord, ModelError> {
         check_alias(alias)?;
-        self.update_record(name, |e| {
-            if !e.versions.contains_key(&version) {
-                return Err(ModelError::NotFound(format!(
-                    "model `{name}` has no version {version}"
-                )));
-            }
-            e.record.aliases.insert(alias.to_string(), version);
-            Ok(())
-        })
-        .await
+        let record = self
+            .update_record(name, |e| {
+                if !e.versions.contains_key(&version) {
+                    return Err(ModelError::NotFound(format!(
+                        "model `{name}` has no version {version}"
+                    )));
+                }
+                e.record.aliases.insert(alias.to_string(), version);
+                Ok(())
+            })
+            .await?;
+        if let Some(bus) = self.notifier.get() {
+            bus.emit(
+                "model.published",
+                serde_json::json!({"model": name, "alias": alias, "version": version}),
+            );
+        }
+        Ok(record)
     }
 
     /// Remove `alias`.

@@ -87,7 +87,7 @@ pub async fn apply(
             .map_err(|e| {
                 let m = format!("transform `{}`: {e}", t.plugin);
                 match e {
-                    CallError::Busy(_) | CallError::HostBusy(_) => Busy(m),
+                    CallError::Busy(_) | CallError::HostBusy(_) | CallError::Limited(_) => Busy(m),
                     CallError::Invoke(InvokeError::InvalidInput(_)) => Input(m),
                     _ => Failed(m),
                 }

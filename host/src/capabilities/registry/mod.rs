@@ -14,6 +14,7 @@
 //! plugin, kept across swaps unless the limit changes), then, with the pooling allocator, one of
 //! the engine's instance slots, both within `queue_timeout`; past it the caller gets 503.
 
+pub mod governor;
 pub mod records;
 mod stats;
 
@@ -76,6 +77,8 @@ pub struct PluginEntry {
     /// version changes the limit), so a swap never lets more calls in than the limit.
     slots: Arc<Semaphore>,
     pub stats: Stats,
+    /// Rate limit and quota counters.
+    pub governor: governor::Governor,
 }
 
 impl PluginEntry {
@@ -87,6 +90,7 @@ impl PluginEntry {
             live: RwLock::new(Arc::new(live)),
             slots: Arc::new(slots),
             stats: Stats::default(),
+            governor: Default::default(),
         }
     }
 
@@ -158,6 +162,9 @@ pub enum CallError {
     Busy(u32),
     #[error("all {0} instance slots of the host are busy; retry shortly")]
     HostBusy(u32),
+    /// Rate limit or quota (429).
+    #[error(transparent)]
+    Limited(#[from] governor::Refusal),
     #[error(transparent)]
     Invoke(#[from] InvokeError),
 }
@@ -590,6 +597,10 @@ impl Registry {
                 None => sem.clone().acquire_owned().await.ok(),
             }
         }
+        if let Err(refusal) = entry.governor.admit(&live.limits) {
+            self.metrics.record_limited(&entry.name, &refusal);
+            return Err(refusal.into());
+        }
         let busy = |e: CallError| {
             entry.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
             self.metrics.record_busy(&entry.name);
@@ -642,24 +653,31 @@ impl Registry {
             limits,
             caps: self.capabilities(&live),
         };
-        let (result, stats) = invoke::invoke(
-            self.runtime.engine(),
-            self.runtime.engine.consume_fuel,
-            target,
-            call,
-            config,
+        let span = invocation_span(&entry.name, &live);
+        let (result, stats) = tracing::Instrument::instrument(
+            invoke::invoke(
+                self.runtime.engine(),
+                self.runtime.engine.consume_fuel,
+                target,
+                call,
+                config,
+            ),
+            span.clone(),
         )
         .await;
         drop(admission);
         in_flight.finish(&stats, result.as_ref().map(|_| ()));
         self.metrics
             .record_call(&entry.name, &stats, result.as_ref().map(|_| ()));
-        if let Err(e) = &result {
-            tracing::warn!(
-                plugin = &*entry.name,
-                version = live.version,
-                "call failed: {e}"
-            );
+        let _in = span.enter();
+        match &result {
+            Err(e) => tracing::warn!("call failed: {e}"),
+            Ok(_) => tracing::debug!(
+                ms = stats.total.as_secs_f64() * 1e3,
+                fuel = stats.fuel,
+                memory_peak = stats.memory_peak,
+                "call finished"
+            ),
         }
         Ok(result?)
     }
@@ -705,15 +723,32 @@ impl Registry {
                 tracing::warn!(plugin = &*call.entry.name, version, "call failed: {e}");
             }
         });
-        Ok(http::handle(
-            self.runtime.engine(),
-            self.runtime.engine.consume_fuel,
-            target,
-            req,
-            finish,
+        Ok(tracing::Instrument::instrument(
+            http::handle(
+                self.runtime.engine(),
+                self.runtime.engine.consume_fuel,
+                target,
+                req,
+                finish,
+            ),
+            invocation_span(&entry.name, &live),
         )
         .await?)
     }
+}
+
+/// The span of one invocation: every log line of the call — the plugin's own, the host's about
+/// it — carries the plugin, version, world and a call id (`--log-format json` shows them as
+/// fields). Call ids are per process.
+fn invocation_span(plugin: &str, live: &LiveVersion) -> tracing::Span {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    tracing::info_span!(
+        "invoke",
+        plugin,
+        version = live.version,
+        world = %live.prepared.world(),
+        call = NEXT.fetch_add(1, Ordering::Relaxed),
+    )
 }
 
 /// An HTTP function's call as its statistics see it: in flight from the request until its task

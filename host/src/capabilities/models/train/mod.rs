@@ -7,7 +7,7 @@
 //! a restart; a job that was running when the host stopped is marked failed at start, never
 //! left "running".
 
-mod run;
+pub(crate) mod run;
 pub mod spec;
 
 use super::registry::ModelRegistry;
@@ -68,6 +68,9 @@ pub struct JobResult {
     pub alias: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_failures: Option<String>,
+    /// Rows in each split (`train`, `validation`, `test`).
+    #[serde(default)]
+    pub split: BTreeMap<String, usize>,
 }
 
 /// A job as the API shows it.
@@ -237,22 +240,57 @@ impl Jobs {
     }
 }
 
-/// How a running job reports what it does.
-pub(crate) struct Reporter<'a> {
+/// Where a running job is. Jobs show it as their `phase`; pipelines map it onto their steps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Reading,
+    Splitting,
+    Transforming { index: usize, plugin: String },
+    Training { candidate: usize, of: usize },
+    Evaluating,
+    Storing,
+    Gating,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Reading => f.write_str("reading the dataset"),
+            Phase::Splitting => f.write_str("splitting"),
+            Phase::Transforming { index, plugin } => {
+                write!(f, "fitting transform {} ({plugin})", index + 1)
+            }
+            Phase::Training { candidate, of } => write!(f, "training {}/{of}", candidate + 1),
+            Phase::Evaluating => f.write_str("evaluating on the test split"),
+            Phase::Storing => f.write_str("storing the model"),
+            Phase::Gating => f.write_str("checking the gate"),
+        }
+    }
+}
+
+/// How a running training reports what it does.
+pub(crate) trait Report: Send + Sync {
+    fn phase(&self, phase: Phase);
+    fn candidate(&self, c: Candidate);
+    /// The cell a trainer call writes its progress reports to.
+    fn progress_cell(&self) -> Arc<Mutex<Progress>>;
+}
+
+/// A job's reporter: the phase as text, candidates appended to the record.
+struct Reporter<'a> {
     live: &'a Live,
 }
 
-impl Reporter<'_> {
-    pub fn phase(&self, phase: impl Into<String>) {
-        self.live.job.lock().unwrap().phase = phase.into();
+impl Report for Reporter<'_> {
+    fn phase(&self, phase: Phase) {
+        self.live.job.lock().unwrap().phase = phase.to_string();
     }
 
-    pub fn candidate(&self, c: Candidate) {
+    fn candidate(&self, c: Candidate) {
         self.live.job.lock().unwrap().candidates.push(c);
     }
 
-    /// The cell a trainer call writes its progress reports to.
-    pub fn progress_cell(&self) -> Arc<Mutex<Progress>> {
+    fn progress_cell(&self) -> Arc<Mutex<Progress>> {
         self.live.progress.clone()
     }
 }

@@ -6,7 +6,7 @@ use super::super::onnx::{LoadedModel, load};
 use super::super::registry::{NewTransform, Provenance};
 use super::super::split::{Split, SplitSpec, split};
 use super::spec::{Task, TrainRequest};
-use super::{Candidate, Deps, JobResult, Reporter};
+use super::{Candidate, Deps, JobResult, Phase, Report};
 use crate::capabilities::formats::{decode_ipc, encode_ipc};
 use crate::capabilities::registry::PluginEntry;
 use crate::runtime::invoke::{Call, Outcome};
@@ -200,8 +200,8 @@ async fn score(
     .map_err(|e| e.to_string())?
 }
 
-pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) -> Res<JobResult> {
-    report.phase("reading the dataset");
+pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) -> Res<JobResult> {
+    report.phase(Phase::Reading);
     let (schema, batches) = deps
         .warehouse
         .rows(&req.dataset, 0, u64::MAX)
@@ -255,7 +255,7 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         all = label_as_int(&all, &req.label)?;
     }
 
-    report.phase("splitting");
+    report.phase(Phase::Splitting);
     let labels = label_values(&all, &req.label)?;
     let strata: Option<Vec<i64>> = (task == Task::Classification && req.split.stratify)
         .then(|| labels.iter().map(|v| *v as i64).collect());
@@ -271,7 +271,10 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
     // back beside their output.
     let mut fitted = Vec::new();
     for (i, step) in req.transforms.iter().enumerate() {
-        report.phase(format!("fitting transform {} ({})", i + 1, step.plugin));
+        report.phase(Phase::Transforming {
+            index: i,
+            plugin: step.plugin.clone(),
+        });
         let entry = plugin(deps, &step.plugin)?;
         let config: Vec<(String, String)> = step.config.clone().into_iter().collect();
         let fit = Call::Fit(ipc(&project(&train, &features)?)?);
@@ -304,7 +307,10 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
     let mut best: Option<Best> = None;
     let mut first_error = None;
     for (i, hp) in candidates.iter().enumerate() {
-        report.phase(format!("training {}/{}", i + 1, candidates.len()));
+        report.phase(Phase::Training {
+            candidate: i,
+            of: candidates.len(),
+        });
         let mut config = vec![
             ("label".to_string(), req.label.clone()),
             ("features".to_string(), features.join(",")),
@@ -409,14 +415,14 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         ));
     };
 
-    report.phase("evaluating on the test split");
+    report.phase(Phase::Evaluating);
     let test_eval = score(model, test, features.clone(), req.label.clone(), classes).await?;
     let metrics = serde_json::json!({
         "test": test_eval,
         "selection": { "metric": metric, "validation": validation_score, "split": {
             "train": parts.train.len(), "validation": parts.validation.len(), "test": parts.test.len() } },
     });
-    report.phase("storing the model");
+    report.phase(Phase::Storing);
     let mut metadata: BTreeMap<String, String> = outcome.metadata.iter().cloned().collect();
     metadata.insert("features".into(), features.join(","));
     metadata.insert("label".into(), req.label.clone());
@@ -441,7 +447,7 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         .await
         .map_err(|e| format!("storing the model: {e}"))?;
 
-    report.phase("checking the gate");
+    report.phase(Phase::Gating);
     let gate = match &req.gate {
         Some(g) => g.clone(),
         None => deps
@@ -469,5 +475,11 @@ pub(super) async fn run(deps: &Deps, req: &TrainRequest, report: &Reporter<'_>) 
         published,
         alias: req.alias.clone(),
         gate_failures: gate_result.err(),
+        split: [
+            ("train".to_string(), parts.train.len()),
+            ("validation".to_string(), parts.validation.len()),
+            ("test".to_string(), parts.test.len()),
+        ]
+        .into(),
     })
 }

@@ -1,0 +1,133 @@
+//! `/v1/notifications/webhooks/{name}` (signed webhook subscriptions), the global
+//! Server-Sent Events stream `GET /v1/events/stream?types=run.*,model.published`, and the
+//! alert rules' state (`GET /v1/alerts`).
+
+use super::AppState;
+use super::auth::{ADMIN, Authed, READER};
+use super::error::ApiError;
+use super::path::Param;
+use super::pipelines::{async_stream, sse};
+use crate::capabilities::notify::valid_filter;
+use crate::capabilities::notify::webhooks::WebhookSpec;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+
+pub async fn put_webhook(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
+    let spec: WebhookSpec = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("webhook: {e}")))?;
+    let created = state
+        .webhooks
+        .put(&name, spec)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(state.webhooks.get(&name))).into_response())
+}
+
+pub async fn list_webhooks(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "webhooks": state.webhooks.list() }))
+}
+
+pub async fn show_webhook(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    state
+        .webhooks
+        .get(&name)
+        .map(|w| Json(w).into_response())
+        .ok_or_else(|| ApiError::not_found(format!("no webhook named `{name}`")))
+}
+
+pub async fn delete_webhook(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<StatusCode, ApiError> {
+    match state.webhooks.delete(&name).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::not_found(format!("no webhook named `{name}`"))),
+        Err(e) => Err(ApiError::internal(format!("{e:#}"))),
+    }
+}
+
+pub async fn alerts(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "alerts": state.alerts.list() }))
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    /// Comma-separated filters; default `*` (everything but `run.step`).
+    types: Option<String>,
+}
+
+/// `GET /v1/events/stream`: every event from now on that matches `types`.
+pub async fn stream(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let filters: Vec<String> = q
+        .types
+        .as_deref()
+        .unwrap_or("*")
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for f in &filters {
+        valid_filter(f).map_err(|e| ApiError::bad_request(format!("types: {e}")))?;
+    }
+    let mut rx = state.bus.subscribe();
+    let stream = async_stream(move |tx| async move {
+        // An opening comment, so clients see the stream is live before the first event.
+        if tx
+            .send(SseEvent::default().comment("subscribed"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(n) if filters.iter().any(|f| n.matches(f)) => {
+                    if tx.send(sse(&n)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                    let ev = SseEvent::default().event("lagged").data(k.to_string());
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,230 @@
+//! `/v1/pipelines` and `/v1/runs`: apply pipeline files, start, watch and cancel runs (see
+//! `capabilities::pipelines`). Applying is for admins; starting and cancelling runs for
+//! invokers, like invoking a plugin; reading for readers.
+
+use super::AppState;
+use super::auth::{ADMIN, Authed, INVOKER, READER};
+use super::error::ApiError;
+use super::path::Param;
+use crate::capabilities::notify::Notification;
+use crate::capabilities::pipelines::PipelineError;
+use crate::capabilities::pipelines::record::Trigger;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde_json::json;
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// Largest pipeline file accepted.
+const MAX_SPEC_BYTES: usize = 256 << 10;
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Malformed(m) => ApiError::bad_request(m),
+            PipelineError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            PipelineError::NotFound(m) => ApiError::not_found(m),
+            PipelineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            PipelineError::Storage(e) => ApiError::internal(format!("{e:#}")),
+        }
+    }
+}
+
+fn view(state: &AppState, name: &str) -> Option<serde_json::Value> {
+    let p = state.pipelines.get(name)?;
+    let runs = state.pipelines.runs_of(name);
+    Some(json!({
+        "name": p.name,
+        "spec": p.spec,
+        "source": p.source,
+        "created_ms": p.created_ms,
+        "updated_ms": p.updated_ms,
+        "next_cron_ms": state.pipelines.next_cron_ms(name),
+        "last_run": runs.first(),
+        "runs": runs.len(),
+    }))
+}
+
+/// `PUT /v1/pipelines/{name}`: a TOML file (or JSON with `Content-Type: application/json`).
+pub async fn put(
+    auth: Result<Authed<ADMIN>, ApiError>,
+    State(state): State<AppState>,
+    Param(name): Param,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = super::body::read_authorized(auth, &headers, body, MAX_SPEC_BYTES).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("a pipeline file is UTF-8 text"))?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let (_, created) = state.pipelines.apply(&name, text, json).await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(view(&state, &name))).into_response())
+}
+
+pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let pipelines: Vec<_> = state
+        .pipelines
+        .list()
+        .iter()
+        .filter_map(|p| view(&state, &p.name))
+        .collect();
+    Json(json!({ "pipelines": pipelines }))
+}
+
+pub async fn show(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    view(&state, &name)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no pipeline named `{name}`")))
+}
+
+pub async fn delete(
+    _: Authed<ADMIN>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<StatusCode, ApiError> {
+    match state.pipelines.delete(&name).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::not_found(format!("no pipeline named `{name}`"))),
+    }
+}
+
+/// `POST /v1/pipelines/{name}/runs` → 202 with the run (queued).
+pub async fn start(
+    _: Authed<INVOKER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Response, ApiError> {
+    let trigger = Trigger {
+        kind: "manual".into(),
+        detail: None,
+        coalesced: 0,
+    };
+    let run = state.pipelines.submit(&name, trigger).await?;
+    let location = format!("/v1/runs/{}", run.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(run.summary()),
+    )
+        .into_response())
+}
+
+pub async fn runs(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(name): Param,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.pipelines.get(&name).is_none() {
+        return Err(ApiError::not_found(format!("no pipeline named `{name}`")));
+    }
+    Ok(Json(json!({ "runs": state.pipelines.runs_of(&name) })))
+}
+
+fn run_json(state: &AppState, id: &str) -> Result<serde_json::Value, ApiError> {
+    let (run, progress) = state
+        .pipelines
+        .run(id)
+        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+    let mut v = serde_json::to_value(&run).map_err(ApiError::internal)?;
+    v["progress"] = json!(progress);
+    Ok(v)
+}
+
+pub async fn show_run(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(id): Param,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    run_json(&state, &id).map(Json)
+}
+
+pub async fn cancel(
+    _: Authed<INVOKER>,
+    State(state): State<AppState>,
+    Param(id): Param,
+) -> Result<Response, ApiError> {
+    state.pipelines.cancel(&id)?;
+    Ok((StatusCode::ACCEPTED, Json(run_json(&state, &id)?)).into_response())
+}
+
+pub(super) fn sse(n: &Notification) -> SseEvent {
+    SseEvent::default()
+        .event(n.kind.clone())
+        .id(n.id.clone())
+        .data(serde_json::to_string(n).unwrap_or_default())
+}
+
+/// `GET /v1/runs/{id}/events`: a `snapshot` event with the run as it is, then its `run.*`
+/// events as they happen; the stream ends after the run's last event.
+pub async fn events(
+    _: Authed<READER>,
+    State(state): State<AppState>,
+    Param(id): Param,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Subscribe before the snapshot, so nothing falls between the two.
+    let mut rx = state.bus.subscribe();
+    let snapshot = run_json(&state, &id)?;
+    let done = snapshot["state"]
+        .as_str()
+        .is_some_and(|s| matches!(s, "succeeded" | "failed" | "cancelled"));
+    let first = SseEvent::default()
+        .event("snapshot")
+        .data(snapshot.to_string());
+    let stream = async_stream(move |tx| async move {
+        if tx.send(first).await.is_err() || done {
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(n) if n.data["run"] == id.as_str() => {
+                    let last = matches!(
+                        n.kind.as_str(),
+                        "run.finished" | "run.failed" | "run.cancelled"
+                    );
+                    if tx.send(sse(&n)).await.is_err() || last {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                    let ev = SseEvent::default().event("lagged").data(k.to_string());
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A stream fed by a task: `body` sends events until it returns or the client goes away.
+pub(super) fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|ev| (Ok(ev), rx))
+    })
+}
