@@ -760,6 +760,14 @@ async fn sigterm_drains_in_flight_requests_within_the_grace_period() {
             .bearer_auth(&token)
             .send();
         let in_flight = tokio::spawn(call);
+        // An open event stream must not hold the shutdown for the whole grace period.
+        let stream = http
+            .get(format!("{}/v1/events/stream", host.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let signalled = std::time::Instant::now();
         // SAFETY: signals a child process this test started and still owns.

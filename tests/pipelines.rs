@@ -285,6 +285,41 @@ async fn object_and_cron_triggers_never_overlap_and_retention_cleans_up() {
     }
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_found_together_by_the_poller_start_at_most_two_runs() {
+    let host = TestHost::start(Default::default());
+    let text = example_pipeline(|t| {
+        t.replace("raw/cancer/", "raw/poll/")
+            .replace("c = [0.1, 1.0]", "c = [1.0]")
+    });
+    assert_eq!(apply(&host, "poll", &text).await.0, 201);
+    // Five files written straight into the store (an outside writer): one poller scan reports
+    // them together, and their triggers are handled concurrently.
+    let dir = host.store_dir().join("raw/poll");
+    std::fs::create_dir_all(&dir).unwrap();
+    let parts = chunks();
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("b{i}.csv")), &parts[i % 3]).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while runs_of(&host, "poll").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the poller never fired the pipeline");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_idle(&host, "poll").await;
+    let runs = runs_of(&host, "poll").await;
+    assert!((1..=2).contains(&runs.len()), "{runs:#?}");
+    let triggers: u64 = runs
+        .iter()
+        .map(|r| 1 + r["trigger"]["coalesced"].as_u64().unwrap())
+        .sum();
+    assert_eq!(triggers, 5, "every object counted once: {runs:#?}");
+    for r in &runs {
+        assert_eq!(r["state"], "succeeded", "{r}");
+    }
+}
+
 /// Wait until a pipeline has had no queued or running run for a second.
 async fn wait_idle(host: &TestHost, name: &str) {
     let mut quiet = 0;

@@ -152,6 +152,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         hooks.clone(),
         bus.clone(),
     );
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let state = AppState {
         registry: registry.clone(),
         models,
@@ -160,6 +161,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         webhooks,
         alerts,
         bus,
+        shutdown: shutdown.clone(),
         tokens,
         hooks: hooks.clone(),
         storage: storage.clone(),
@@ -181,7 +183,6 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
     });
     // Pipelines first: they register their object triggers before the dispatcher runs.
     pipelines.start();
-    let shutdown = tokio_util::sync::CancellationToken::new();
     hooks.start(shutdown.clone());
     let server = tokio::spawn(serve(
         listener,

@@ -36,7 +36,7 @@
 //! | `GET /v1/runs/{id}`, `GET /v1/runs/{id}/events` (SSE) | reader | a run, live progress |
 //! | `POST /v1/runs/{id}/cancel` | invoker | cancel a run |
 //! | `PUT/DELETE /v1/notifications/webhooks/{name}` | admin | signed webhook subscriptions |
-//! | `GET /v1/notifications/webhooks[/{name}]` | reader | subscriptions, delivery stats |
+//! | `GET /v1/notifications/webhooks[/{name}]` | admin | subscriptions, delivery stats (URLs can be credentials) |
 //! | `GET /v1/events/stream` (SSE) | reader | every event, `?types=` filters |
 //! | `GET /v1/alerts` | reader | alert rules and whether they are firing |
 //! | `GET /v2`, `/v2/health/{live,ready}` | none | Open Inference Protocol server routes |
@@ -60,6 +60,7 @@ pub mod oip_binary;
 pub mod path;
 pub mod pipelines;
 pub mod plugins;
+pub mod sse;
 pub mod tokens;
 pub mod train;
 
@@ -90,6 +91,8 @@ pub struct AppState {
     pub webhooks: Arc<Webhooks>,
     pub alerts: Arc<crate::capabilities::notify::alerts::Alerts>,
     pub bus: Arc<Notifier>,
+    /// Cancelled when the host begins to shut down (ends SSE streams).
+    pub shutdown: tokio_util::sync::CancellationToken,
     pub storage: Storage,
     pub info: Arc<serde_json::Value>,
     /// `GET /healthz` body: liveness plus what the store supports.

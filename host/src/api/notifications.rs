@@ -6,19 +6,18 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::Param;
-use super::pipelines::{async_stream, sse};
+use super::sse::{self, Pick};
 use crate::capabilities::notify::valid_filter;
 use crate::capabilities::notify::webhooks::WebhookSpec;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
-use std::time::Duration;
 
 pub async fn put_webhook(
     auth: Result<Authed<ADMIN>, ApiError>,
@@ -44,14 +43,14 @@ pub async fn put_webhook(
 }
 
 pub async fn list_webhooks(
-    _: Authed<READER>,
+    _: Authed<ADMIN>,
     State(state): State<AppState>,
 ) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "webhooks": state.webhooks.list() }))
 }
 
 pub async fn show_webhook(
-    _: Authed<READER>,
+    _: Authed<ADMIN>,
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Response, ApiError> {
@@ -101,33 +100,16 @@ pub async fn stream(
     for f in &filters {
         valid_filter(f).map_err(|e| ApiError::bad_request(format!("types: {e}")))?;
     }
-    let mut rx = state.bus.subscribe();
-    let stream = async_stream(move |tx| async move {
-        // An opening comment, so clients see the stream is live before the first event.
-        if tx
-            .send(SseEvent::default().comment("subscribed"))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        loop {
-            match rx.recv().await {
-                Ok(n) if filters.iter().any(|f| n.matches(f)) => {
-                    if tx.send(sse(&n)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
-                    let ev = SseEvent::default().event("lagged").data(k.to_string());
-                    if tx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // An opening comment, so clients see the stream is live before the first event.
+    let hello = SseEvent::default().comment("subscribed");
+    Ok(sse::stream(
+        state.shutdown.clone(),
+        state.bus.subscribe(),
+        Some((hello, false)),
+        move |n| match filters.iter().any(|f| n.matches(f)) {
+            true => Pick::Send,
+            false => Pick::Skip,
+        },
+        || true,
+    ))
 }

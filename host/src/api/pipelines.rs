@@ -6,19 +6,18 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::notify::Notification;
+use super::sse::{self, Pick};
 use crate::capabilities::pipelines::PipelineError;
 use crate::capabilities::pipelines::record::Trigger;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde_json::json;
 use std::convert::Infallible;
-use std::time::Duration;
 
 /// Largest pipeline file accepted.
 const MAX_SPEC_BYTES: usize = 256 << 10;
@@ -164,13 +163,6 @@ pub async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(run_json(&state, &id)?)).into_response())
 }
 
-pub(super) fn sse(n: &Notification) -> SseEvent {
-    SseEvent::default()
-        .event(n.kind.clone())
-        .id(n.id.clone())
-        .data(serde_json::to_string(n).unwrap_or_default())
-}
-
 /// `GET /v1/runs/{id}/events`: a `snapshot` event with the run as it is, then its `run.*`
 /// events as they happen; the stream ends after the run's last event.
 pub async fn events(
@@ -179,7 +171,7 @@ pub async fn events(
     Param(id): Param,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before the snapshot, so nothing falls between the two.
-    let mut rx = state.bus.subscribe();
+    let rx = state.bus.subscribe();
     let snapshot = run_json(&state, &id)?;
     let done = snapshot["state"]
         .as_str()
@@ -187,44 +179,26 @@ pub async fn events(
     let first = SseEvent::default()
         .event("snapshot")
         .data(snapshot.to_string());
-    let stream = async_stream(move |tx| async move {
-        if tx.send(first).await.is_err() || done {
-            return;
-        }
-        loop {
-            match rx.recv().await {
-                Ok(n) if n.data["run"] == id.as_str() => {
-                    let last = matches!(
-                        n.kind.as_str(),
-                        "run.finished" | "run.failed" | "run.cancelled"
-                    );
-                    if tx.send(sse(&n)).await.is_err() || last {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
-                    let ev = SseEvent::default().event("lagged").data(k.to_string());
-                    if tx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Err(_) => return,
+    let (pipelines, run) = (state.pipelines.clone(), id.clone());
+    let ended = move || {
+        pipelines
+            .run(&run)
+            .is_none_or(|(r, _)| r.state.is_terminal())
+    };
+    Ok(sse::stream(
+        state.shutdown.clone(),
+        rx,
+        Some((first, done)),
+        move |n| {
+            if n.data["run"] != id.as_str() {
+                return Pick::Skip;
             }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-/// A stream fed by a task: `body` sends events until it returns or the client goes away.
-pub(super) fn async_stream<F, Fut>(body: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(body(tx));
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|ev| (Ok(ev), rx))
-    })
+            match n.kind.as_str() {
+                "run.finished" | "run.failed" | "run.cancelled" => Pick::SendAndEnd,
+                _ => Pick::Send,
+            }
+        },
+        // Missed events may have included the last one: go on only while the run does.
+        move || !ended(),
+    ))
 }

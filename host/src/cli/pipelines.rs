@@ -202,8 +202,29 @@ async fn watch_run(c: &Client, id: &str) -> Result<()> {
         }
     }
     match last {
-        Some((kind, d)) if kind == "run.finished" || kind == "run.succeeded" => {
-            println!("run {id} succeeded; model {}", d["model"]);
+        Some((kind, _)) if kind == "run.finished" || kind == "run.succeeded" => {
+            // The training steps' figures are complete only in the final record.
+            let run = json(c.request(Method::GET, &format!("/v1/runs/{id}"))).await?;
+            for s in run["steps"].as_array().into_iter().flatten() {
+                let step = s["id"].as_str().unwrap_or("");
+                if matches!(step, "split" | "train" | "evaluate" | "publish") {
+                    println!("  {step:<14} {}", figures(step, &s["metrics"]));
+                }
+            }
+            let m = &run["model"];
+            println!(
+                "run {id} succeeded: model {} v{} {}",
+                m["model"].as_str().unwrap_or("?"),
+                m["version"],
+                if m["published"] == true {
+                    format!("published as `{}`", m["alias"].as_str().unwrap_or("?"))
+                } else {
+                    format!(
+                        "not published ({})",
+                        m["gate_failures"].as_str().unwrap_or("gate")
+                    )
+                }
+            );
             Ok(())
         }
         Some((_, d)) => bail!(

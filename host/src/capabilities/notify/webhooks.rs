@@ -79,6 +79,9 @@ impl WebhookSpec {
         if !(1..=100).contains(&self.max_attempts) {
             return Err("max_attempts: must be 1 to 100".into());
         }
+        if !(1..=60_000).contains(&self.backoff_ms) {
+            return Err("backoff_ms: must be 1 to 60000".into());
+        }
         if !(1..=60_000).contains(&self.timeout_ms) {
             return Err("timeout_ms: must be 1 to 60000".into());
         }

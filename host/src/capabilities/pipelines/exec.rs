@@ -12,6 +12,7 @@ use crate::capabilities::formats::encode_ipc;
 use crate::capabilities::models::train::run::run as train;
 use crate::capabilities::models::train::{Candidate, Deps, Phase, Report};
 use crate::capabilities::notify::Notifier;
+use crate::capabilities::registry::CallError;
 use crate::capabilities::warehouse::PartLineage;
 use crate::runtime::bindings::types::Source as PluginSource;
 use crate::runtime::invoke::{Call, Outcome};
@@ -43,8 +44,18 @@ pub(super) fn run_key(id: &str) -> String {
 }
 
 impl LiveRun {
-    /// A run whose record every [`LiveRun::touch`] persists, latest version last.
+    /// A run whose record every [`LiveRun::update`] persists, latest version last. A run that
+    /// already ended gets no writer: nothing changes it but retention, which writes itself.
     pub fn new(run: Run, ctx: &Ctx) -> Arc<LiveRun> {
+        if run.state.is_terminal() {
+            return Arc::new(LiveRun {
+                run: Mutex::new(run),
+                progress: Arc::default(),
+                cancel: Default::default(),
+                saver: Mutex::new(None),
+                saved: tokio::sync::Mutex::new(None),
+            });
+        }
         let (tx, mut rx) = watch::channel(run.clone());
         let storage = ctx.deps.storage.clone();
         let writer = tokio::spawn(async move {
@@ -148,10 +159,12 @@ impl LiveRun {
     }
 }
 
+/// Call a plugin; `make` builds the call (again, when the plugin's rate limit or quota made it
+/// wait).
 async fn call(
     ctx: &Ctx,
     plugin: &str,
-    call: Call,
+    make: impl Fn() -> Call,
     config: Vec<(String, String)>,
     timeout_ms: Option<u64>,
 ) -> Res<Outcome> {
@@ -160,13 +173,21 @@ async fn call(
         .plugins
         .get(plugin)
         .ok_or_else(|| format!("plugin `{plugin}` no longer exists"))?;
-    let live = entry.live();
-    let version = live.version;
-    ctx.deps
-        .plugins
-        .call_queued(&entry, live, call, config, timeout_ms)
-        .await
-        .map_err(|e| format!("{plugin} v{version}: {e}"))
+    loop {
+        let live = entry.live();
+        let version = live.version;
+        match ctx
+            .deps
+            .plugins
+            .call_queued(&entry, live, make(), config.clone(), timeout_ms)
+            .await
+        {
+            // Over the plugin's rate limit or quota: wait, like a hook delivery does (the run
+            // can still be cancelled meanwhile).
+            Err(CallError::Limited(r)) => tokio::time::sleep(r.retry_after()).await,
+            other => return other.map_err(|e| format!("{plugin} v{version}: {e}")),
+        }
+    }
 }
 
 /// All rows of a dataset as one Arrow IPC stream.
@@ -256,12 +277,14 @@ async fn collect(ctx: &Ctx, run: &Run, out: &str) -> Res<(serde_json::Value, Vec
             continue; // deleted since the listing
         };
         bytes += data.len() as u64;
-        let source = PluginSource {
-            content_type: crate::capabilities::hooks::worker::content_type(&o.key).into(),
-            name: Some(o.key.clone()),
-            data: data.to_vec(),
+        let source = || {
+            Call::Collect(PluginSource {
+                content_type: crate::capabilities::hooks::worker::content_type(&o.key).into(),
+                name: Some(o.key.clone()),
+                data: data.to_vec(),
+            })
         };
-        let outcome = call(ctx, collector, Call::Collect(source), config.clone(), None)
+        let outcome = call(ctx, collector, source, config.clone(), None)
             .await
             .map_err(|e| format!("{}: {e}", o.key))?;
         logs.extend(outcome.logs.into_iter().map(|l| format!("{}: {l}", o.key)));
@@ -292,7 +315,7 @@ async fn clean(
     let outcome = call(
         ctx,
         &step.plugin,
-        Call::Clean(ipc),
+        || Call::Clean(ipc.clone()),
         step.config_pairs(),
         step.timeout_ms,
     )

@@ -79,6 +79,9 @@ pub struct Pipelines {
     /// Per pipeline, ids of the object events that triggered it lately: the same object version
     /// reported twice (a write through the API, then the poller) starts one run, not two.
     seen_events: Mutex<HashMap<String, VecDeque<String>>>,
+    /// Serialises run creation with itself and with pipeline deletion: deciding to join a queued
+    /// run and recording a new one is one step, so N triggers at once make one queued run.
+    submits: tokio::sync::Mutex<()>,
     me: Weak<Pipelines>,
 }
 
@@ -98,10 +101,18 @@ impl Pipelines {
             runs: Mutex::default(),
             queued_auto: Mutex::default(),
             seen_events: Mutex::default(),
+            submits: tokio::sync::Mutex::new(()),
             me: me.clone(),
         });
         for key in storage.list("pipelines/specs/").await? {
-            if let Some(rec) = storage.get_json::<PipelineRecord>(&key).await? {
+            let rec = match storage.get_json::<PipelineRecord>(&key).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(key, "skipping an unreadable pipeline record: {e:#}");
+                    continue;
+                }
+            };
+            if let Some(rec) = rec {
                 let slots = Arc::new(Semaphore::new(rec.spec.runs.max_concurrent as usize));
                 this.pipelines.write().unwrap().insert(
                     rec.name.clone(),
@@ -114,8 +125,13 @@ impl Pipelines {
             }
         }
         for key in storage.list("pipelines/runs/").await? {
-            let Some(mut run) = storage.get_json::<Run>(&key).await? else {
-                continue;
+            let mut run = match storage.get_json::<Run>(&key).await {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(key, "skipping an unreadable run record: {e:#}");
+                    continue;
+                }
             };
             if !run.state.is_terminal() && !run.spec.runs.resume {
                 let step = run.summary().step.unwrap_or_else(|| "queued".into());
@@ -235,11 +251,28 @@ impl Pipelines {
             .await?;
         {
             let mut map = self.pipelines.write().unwrap();
+            // One semaphore for the life of the pipeline, resized, so runs already waiting on it
+            // and new ones share the new limit.
+            let want = record.spec.runs.max_concurrent as usize;
             let slots = match map.get(name) {
-                Some(e) if e.record.spec.runs.max_concurrent == record.spec.runs.max_concurrent => {
+                Some(e) => {
+                    let had = e.record.spec.runs.max_concurrent as usize;
+                    if want > had {
+                        e.slots.add_permits(want - had);
+                    } else if want < had {
+                        let owed = (had - want) - e.slots.forget_permits(had - want);
+                        if owed > 0 {
+                            let slots = e.slots.clone();
+                            tokio::spawn(async move {
+                                if let Ok(p) = slots.acquire_many_owned(owed as u32).await {
+                                    p.forget();
+                                }
+                            });
+                        }
+                    }
                     e.slots.clone()
                 }
-                _ => Arc::new(Semaphore::new(record.spec.runs.max_concurrent as usize)),
+                None => Arc::new(Semaphore::new(want)),
             };
             if let Some(old) = map.insert(
                 name.into(),
@@ -259,6 +292,7 @@ impl Pipelines {
 
     /// Remove a pipeline; refused while it has runs queued or running. Its runs stay.
     pub async fn delete(&self, name: &str) -> Result<bool, PipelineError> {
+        let _no_new_runs = self.submits.lock().await;
         if !self.pipelines.read().unwrap().contains_key(name) {
             return Ok(false);
         }
@@ -326,6 +360,7 @@ impl Pipelines {
 
     /// Start a run (manual: always a new one; automatic: joins a queued automatic run).
     pub async fn submit(&self, name: &str, trigger: Trigger) -> Result<Run, PipelineError> {
+        let _one_at_a_time = self.submits.lock().await;
         let spec = self
             .get(name)
             .ok_or_else(|| PipelineError::NotFound(format!("no pipeline named `{name}`")))?
@@ -334,8 +369,9 @@ impl Pipelines {
         if automatic {
             let queued = self.queued_auto.lock().unwrap().get(name).cloned();
             if let Some(live) = queued.and_then(|id| self.runs.lock().unwrap().get(&id).cloned()) {
+                let cancelled = live.cancel.is_cancelled();
                 let joined = live.update(|r| {
-                    (r.state == RunState::Queued).then(|| {
+                    (r.state == RunState::Queued && !cancelled).then(|| {
                         r.trigger.coalesced += 1;
                         r.clone()
                     })
@@ -546,11 +582,18 @@ impl Pipelines {
         };
         let (me, name) = (self.me.clone(), name.to_string());
         entry.cron = Some(tokio::spawn(async move {
+            let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
             loop {
                 let now = chrono::Utc::now();
-                let Ok(next) = cron.find_next_occurrence(&now, false) else {
+                // A timer that wakes a hair early must not find the same occurrence again.
+                let from = match last {
+                    Some(l) if l >= now => l,
+                    _ => now,
+                };
+                let Ok(next) = cron.find_next_occurrence(&from, false) else {
                     return;
                 };
+                last = Some(next);
                 let wait = (next - now).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
                 let Some(this) = me.upgrade() else { return };
@@ -566,19 +609,22 @@ impl Pipelines {
         }));
     }
 
-    /// True the first time a pipeline sees an object event (by its per-version id).
-    fn first_sighting(&self, pipeline: &str, event: &str) -> bool {
+    /// Whether a pipeline already acted on an object event (by its per-version id).
+    fn seen(&self, pipeline: &str, event: &str) -> bool {
+        let seen = self.seen_events.lock().unwrap();
+        seen.get(pipeline)
+            .is_some_and(|ids| ids.iter().any(|e| e == event))
+    }
+
+    /// Remember that a pipeline acted on an object event (the last few thousand per pipeline).
+    fn saw(&self, pipeline: &str, event: &str) {
         const REMEMBERED: usize = 4096;
         let mut seen = self.seen_events.lock().unwrap();
         let ids = seen.entry(pipeline.to_string()).or_default();
-        if ids.iter().any(|e| e == event) {
-            return false;
-        }
         if ids.len() == REMEMBERED {
             ids.pop_front();
         }
         ids.push_back(event.to_string());
-        true
     }
 
     /// Pipelines an object event starts.
@@ -634,7 +680,7 @@ impl TriggerSink for Sink {
             let Some(p) = me.upgrade() else {
                 return Ok(());
             };
-            if !p.first_sighting(&target, &id) {
+            if p.seen(&target, &id) {
                 return Ok(());
             }
             let trigger = Trigger {
@@ -643,7 +689,11 @@ impl TriggerSink for Sink {
                 coalesced: 0,
             };
             match p.submit(&target, trigger).await {
-                Ok(_) | Err(PipelineError::NotFound(_)) => Ok(()),
+                Ok(_) => {
+                    p.saw(&target, &id);
+                    Ok(())
+                }
+                Err(PipelineError::NotFound(_)) => Ok(()),
                 Err(e) => Err(anyhow::anyhow!("{e}")),
             }
         })
