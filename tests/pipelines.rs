@@ -285,7 +285,6 @@ async fn object_and_cron_triggers_never_overlap_and_retention_cleans_up() {
     }
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_found_together_by_the_poller_start_at_most_two_runs() {
     let host = TestHost::start(Default::default());
@@ -304,7 +303,10 @@ async fn objects_found_together_by_the_poller_start_at_most_two_runs() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while runs_of(&host, "poll").await.is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the poller never fired the pipeline");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poller never fired the pipeline"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_idle(&host, "poll").await;

@@ -88,8 +88,7 @@ where
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<bool>();
     let budget = timer_budget(&limits);
 
-    // The guest runs in its own task, inside the caller's span (the invocation's).
-    let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+    let task = tokio::spawn(async move {
         let mut stats = CallStats::default();
         let call = async {
             let t0 = Instant::now();
@@ -112,7 +111,7 @@ where
         drop(store);
         finish(stats, result.as_ref().map(|_| ()));
         result
-    }));
+    });
 
     match rx.await {
         Ok(Ok(response)) => Ok(response.map(|inner| {
