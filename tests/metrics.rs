@@ -98,36 +98,17 @@ async fn metrics_endpoint_parses_and_has_the_listed_series() {
     let spec = "[source]\ndataset = \"m-iris-data\"\n[train]\nmodel = \"m-iris-pipe\"\n\
                 trainer = \"logistic-regression\"\nlabel = \"label\"\n\
                 [publish]\ngate = { min_accuracy = 0.5 }\n";
-    let r = client()
-        .put(host.url("/v1/pipelines/m-pipe"))
-        .bearer_auth(ADMIN)
-        .body(spec)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let run: Value = client()
-        .post(host.url("/v1/pipelines/m-pipe/runs"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = run["id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let r = get_json(host, &format!("/v1/runs/{id}")).await;
-        if r["state"] == "succeeded" {
-            break;
-        }
-        assert!(
-            r["state"] != "failed" && std::time::Instant::now() < deadline,
-            "{r:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let (status, v) = pipelines::apply(host, "m-pipe", spec).await;
+    assert_eq!(status, 201, "{v}");
+    let id = pipelines::start(host, "m-pipe").await;
+    let r = pipelines::wait_run(
+        host,
+        &id,
+        std::time::Duration::from_secs(60),
+        pipelines::ended,
+    )
+    .await;
+    assert_eq!(r["state"], "succeeded", "{r:#}");
     // A hook, so its gauges exist.
     let r = client()
         .put(host.url("/v1/hooks/m-hook"))

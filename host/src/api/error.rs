@@ -103,3 +103,12 @@ impl From<InvokeError> for ApiError {
         }
     }
 }
+
+/// The status of a create-or-replace `PUT`: 201 when it created, 200 when it replaced.
+pub fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}

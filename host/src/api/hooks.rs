@@ -40,12 +40,7 @@ pub async fn put(
         .hooks
         .status(&name)
         .ok_or_else(|| ApiError::not_found(&name))?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((code, Json(status)).into_response())
+    Ok((super::error::created_or_ok(created), Json(status)).into_response())
 }
 
 pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {

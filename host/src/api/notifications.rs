@@ -34,12 +34,11 @@ pub async fn put_webhook(
         .put(&name, spec)
         .await
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((code, Json(state.webhooks.get(&name))).into_response())
+    Ok((
+        super::error::created_or_ok(created),
+        Json(state.webhooks.get(&name)),
+    )
+        .into_response())
 }
 
 pub async fn list_webhooks(

@@ -65,12 +65,11 @@ pub async fn put(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
     let (_, created) = state.pipelines.apply(&name, text, json).await?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((code, Json(view(&state, &name))).into_response())
+    Ok((
+        super::error::created_or_ok(created),
+        Json(view(&state, &name)),
+    )
+        .into_response())
 }
 
 pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {

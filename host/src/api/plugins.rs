@@ -178,12 +178,7 @@ pub async fn upload(
         tokio::spawn(async move { registry.upload(&name, body.to_vec(), settings).await })
             .await
             .map_err(ApiError::internal)??;
-    let status = if outcome.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(outcome)).into_response())
+    Ok((super::error::created_or_ok(outcome.created), Json(outcome)).into_response())
 }
 
 /// One plugin as the list shows it.
