@@ -17,6 +17,7 @@ const PLUGINS: &[&str] = &[
     "standard-scaler",
     "noop",
     "hostile",
+    "prober",
     "min-filter",
     "row-scorer",
     "dataset-probe",

@@ -3,99 +3,13 @@
 
 mod common;
 
+use common::binary::{BIN, Up, admin_token, up, up_on, up_with};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_aimass");
-
-struct Up {
-    child: Child,
-    url: String,
-    banner: String,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `aimass up` on a data dir and wait for its banner (up to the auth lines).
-fn up(dir: &Path) -> Up {
-    up_on(dir, None)
-}
-
-/// `up` on a data dir, with the store in `dir/store` or in a Garage bucket.
-fn up_on(dir: &Path, garage: Option<&common::garage::Garage>) -> Up {
-    up_with(dir, garage, &[])
-}
-
-/// `up` with extra flags.
-fn up_with(dir: &Path, garage: Option<&common::garage::Garage>, extra: &[&str]) -> Up {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["up", "--listen", "127.0.0.1:0"]).args(extra);
-    match garage {
-        None => cmd
-            .arg("--store")
-            .arg(format!("file://{}", dir.join("store").display())),
-        Some(g) => {
-            let o = g.options();
-            cmd.args(["--store", &g.url()])
-                .args(["--s3-endpoint", o.endpoint.as_deref().unwrap()])
-                .args(["--s3-region", o.region.as_deref().unwrap()])
-                .env("AWS_ACCESS_KEY_ID", o.access_key_id.unwrap())
-                .env("AWS_SECRET_ACCESS_KEY", o.secret_access_key.unwrap())
-        }
-    };
-    let mut child = cmd
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env_remove("AIMASS_TOKEN")
-        .env("AIMASS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut banner = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(180))
-            .expect("aimass up printed its banner");
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.starts_with("auth:") {
-            // The generated-token case prints two more lines.
-            if line.contains("generated") {
-                for _ in 0..2 {
-                    banner.push_str(&rx.recv_timeout(Duration::from_secs(5)).unwrap());
-                    banner.push('\n');
-                }
-            }
-            break;
-        }
-    }
-    let url = banner
-        .lines()
-        .next()
-        .unwrap()
-        .strip_prefix("aimass listening on ")
-        .expect("first line names the address")
-        .to_string();
-    Up { child, url, banner }
-}
 
 fn cli(up: &Up, data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -295,13 +209,6 @@ fn kill_and_restart_reloads_from_the_compiled_cache() {
 }
 
 /// The admin token a fresh `up` generated.
-fn admin_token(data: &Path) -> String {
-    std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 async fn status_of(http: &reqwest::Client, up: &Up, token: &str, hook: &str) -> serde_json::Value {
     get_as(http, up, token, &format!("/v1/hooks/{hook}")).await
 }

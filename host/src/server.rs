@@ -48,8 +48,22 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Build everything and start serving in a background task.
-pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
+/// A host assembled but not yet serving: its router (a `tower` service, which the fuzz targets
+/// drive in-process) and what [`start`] needs to run it.
+pub struct Host {
+    pub app: axum::Router,
+    pub bootstrap: Bootstrap,
+    pub registry: Arc<Registry>,
+    pub hooks: Arc<Hooks>,
+    pub pipelines: Arc<Pipelines>,
+    pub pooling: bool,
+    pub loaded: usize,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// Build everything: runtime, store, registries, bundled plugins, the API router. Hooks and
+/// pipeline triggers are not running yet; [`start`] starts them with the listener.
+pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
     let runtime = Arc::new(Runtime::new(&config.engine)?);
     let pooling = runtime.engine.pooling;
     let storage = Storage::open(&config.store_url, &config.s3)?;
@@ -169,7 +183,30 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         health: Arc::new(health),
         max_body_bytes: config.max_body_bytes,
     };
-    let app = api::router(state);
+    Ok(Host {
+        app: api::router(state),
+        bootstrap,
+        registry,
+        hooks,
+        pipelines,
+        pooling,
+        loaded,
+        shutdown,
+    })
+}
+
+/// Build everything and start serving in a background task.
+pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
+    let Host {
+        app,
+        bootstrap,
+        registry,
+        hooks,
+        pipelines,
+        pooling,
+        loaded,
+        shutdown,
+    } = build(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -16,6 +16,7 @@ const SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f9d769d67f1
 
 pub struct Garage {
     child: Child,
+    config: PathBuf,
     pub endpoint: String,
     _dir: tempfile::TempDir,
 }
@@ -91,25 +92,24 @@ root_domain = ".s3.garage.localhost"
             ),
         )
         .unwrap();
-        let child = Command::new(binary())
-            .arg("-c")
-            .arg(&config)
-            .args(["server", "--single-node", "--default-bucket"])
-            .env("GARAGE_DEFAULT_ACCESS_KEY", KEY_ID)
-            .env("GARAGE_DEFAULT_SECRET_KEY", SECRET)
-            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting garage");
         let garage = Garage {
-            child,
+            child: spawn(&config),
+            config,
             endpoint: format!("http://127.0.0.1:{s3}"),
             _dir: dir,
         };
         garage.wait_ready();
         garage
+    }
+
+    /// Stop the server (SIGKILL), stay down for `down`, start it again on the same data and
+    /// ports, and wait until it serves.
+    pub fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = spawn(&self.config);
+        self.wait_ready();
     }
 
     pub fn options(&self) -> S3Options {
@@ -149,4 +149,20 @@ root_domain = ".s3.garage.localhost"
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Run `garage server` on a config (its key and bucket created at first start).
+fn spawn(config: &std::path::Path) -> Child {
+    Command::new(binary())
+        .arg("-c")
+        .arg(config)
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", KEY_ID)
+        .env("GARAGE_DEFAULT_SECRET_KEY", SECRET)
+        .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting garage")
 }

@@ -2,6 +2,7 @@
 //! a real HTTP client, and helpers to read the plugins built from `plugins/`.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod events;
 pub mod garage;
 pub mod pipelines;

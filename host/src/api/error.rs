@@ -85,7 +85,7 @@ impl From<CallError> for ApiError {
 impl From<InvokeError> for ApiError {
     fn from(e: InvokeError) -> Self {
         let status = match &e {
-            InvokeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            InvokeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             InvokeError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             InvokeError::InvalidConfig(_) | InvokeError::WrongWorld(_) => StatusCode::BAD_REQUEST,
             InvokeError::PoolExhausted => StatusCode::SERVICE_UNAVAILABLE,

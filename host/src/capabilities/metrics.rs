@@ -303,7 +303,7 @@ impl Metrics {
 
 fn outcome(e: &InvokeError) -> &'static str {
     match e {
-        InvokeError::Timeout(_) => "timeout",
+        InvokeError::Timeout { .. } => "timeout",
         InvokeError::MemoryLimit { .. } => "memory_limit",
         InvokeError::Trap(_) => "trap",
         InvokeError::OutputTooLarge { .. } => "output_too_large",
@@ -316,7 +316,7 @@ fn outcome(e: &InvokeError) -> &'static str {
 
 fn trap_kind(e: &InvokeError) -> Option<&'static str> {
     Some(match e {
-        InvokeError::Timeout(_) => "timeout",
+        InvokeError::Timeout { .. } => "timeout",
         InvokeError::MemoryLimit { .. } => "memory_limit",
         InvokeError::Trap(m) if m.starts_with("stack overflow") => "stack_overflow",
         InvokeError::Trap(m) if m.starts_with("unreachable") => "unreachable",

@@ -104,7 +104,7 @@ where
             Err(_) => Err(timer_expired(&mut store)),
         };
         measure(&store, &mut stats, start, consume_fuel);
-        let result = result.map_err(|e| classify(e, store.data(), limits));
+        let result = result.map_err(|e| classify(e, store.data(), limits, stats.total));
         // Before the store goes: dropping it ends an unfinished body, and the body must already
         // know then that the end is a failure.
         let _ = ended_tx.send(result.is_ok());

@@ -58,14 +58,21 @@ pub struct CallStats {
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    #[error("plugin exceeded its deadline of {0} ms")]
-    Timeout(u64),
+    /// `elapsed_ms` is when the host actually stopped the call (start to interrupt), so callers
+    /// and tests can see how closely the deadline was kept.
+    #[error("plugin exceeded its deadline of {limit_ms} ms (stopped after {elapsed_ms} ms)")]
+    Timeout { limit_ms: u64, elapsed_ms: u64 },
     #[error("plugin exceeded its memory limit of {limit} bytes")]
     MemoryLimit { limit: u64 },
     #[error("plugin trapped: {0}")]
     Trap(String),
-    #[error("plugin output of {size} bytes exceeds the limit of {limit} bytes")]
-    OutputTooLarge { size: u64, limit: u64 },
+    /// `size` is unknown when the copy out of the guest was refused part-way (see
+    /// [`hostcall_fuel`]).
+    #[error(
+        "plugin output{} exceeds the limit of {limit} bytes",
+        size.map(|s| format!(" of {s} bytes")).unwrap_or_default()
+    )]
+    OutputTooLarge { size: Option<u64>, limit: u64 },
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("invalid config: {0}")]
@@ -127,6 +134,7 @@ pub async fn invoke(
         target.caps.clone(),
     );
     let mut store = new_store(engine, consume_fuel, state);
+    store.set_hostcall_fuel(hostcall_fuel(&limits));
 
     let mut stats = CallStats::default();
     let run = run(&mut store, target.prepared, call, &config, &mut stats);
@@ -141,7 +149,7 @@ pub async fn invoke(
             let size = outcome.output.len() as u64;
             if size > limits.max_output_bytes {
                 Err(InvokeError::OutputTooLarge {
-                    size,
+                    size: Some(size),
                     limit: limits.max_output_bytes,
                 })
             } else {
@@ -160,16 +168,34 @@ pub async fn invoke(
             }
         }
         Ok(Err(plugin_error)) => Err(plugin_error.into()),
-        Err(e) => Err(classify(e, store.data(), limits)),
+        Err(e) => Err(classify(e, store.data(), limits, stats.total)),
     };
     (result, stats)
 }
 
+/// Slack over the output limit for everything else a result carries (metadata, error text).
+const RESULT_OVERHEAD: u64 = 1 << 20;
+
+/// The most bytes one guest-to-host call may copy out of the guest: the plugin's output limit
+/// plus a little. wasmtime's default (128 MiB) would refuse legitimate outputs under a larger
+/// limit, and let a plugin with a small limit make the host copy 128 MiB before the size check
+/// refuses it; tied to the limit, an oversized result is refused during the copy instead.
+pub(super) fn hostcall_fuel(limits: &Limits) -> usize {
+    usize::try_from(limits.max_output_bytes.saturating_add(RESULT_OVERHEAD)).unwrap_or(usize::MAX)
+}
+
+/// The message of wasmtime's error when a copy out of the guest runs past [`hostcall_fuel`].
+/// Matched as text: wasmtime has no error type for it (the containment tests fail if it
+/// changes).
+const HOSTCALL_FUEL_EXHAUSTED: &str =
+    "too much data is being copied between the host and the guest";
+
 /// How long a call may take by the timer. Epochs only interrupt wasm code; a guest blocked in an
-/// async host call (a WASI sleep or poll, a slow HTTP body) is stopped by this timer instead, a
-/// tick after the epoch deadline would have fired.
+/// async host call (a WASI sleep or poll, a slow HTTP body) is stopped by this timer instead, one
+/// epoch tick after the deadline: the latest the epoch check stops wasm code, so both paths end a
+/// call within timeout + 10 ms (plus scheduling).
 pub(super) fn timer_budget(limits: &Limits) -> Duration {
-    limits.timeout() + 2 * EPOCH_TICK
+    limits.timeout() + EPOCH_TICK
 }
 
 /// The error of a call whose timer ran out; marks the store so [`classify`] reports a timeout.
@@ -294,13 +320,29 @@ async fn run(
 #[error("{0}")]
 struct WrongWorldError(String);
 
-pub(super) fn classify(e: wasmtime::Error, state: &HostState, limits: Limits) -> InvokeError {
+/// What a failed call's error means. `elapsed` is the call's duration so far, reported with a
+/// timeout.
+pub(super) fn classify(
+    e: wasmtime::Error,
+    state: &HostState,
+    limits: Limits,
+    elapsed: Duration,
+) -> InvokeError {
     if state.deadline_hit {
-        return InvokeError::Timeout(limits.timeout_ms);
+        return InvokeError::Timeout {
+            limit_ms: limits.timeout_ms,
+            elapsed_ms: elapsed.as_millis() as u64,
+        };
     }
     if state.limiter.exceeded() {
         return InvokeError::MemoryLimit {
             limit: state.limiter.limit(),
+        };
+    }
+    if format!("{e:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+        return InvokeError::OutputTooLarge {
+            size: None,
+            limit: limits.max_output_bytes,
         };
     }
     if let Some(w) = e.downcast_ref::<WrongWorldError>() {

@@ -4,7 +4,10 @@
 //! returns a "model" that is not ONNX but a description of what it read:
 //! `onnx` = `b"probe:{rows}"`, metadata `rows`, `batches`, `epochs`, `columns`.
 //!
-//! Config: `epochs` (default 2).
+//! Config: `epochs` (default 2); `hang_at_batch` N makes it a hostile trainer that never returns
+//! from the N-th batch of the first epoch (it spins in wasm code, so only the host's deadline
+//! stops it). The keys a training job adds (`label`, `features`, `seed`, `task`) are accepted and
+//! ignored.
 
 use aimass_plugin_sdk::{Config, Dataset, Error, Model, Result, Trainer, export_trainer, progress};
 
@@ -20,8 +23,16 @@ export_trainer!(Probe);
 
 /// Walk `data` as described in the module docs.
 pub fn probe(data: &Dataset<'_>, config: &Config) -> Result<Model> {
-    config.check_keys(&["epochs"])?;
+    config.check_keys(&[
+        "epochs",
+        "hang_at_batch",
+        "label",
+        "features",
+        "seed",
+        "task",
+    ])?;
     let epochs: u64 = config.parse_or("epochs", 2)?;
+    let hang_at: u64 = config.parse_or("hang_at_batch", 0)?;
     let columns = data.schema()?.fields().len();
     let expected = data.row_count();
     let mut per_epoch = Vec::new();
@@ -33,6 +44,9 @@ pub fn probe(data: &Dataset<'_>, config: &Config) -> Result<Model> {
         while let Some(batch) = data.next_batch()? {
             rows += batch.num_rows() as u64;
             batches += 1;
+            if epoch == 0 && batches == hang_at {
+                spin();
+            }
         }
         if rows != expected {
             return Err(Error::invalid_input(format!(
@@ -59,6 +73,14 @@ pub fn probe(data: &Dataset<'_>, config: &Config) -> Result<Model> {
             ("columns".into(), columns.to_string()),
         ],
     })
+}
+
+/// Never return: a loop with no host calls, kept by `black_box`.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ impl Stats {
             }
             Err(e) => {
                 let kind = match e {
-                    InvokeError::Timeout(_) => Some(&self.timeouts),
+                    InvokeError::Timeout { .. } => Some(&self.timeouts),
                     InvokeError::Trap(_) | InvokeError::MemoryLimit { .. } => Some(&self.traps),
                     _ => None,
                 };

@@ -1,0 +1,343 @@
+//! Hostile plugins measured one at a time, on a host with nothing else running (this binary's
+//! tests take turns): how closely deadlines are kept, whether host memory returns to its
+//! baseline, a trainer that never returns from a batch, and a collector probing for files,
+//! sockets, environment and hosts it was not granted. `tests/hostile.rs` runs the whole corpus
+//! at once; this file measures what needs a quiet machine.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+const TIMEOUT_MS: u64 = 300;
+/// How late a deadline may fire (issue 7's target).
+const SLACK_MS: u64 = 20;
+
+/// The tests of this binary run one at a time: each measures timing or memory.
+static TURN: Mutex<()> = Mutex::const_new(());
+
+/// Well-behaved calls (the bundled `dedup`) in a loop until stopped: (ok, failed) counts.
+struct Normal {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Normal {
+    fn start(host: &TestHost) -> Normal {
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let url = host.url("/v1/plugins/dedup/invoke");
+        let task = tokio::spawn({
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            async move {
+                let c = client();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = c
+                        .post(&url)
+                        .bearer_auth(ADMIN)
+                        .header("content-type", "text/csv")
+                        .body("k,v\n1,a\n1,a\n2,b\n")
+                        .send()
+                        .await;
+                    let good = match r {
+                        Ok(r) => r.status() == 200 && r.text().await.unwrap() == "k,v\n1,a\n2,b\n",
+                        Err(_) => false,
+                    };
+                    if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        });
+        Normal {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    /// Stop and assert every call succeeded; returns how many there were.
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        assert_eq!(
+            failed,
+            0,
+            "normal traffic: {failed} of {} failed",
+            ok + failed
+        );
+        assert!(ok > 0, "no normal traffic ran");
+        ok
+    }
+}
+
+/// The host-measured duration in a timeout message: "... (stopped after N ms)".
+fn stopped_after(msg: &str) -> u64 {
+    let tail = msg
+        .split("stopped after ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no duration in {msg:?}"));
+    tail.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn deadlines_fire_within_20_ms_of_the_timeout() {
+    let _turn = TURN.lock().await;
+    let host = shared();
+    push(
+        host,
+        "hostile",
+        wasm("hostile"),
+        &format!("?timeout_ms={TIMEOUT_MS}&memory_mb=64"),
+    )
+    .await;
+    let normal = Normal::start(host);
+    let mut worst = (0u64, 0u128);
+    for query in ["?mode=spin", "?mode=log-spin", "?mode=host-sleep&ms=60000"] {
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            let (status, _, body) =
+                invoke(host, "hostile", query, "text/csv", None, "a\n1\n").await;
+            let client_ms = t0.elapsed().as_millis();
+            let msg = error_of(&body);
+            assert_eq!(status, 504, "{query}: {msg}");
+            let ms = stopped_after(&msg);
+            assert!(
+                (TIMEOUT_MS..=TIMEOUT_MS + SLACK_MS).contains(&ms),
+                "{query}: stopped after {ms} ms, deadline {TIMEOUT_MS} ms"
+            );
+            worst = (worst.0.max(ms), worst.1.max(client_ms));
+        }
+    }
+    let normal = normal.finish().await;
+    eprintln!(
+        "deadline {TIMEOUT_MS} ms: latest stop {} ms (host), {} ms (client); normal calls meanwhile: {normal}, 0 failed",
+        worst.0, worst.1
+    );
+}
+
+/// Resident memory of this process (the host runs in it), in KiB: (current, peak).
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Pool slots keep up to `--pool-keep-resident-mb` of a call's memory resident by design (256 MiB
+/// by default, a speed-for-RSS trade documented in the README); with it at 0 every page a call
+/// touched is given back, so what remains is what the host itself kept.
+#[tokio::test]
+async fn host_memory_returns_to_baseline_after_hostile_calls() {
+    let _turn = TURN.lock().await;
+    let mut config = aimass::config::HostConfig::default();
+    config.engine.keep_resident_bytes = 0;
+    let host = &TestHost::start(config);
+    // Room for the guest to build a 1 GiB output, which the 1 MiB output limit then refuses.
+    push(
+        host,
+        "hostile-mem",
+        wasm("hostile"),
+        "?timeout_ms=20000&memory_mb=1100&output_mb=1",
+    )
+    .await;
+    let cases = [
+        (
+            "?mode=big&size=1073741824",
+            500,
+            "exceeds the limit of 1048576 bytes",
+        ),
+        ("?mode=grow", 500, "memory limit of 1153433600 bytes"),
+        ("?mode=recurse", 500, "plugin trapped"),
+        ("?mode=trap", 500, "unreachable"),
+        ("?mode=stderr&size=65536&message=x", 500, "hostile: x"),
+    ];
+    let round = || async {
+        for (query, status, needle) in cases {
+            let (got, _, body) =
+                invoke(host, "hostile-mem", query, "text/csv", None, "a\n1\n").await;
+            let msg = error_of(&body);
+            assert_eq!(got, status, "{query}: {msg}");
+            assert!(
+                msg.contains(needle),
+                "{query}: {msg:?} should contain {needle:?}"
+            );
+        }
+    };
+    // One round first: lazily built state (compiled code, pools, buffers) is not a leak.
+    round().await;
+    let (baseline, _) = rss_kib();
+    let normal = Normal::start(host);
+    for _ in 0..3 {
+        round().await;
+    }
+    normal.finish().await;
+    let (after, peak) = rss_kib();
+    let growth = after as f64 / baseline as f64 - 1.0;
+    eprintln!(
+        "host RSS: baseline {} MiB, after 3 rounds {} MiB ({:+.1}%), peak {} MiB",
+        baseline / 1024,
+        after / 1024,
+        growth * 100.0,
+        peak / 1024
+    );
+    assert!(growth < 0.10, "RSS grew {:.1}%", growth * 100.0);
+}
+
+#[tokio::test]
+async fn a_trainer_that_never_returns_from_a_batch_is_stopped_at_its_deadline() {
+    let _turn = TURN.lock().await;
+    let host = shared();
+    let csv = "x,label\n".to_string()
+        + &(0..200)
+            .map(|i| format!("{i},{}\n", i % 2))
+            .collect::<String>();
+    let resp = client()
+        .post(host.url("/v1/datasets/stuck/parts"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    push(host, "stuck-trainer", wasm("dataset-probe"), "").await;
+    let normal = Normal::start(host);
+    let request = json!({
+        "model": "stuck", "trainer": "stuck-trainer", "dataset": "stuck", "label": "label",
+        "hyperparameters": {"hang_at_batch": [1]}, "timeout_ms": TIMEOUT_MS,
+    });
+    let resp = client()
+        .post(host.url("/v1/train"))
+        .bearer_auth(ADMIN)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = loop {
+        let job = get_json(host, &format!("/v1/train/{id}")).await;
+        if job["state"] == "failed" || job["state"] == "succeeded" {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    normal.finish().await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("deadline of {TIMEOUT_MS} ms")),
+        "{job:#}"
+    );
+    let ms = stopped_after(error);
+    assert!(
+        (TIMEOUT_MS..=TIMEOUT_MS + SLACK_MS).contains(&ms),
+        "stopped after {ms} ms"
+    );
+    // No version was stored for the failed job.
+    let resp = client()
+        .get(host.url("/v1/models/stuck"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn a_collector_probing_for_what_it_was_not_granted_is_denied_everything() {
+    let _turn = TURN.lock().await;
+    let host = shared();
+    // A loopback server the probes aim at: it must never see a connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            while listener.accept().await.is_ok() {
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    push(host, "prober", wasm("prober"), "?env=GRANTED=yes").await;
+    let marker = std::path::Path::new("/tmp/aimass-prober");
+    let _ = std::fs::remove_file(marker);
+    let query = format!("?tcp={addr}&http=http://{addr}/secret&env=PATH");
+    let (status, _, body) = invoke(host, "prober", &query, "text/plain", None, "").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let batch = &batches(&body)[0];
+    let col = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (probe, target, outcome, detail) = (col(0), col(1), col(2), col(3));
+    let mut seen = Vec::new();
+    for i in 0..batch.num_rows() {
+        let line = format!(
+            "{} {} -> {} ({})",
+            probe[i], target[i], outcome[i], detail[i]
+        );
+        eprintln!("{line}");
+        if probe[i] == "env" {
+            // Only what the upload granted.
+            assert_eq!(detail[i], "GRANTED", "{line}");
+        } else {
+            assert_eq!(outcome[i], "denied", "{line}");
+        }
+        seen.push(probe[i].clone());
+    }
+    for p in [
+        "file-read",
+        "file-write",
+        "dir-list",
+        "env-var",
+        "tcp",
+        "udp",
+        "dns",
+        "http",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == p),
+            "probe {p} did not run: {seen:?}"
+        );
+    }
+    let http = (0..batch.num_rows()).find(|&i| probe[i] == "http").unwrap();
+    assert!(
+        detail[http].contains("HttpRequestDenied"),
+        "{}",
+        detail[http]
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        0,
+        "a probe reached the server"
+    );
+    assert!(!marker.exists(), "a probe wrote {}", marker.display());
+}
