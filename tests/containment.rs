@@ -253,6 +253,7 @@ async fn a_trainer_that_never_returns_from_a_batch_is_stopped_at_its_deadline() 
         (TIMEOUT_MS..=TIMEOUT_MS + SLACK_MS).contains(&ms),
         "stopped after {ms} ms"
     );
+    eprintln!("trainer stuck in its first batch: job failed, call stopped after {ms} ms");
     // No version was stored for the failed job.
     let resp = client()
         .get(host.url("/v1/models/stuck"))
@@ -340,4 +341,53 @@ async fn a_collector_probing_for_what_it_was_not_granted_is_denied_everything() 
         "a probe reached the server"
     );
     assert!(!marker.exists(), "a probe wrote {}", marker.display());
+}
+
+/// Regression: wasmtime caps what one call copies out of a guest at 128 MiB by default, which
+/// refused outputs a plugin's own limit allows; the cap now follows the plugin's output limit.
+#[tokio::test]
+async fn outputs_over_wasmtimes_default_copy_cap_pass_when_the_limit_allows_them() {
+    let _turn = TURN.lock().await;
+    let host = shared();
+    push(
+        host,
+        "hostile-big",
+        wasm("hostile"),
+        "?timeout_ms=30000&memory_mb=512&output_mb=200",
+    )
+    .await;
+    let size = 150usize << 20;
+    let (status, _, body) = invoke(
+        host,
+        "hostile-big",
+        &format!("?mode=big&size={size}"),
+        "text/csv",
+        Some("application/vnd.apache.arrow.stream"),
+        "a\n1\n",
+    )
+    .await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    assert_eq!(body.len(), size);
+    assert!(body.iter().all(|&b| b == 0xAB));
+    // Over the limit it is refused during the copy, before the host holds it.
+    let (status, _, body) = invoke(
+        host,
+        "hostile-big",
+        &format!("?mode=big&size={}", 300usize << 20),
+        "text/csv",
+        None,
+        "a\n1\n",
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert!(
+        error_of(&body).contains("exceeds the limit of 209715200 bytes"),
+        "{}",
+        error_of(&body)
+    );
 }

@@ -21,7 +21,7 @@ const EVENTS: u64 = 1000;
 const IRIS: &[u8] = include_bytes!("data/sklearn-iris-logreg.onnx");
 
 /// What the host acknowledged (a 2xx) before it was killed.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acked {
     plugin_versions: BTreeSet<u64>,
     part_ids: BTreeSet<u64>,
@@ -156,7 +156,7 @@ async fn workload(c: Arc<Client>, cycle: u64, acked: Arc<Mutex<Acked>>) {
     let runs = {
         let (c, acked) = (c.clone(), acked.clone());
         async move {
-            if let Ok((201 | 202 | 200, v)) = c
+            if let Ok((200..=202, v)) = c
                 .send(
                     reqwest::Method::POST,
                     "/v1/pipelines/crash-pipe/runs",
@@ -342,7 +342,8 @@ async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
         if cycle == 0 {
             setup(&c, &acked).await;
         } else {
-            check(&c, &acked.lock().unwrap_or_else(|e| e.into_inner())).await;
+            let so_far = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            check(&c, &so_far).await;
         }
         let delay = Duration::from_millis(rng.random_range(100..800));
         let work = tokio::spawn(workload(c.clone(), cycle, acked.clone()));
@@ -357,7 +358,7 @@ async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
     let host = up_on(dir.path(), None);
     starts.push(t0.elapsed());
     let c = Client::new(&host, &admin_token(&data));
-    let acked = acked.lock().unwrap();
+    let acked = acked.lock().unwrap().clone();
     check(&c, &acked).await;
     let left = c.get("/v1/hooks/crash-hook").await["pending"].clone();
     let deadline = Instant::now() + Duration::from_secs(300);

@@ -31,11 +31,20 @@ pub async fn list(
     Ok(Json(serde_json::json!({ "datasets": datasets })))
 }
 
+/// A name no dataset can have (its store key would be invalid: too long, `..`, control
+/// characters) is not found, rather than a store error.
+fn storable(name: &str) -> Result<(), ApiError> {
+    crate::capabilities::storage::path(&format!("datasets/{name}/dataset.json"))
+        .map(|_| ())
+        .map_err(|_| ApiError::not_found(format!("no dataset named {name:?}")))
+}
+
 pub async fn show(
     _: Authed<READER>,
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Response, ApiError> {
+    storable(&name)?;
     let d = state
         .hooks
         .warehouse()
@@ -96,6 +105,7 @@ pub async fn rows(
     query: Result<Query<RowsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    storable(&name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit > MAX_LIMIT {
@@ -204,6 +214,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Response, ApiError> {
+    storable(&name)?;
     let warehouse = state.hooks.warehouse();
     let Some(detail) = warehouse
         .describe(&name)

@@ -15,15 +15,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-/// Longest key S3 accepts.
-const MAX_KEY_BYTES: usize = 1024;
-
 /// The key from the path, checked: 400 if malformed, 403 if it is the host's.
 fn checked_key(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<String, ApiError> {
     let Path(key) =
         path.map_err(|e| ApiError::bad_request(format!("object key: {}", e.body_text())))?;
+    use crate::capabilities::storage::MAX_KEY_BYTES;
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(ApiError::bad_request(format!(
             "object keys are 1 to {MAX_KEY_BYTES} bytes"
@@ -55,11 +53,13 @@ pub async fn put(
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let key = checked_key(path)?;
     let started = crate::capabilities::events::now_us();
-    let info = state
-        .storage
-        .put_info(&key, body)
-        .await
-        .map_err(ApiError::internal)?;
+    let info =
+        state.storage.put_info(&key, body).await.map_err(|e| {
+            match e.downcast_ref::<storage::KeyConflict>() {
+                Some(c) => ApiError::new(StatusCode::CONFLICT, c.to_string()),
+                None => ApiError::internal(e),
+            }
+        })?;
     let hooks = state
         .hooks
         .object_written(&info, started)

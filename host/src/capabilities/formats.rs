@@ -73,15 +73,21 @@ pub fn negotiate(accept: Option<&str>, default: Format) -> Result<Format, String
     ))
 }
 
-/// Decode an Arrow IPC stream.
+/// Decode an Arrow IPC stream, which may come from anyone: malformed input is an error, never a
+/// panic (see [`ipc_guard`](super::ipc_guard)).
 pub fn decode_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    let reader = StreamReader::try_new(Cursor::new(bytes), None)
-        .map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
-    let schema = reader.schema();
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
-    Ok((schema, batches))
+    use super::ipc_guard::{check_framing, guarded};
+    check_framing(bytes).map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
+    guarded(|| {
+        let reader = StreamReader::try_new(Cursor::new(bytes), None)
+            .map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("invalid Arrow IPC stream: {e}"))?;
+        Ok((schema, batches))
+    })
+    .unwrap_or_else(|| Err("invalid Arrow IPC stream: the decoder rejected it".into()))
 }
 
 /// Encode batches as one Arrow IPC stream.

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod formats;
 pub mod hooks;
+pub mod ipc_guard;
 pub mod metrics;
 pub mod models;
 pub mod notify;

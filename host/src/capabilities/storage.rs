@@ -87,16 +87,73 @@ impl ObjectInfo {
     }
 }
 
+/// Longest key, in bytes: S3's limit.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Longest segment between slashes, in bytes: a file name on the local store's file systems. S3
+/// has no such limit, but keys that work on one backend work on the other.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
 /// A store key as `object_store` takes it. Keys are used verbatim (no percent-encoding), so a key
 /// an external S3 client wrote names the same object here; keys `object_store` cannot represent
-/// (empty, `.`/`..` or empty segments, control characters) are refused.
+/// (empty, `.`/`..` or empty segments, control characters) are refused, and so are keys over
+/// [`MAX_KEY_BYTES`] or with a segment over [`MAX_SEGMENT_BYTES`].
 pub fn path(key: &str) -> Result<Path> {
     // `Path::parse` would drop a leading '/', making "/auth/x" name "auth/x" after any check on
     // the raw key had passed.
     if key.starts_with('/') {
         anyhow::bail!("invalid object key {key:?}: keys do not start with '/'");
     }
+    if key.len() > MAX_KEY_BYTES {
+        anyhow::bail!(
+            "invalid object key: {} bytes, the limit is {MAX_KEY_BYTES}",
+            key.len()
+        );
+    }
+    if key.split('/').any(|s| s.len() > MAX_SEGMENT_BYTES) {
+        anyhow::bail!(
+            "invalid object key {key:?}: a segment between slashes is over {MAX_SEGMENT_BYTES} bytes"
+        );
+    }
     Path::parse(key).map_err(|e| anyhow::anyhow!("invalid object key {key:?}: {e}"))
+}
+
+/// Whether a store error means "no such object". Besides `NotFound`, the local file store reports
+/// a key under another object's key (`a/b` when `a` is a file) as the I/O error "not a
+/// directory": no object can be there either.
+fn missing(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. })
+        || io_kind(e).is_some_and(|k| k == std::io::ErrorKind::NotADirectory)
+}
+
+/// The kind of the I/O error behind a store error, if there is one.
+fn io_kind(e: &object_store::Error) -> Option<std::io::ErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// A write the local file store cannot hold: a key under another object's key (`a/b` when `a`
+/// is an object), or a key that is another object's prefix (`a` when `a/b` exists). S3 takes
+/// both; a file system cannot.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "object key {0:?} conflicts with an existing object: this store cannot hold an object under \
+     another object's key, or at another object's prefix"
+)]
+pub struct KeyConflict(pub String);
+
+/// The error of a failed write of `key`: [`KeyConflict`] where that is the cause.
+fn write_error(key: &str, e: object_store::Error) -> anyhow::Error {
+    use std::io::ErrorKind::{AlreadyExists, IsADirectory, NotADirectory};
+    match io_kind(&e) {
+        Some(NotADirectory | IsADirectory | AlreadyExists) => KeyConflict(key.to_string()).into(),
+        _ => anyhow::Error::new(e).context(format!("writing {key}")),
+    }
 }
 
 /// S3 settings that are not part of the URL. Unset fields fall back to `AWS_*` variables.
@@ -178,7 +235,7 @@ impl Storage {
             Ok(r) => Ok(Some(
                 r.bytes().await.with_context(|| format!("reading {key}"))?,
             )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {key}")),
         }
     }
@@ -188,14 +245,14 @@ impl Storage {
         self.inner
             .put(&path(key)?, PutPayload::from_bytes(bytes.into()))
             .await
-            .with_context(|| format!("writing {key}"))?;
+            .map_err(|e| write_error(key, e))?;
         Ok(())
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.inner.head(&path(key)?).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) if missing(&e) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("checking {key}")),
         }
     }
@@ -203,7 +260,8 @@ impl Storage {
     /// Delete an object; deleting a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self.inner.delete(&path(key)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if missing(&e) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting {key}")),
         }
     }
@@ -221,12 +279,12 @@ impl Storage {
     /// Objects under a prefix (recursive), with size, etag and modification time.
     pub async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let prefix = path(prefix)?;
-        let metas: Vec<_> = self
-            .inner
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .with_context(|| format!("listing {prefix}"))?;
+        let metas: Vec<_> = match self.inner.list(Some(&prefix)).try_collect().await {
+            Ok(metas) => metas,
+            // Under another object's key (local store): nothing can be listed there.
+            Err(e) if missing(&e) => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("listing {prefix}")),
+        };
         Ok(metas.into_iter().map(ObjectInfo::from_meta).collect())
     }
 
@@ -238,7 +296,7 @@ impl Storage {
             .inner
             .put(&path(key)?, PutPayload::from_bytes(bytes))
             .await
-            .with_context(|| format!("writing {key}"))?;
+            .map_err(|e| write_error(key, e))?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size,
@@ -252,7 +310,7 @@ impl Storage {
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         match self.inner.head(&path(key)?).await {
             Ok(m) => Ok(Some(ObjectInfo::from_meta(m))),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("checking {key}")),
         }
     }
@@ -265,7 +323,7 @@ impl Storage {
                 let bytes = r.bytes().await.with_context(|| format!("reading {key}"))?;
                 Ok(Some((bytes, info)))
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {key}")),
         }
     }

@@ -1,0 +1,367 @@
+//! Soak load for a running host (`scripts/soak.sh` starts one and runs this against it).
+//!
+//! Four kinds of traffic at once — a plugin invoke (`dedup` on CSV), an HTTP function
+//! (`/fn/hello`), an OIP infer (the iris model) and object puts under a hook's prefix — first
+//! as fast as they go (closed loop) to measure the maximum rate of the mix (counting the time
+//! the hook needs to drain what was put), then open loop at a fraction of each kind's measured
+//! rate for the soak. Every window it reports per-kind counts,
+//! errors and p50/p99, the host's RSS, and the instance-pool slots in use; at the end it checks
+//! that the pool is back to 0 slots when idle and that every hook event was processed.
+//!
+//! Usage: soak URL TOKEN HOST_PID [SECONDS=600] [FRACTION=0.8] [WINDOW_S=60] [PROBE_S=15]
+
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KINDS: [&str; 4] = ["invoke", "fn", "infer", "hook"];
+const CSV: &str = "k,v\n1,a\n1,a\n2,b\n";
+const INFER: &str =
+    r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+/// Closed-loop workers per kind while measuring the maximum rate.
+const PROBE_WORKERS: usize = 8;
+/// Most requests of one kind in flight in the open loop; beyond it a tick counts as an error.
+const MAX_IN_FLIGHT: usize = 512;
+
+struct Load {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    seq: AtomicU64,
+}
+
+impl Load {
+    /// One request of `kind`; Ok(latency) on a 2xx.
+    async fn one(&self, kind: usize) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        let r = match KINDS[kind] {
+            "invoke" => self
+                .http
+                .post(format!("{}/v1/plugins/dedup/invoke", self.url))
+                .header("content-type", "text/csv")
+                .body(CSV),
+            "fn" => self.http.get(format!("{}/fn/hello/", self.url)),
+            "infer" => self
+                .http
+                .post(format!("{}/v2/models/iris/infer", self.url))
+                .header("content-type", "application/json")
+                .body(INFER),
+            _ => {
+                let n = self.seq.fetch_add(1, Ordering::Relaxed);
+                self.http
+                    .put(format!("{}/v1/objects/soak/{n:09}.csv", self.url))
+                    .body(format!("n,v\n{n},1\n"))
+            }
+        };
+        let resp = r
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(t0.elapsed())
+        } else {
+            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+        }
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    async fn put(&self, path: &str, body: Vec<u8>) {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "PUT {path}: {}",
+            r.text().await.unwrap()
+        );
+    }
+}
+
+/// Per-kind results of one window.
+#[derive(Clone)]
+struct Window {
+    ok: [u64; 4],
+    errors: [u64; 4],
+    hist: Vec<Histogram<u64>>,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            ok: [0; 4],
+            errors: [0; 4],
+            hist: (0..4)
+                .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).unwrap())
+                .collect(),
+        }
+    }
+
+    fn record(&mut self, kind: usize, r: &Result<Duration, String>) {
+        match r {
+            Ok(d) => {
+                self.ok[kind] += 1;
+                let _ = self.hist[kind].record(d.as_micros().max(1) as u64);
+            }
+            Err(e) => {
+                if self.errors[kind] < 3 {
+                    eprintln!("{} error: {e}", KINDS[kind]);
+                }
+                self.errors[kind] += 1;
+            }
+        }
+    }
+}
+
+fn rss_mib(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        / 1024.0
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
+    let (url, token, pid) = (arg(1, ""), arg(2, ""), arg(3, ""));
+    assert!(
+        !pid.is_empty(),
+        "usage: soak URL TOKEN HOST_PID [SECONDS] [FRACTION] [WINDOW_S] [PROBE_S]"
+    );
+    let seconds: u64 = arg(4, "600").parse().unwrap();
+    let fraction: f64 = arg(5, "0.8").parse().unwrap();
+    let window_s: u64 = arg(6, "60").parse().unwrap();
+    let probe_s: u64 = arg(7, "15").parse().unwrap();
+    let load = Arc::new(Load {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        url,
+        token,
+        seq: AtomicU64::new(0),
+    });
+
+    // Set-up: the function, the model, the hook.
+    let hello = std::fs::read(aimass::bundled::wasm_path("hello-fn")).unwrap();
+    load.put("/v1/plugins/hello", hello).await;
+    let iris = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/sklearn-iris-logreg.onnx"
+    ))
+    .unwrap();
+    load.put("/v1/models/iris", iris).await;
+    let hook = r#"{"plugin": "csv-collector", "prefix": "soak/", "output": "soak-raw"}"#;
+    load.put("/v1/hooks/soak", hook.as_bytes().to_vec()).await;
+
+    // Maximum rate of the mix: every kind as fast as it goes, at the same time.
+    let done: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
+    let until = Instant::now() + Duration::from_secs(probe_s);
+    let mut workers = Vec::new();
+    for kind in 0..4 {
+        for _ in 0..PROBE_WORKERS {
+            let (load, done) = (load.clone(), done.clone());
+            workers.push(tokio::spawn(async move {
+                while Instant::now() < until {
+                    if load.one(kind).await.is_ok() {
+                        done[kind].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    // The hook's work goes on after the puts were answered: the mix's rate counts the time to
+    // drain that backlog too, or the soak would run above what the host sustains.
+    let t_drain = Instant::now();
+    while load.metric("aimass_hook_pending_events").await > 0.0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = probe_s as f64 + t_drain.elapsed().as_secs_f64();
+    let max: Vec<f64> = (0..4)
+        .map(|k| done[k].load(Ordering::Relaxed) as f64 / elapsed)
+        .collect();
+    let rate: Vec<f64> = max.iter().map(|m| m * fraction).collect();
+    println!(
+        "max rate of the mix (closed loop, {PROBE_WORKERS} workers per kind, {probe_s} s + {:.1} s \
+         to drain the hook backlog): {}",
+        elapsed - probe_s as f64,
+        fmt_rates(&max)
+    );
+    println!(
+        "soak at {:.0}%: {} for {seconds} s",
+        fraction * 100.0,
+        fmt_rates(&rate)
+    );
+
+    // The soak: open loop per kind, results collected per window.
+    let current = Arc::new(Mutex::new(Window::new()));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut tickers = Vec::new();
+    for (kind, &r) in rate.iter().enumerate() {
+        let (load, current) = (load.clone(), current.clone());
+        let gate = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        tickers.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut tasks = tokio::task::JoinSet::new();
+            while Instant::now() < end {
+                tick.tick().await;
+                let Ok(permit) = gate.clone().try_acquire_owned() else {
+                    current
+                        .lock()
+                        .unwrap()
+                        .record(kind, &Err("over capacity".into()));
+                    continue;
+                };
+                let (load, current) = (load.clone(), current.clone());
+                tasks.spawn(async move {
+                    let r = load.one(kind).await;
+                    current.lock().unwrap().record(kind, &r);
+                    drop(permit);
+                });
+                while tasks.try_join_next().is_some() {}
+            }
+            while tasks.join_next().await.is_some() {}
+        }));
+    }
+    let mut windows: Vec<(Window, f64, f64)> = Vec::new();
+    let mut pool_max = 0.0f64;
+    let (mut total_ok, mut total_err) = (0u64, 0u64);
+    println!(
+        "window | rps invoke/fn/infer/hook | errors | p99 ms invoke/fn/infer/hook | RSS MiB | pool slots in use"
+    );
+    while Instant::now() < end {
+        let next = Instant::now() + Duration::from_secs(window_s).min(end - Instant::now());
+        // Sample pool occupancy through the window.
+        while Instant::now() < next {
+            pool_max = pool_max.max(load.metric("aimass_instance_pool_in_use").await);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let w = std::mem::replace(&mut *current.lock().unwrap(), Window::new());
+        let rss = rss_mib(&pid);
+        let pool = load.metric("aimass_instance_pool_in_use").await;
+        let secs = window_s as f64;
+        total_ok += w.ok.iter().sum::<u64>();
+        total_err += w.errors.iter().sum::<u64>();
+        println!(
+            "{:>6} | {} | {} | {} | {rss:.0} | {pool}",
+            windows.len() + 1,
+            (0..4)
+                .map(|k| format!("{:.0}", w.ok[k] as f64 / secs))
+                .collect::<Vec<_>>()
+                .join("/"),
+            w.errors.iter().sum::<u64>(),
+            (0..4)
+                .map(|k| format!("{:.2}", ms(w.hist[k].value_at_quantile(0.99))))
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
+        windows.push((w, rss, pool));
+    }
+    for t in tickers {
+        t.await.unwrap();
+    }
+    let w = std::mem::replace(&mut *current.lock().unwrap(), Window::new());
+    total_ok += w.ok.iter().sum::<u64>();
+    total_err += w.errors.iter().sum::<u64>();
+    let hooked = done[3].load(Ordering::Relaxed)
+        + w.ok[3]
+        + windows.iter().map(|(w, ..)| w.ok[3]).sum::<u64>();
+
+    // Idle: the pool drains to 0 and the hook processes everything it was given.
+    let drain = Instant::now();
+    let (pending, pool_idle) = loop {
+        let pending = load.metric("aimass_hook_pending_events").await;
+        let pool = load.metric("aimass_instance_pool_in_use").await;
+        if (pending == 0.0 && pool == 0.0) || drain.elapsed() > Duration::from_secs(120) {
+            break (pending, pool);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let rows: serde_json::Value = load
+        .http
+        .get(format!("{}/v1/datasets/soak-raw", load.url))
+        .bearer_auth(&load.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let (first, last) = (windows.first().unwrap(), windows.last().unwrap());
+    let rss_growth = (last.1 / first.1 - 1.0) * 100.0;
+    println!("\nsummary");
+    println!(
+        "requests: {} ok, {total_err} failed (error rate {:.4}%)",
+        total_ok,
+        total_err as f64 * 100.0 / (total_ok + total_err).max(1) as f64
+    );
+    println!(
+        "RSS: {:.0} MiB after window 1, {:.0} MiB after the last ({rss_growth:+.1}%)",
+        first.1, last.1
+    );
+    for (k, kind) in KINDS.iter().enumerate() {
+        let (a, b) = (
+            ms(first.0.hist[k].value_at_quantile(0.99)),
+            ms(last.0.hist[k].value_at_quantile(0.99)),
+        );
+        println!(
+            "p99 {kind}: window 1 {a:.2} ms, last {b:.2} ms (drift {:+.2} ms); p50 last {:.2} ms",
+            b - a,
+            ms(last.0.hist[k].value_at_quantile(0.5))
+        );
+    }
+    println!(
+        "instance pool: at most {pool_max} slots in use during the soak, {pool_idle} when idle"
+    );
+    println!(
+        "hook: {hooked} objects put, {} rows in soak-raw, {pending} events pending after the drain",
+        rows["rows"]
+    );
+}
+
+fn fmt_rates(r: &[f64]) -> String {
+    (0..4)
+        .map(|k| format!("{} {:.0}/s", KINDS[k], r[k]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
