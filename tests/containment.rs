@@ -6,10 +6,11 @@
 
 mod common;
 
+use common::normal::Normal;
 use common::*;
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -19,70 +20,6 @@ const SLACK_MS: u64 = 20;
 
 /// The tests of this binary run one at a time: each measures timing or memory.
 static TURN: Mutex<()> = Mutex::const_new(());
-
-/// Well-behaved calls (the bundled `dedup`) in a loop until stopped: (ok, failed) counts.
-struct Normal {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Normal {
-    fn start(host: &TestHost) -> Normal {
-        let (stop, ok, failed) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let url = host.url("/v1/plugins/dedup/invoke");
-        let task = tokio::spawn({
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            async move {
-                let c = client();
-                while !stop.load(Ordering::Relaxed) {
-                    let r = c
-                        .post(&url)
-                        .bearer_auth(ADMIN)
-                        .header("content-type", "text/csv")
-                        .body("k,v\n1,a\n1,a\n2,b\n")
-                        .send()
-                        .await;
-                    let good = match r {
-                        Ok(r) => r.status() == 200 && r.text().await.unwrap() == "k,v\n1,a\n2,b\n",
-                        Err(_) => false,
-                    };
-                    if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-        });
-        Normal {
-            stop,
-            ok,
-            failed,
-            task,
-        }
-    }
-
-    /// Stop and assert every call succeeded; returns how many there were.
-    async fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap();
-        let (ok, failed) = (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        );
-        assert_eq!(
-            failed,
-            0,
-            "normal traffic: {failed} of {} failed",
-            ok + failed
-        );
-        assert!(ok > 0, "no normal traffic ran");
-        ok
-    }
-}
 
 /// The host-measured duration in a timeout message: "... (stopped after N ms)".
 fn stopped_after(msg: &str) -> u64 {
@@ -104,7 +41,7 @@ async fn deadlines_fire_within_20_ms_of_the_timeout() {
         &format!("?timeout_ms={TIMEOUT_MS}&memory_mb=64"),
     )
     .await;
-    let normal = Normal::start(host);
+    let normal = Normal::start(host, 1, Duration::from_millis(5));
     let mut worst = (0u64, 0u128);
     for query in ["?mode=spin", "?mode=log-spin", "?mode=host-sleep&ms=60000"] {
         for _ in 0..5 {
@@ -182,7 +119,7 @@ async fn host_memory_returns_to_baseline_after_hostile_calls() {
     // One round first: lazily built state (compiled code, pools, buffers) is not a leak.
     round().await;
     let (baseline, _) = rss_kib();
-    let normal = Normal::start(host);
+    let normal = Normal::start(host, 1, Duration::from_millis(5));
     for _ in 0..3 {
         round().await;
     }
@@ -217,7 +154,7 @@ async fn a_trainer_that_never_returns_from_a_batch_is_stopped_at_its_deadline() 
         .unwrap();
     assert!(resp.status().is_success());
     push(host, "stuck-trainer", wasm("dataset-probe"), "").await;
-    let normal = Normal::start(host);
+    let normal = Normal::start(host, 1, Duration::from_millis(5));
     let request = json!({
         "model": "stuck", "trainer": "stuck-trainer", "dataset": "stuck", "label": "label",
         "hyperparameters": {"hang_at_batch": [1]}, "timeout_ms": TIMEOUT_MS,

@@ -3,9 +3,8 @@
 
 mod common;
 
+use common::normal::Normal;
 use common::*;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const TIMEOUT_MS: u64 = 400;
@@ -39,28 +38,7 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
     let host = setup().await;
 
     // Normal traffic on a well-behaved plugin during the whole test.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut normal = Vec::new();
-    for _ in 0..2 {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let url = host.url("/v1/plugins/dedup/invoke");
-        normal.push(tokio::spawn(async move {
-            let c = client();
-            while !stop.load(Ordering::Relaxed) {
-                let r = c
-                    .post(&url)
-                    .bearer_auth(ADMIN)
-                    .header("content-type", "text/csv")
-                    .body("k,v\n1,a\n1,a\n2,b\n")
-                    .send()
-                    .await
-                    .unwrap();
-                let good = r.status() == 200 && r.text().await.unwrap() == "k,v\n1,a\n2,b\n";
-                if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let normal = Normal::start(host, 2, Duration::ZERO);
 
     let cases: Vec<(&str, u16, &str)> = vec![
         ("?mode=spin", 504, "deadline of 400 ms"),
@@ -107,12 +85,7 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
         }
     }
 
-    stop.store(true, Ordering::Relaxed);
-    for n in normal {
-        n.await.unwrap();
-    }
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "normal traffic failed");
-    assert!(ok.load(Ordering::Relaxed) > 0);
+    normal.finish().await;
 
     // The host still answers, and the stats saw what happened.
     let v: serde_json::Value = get_json(host, "/v1/plugins/hostile").await;

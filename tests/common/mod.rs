@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod events;
 pub mod garage;
+pub mod normal;
 pub mod pipelines;
 
 use aimass::config::HostConfig;
