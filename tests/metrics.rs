@@ -233,6 +233,13 @@ async fn metrics_endpoint_parses_and_has_the_listed_series() {
     let capacity = value(&samples, "aimass_instance_pool_capacity", &[]).unwrap();
     let in_use = value(&samples, "aimass_instance_pool_in_use", &[]).unwrap();
     assert!(capacity >= in_use && in_use >= 0.0, "{capacity} {in_use}");
+    // The poller's first pass ran at start (default interval 1 s, few objects: a cheap pass).
+    let pass = value(&samples, "aimass_poll_pass_seconds", &[]).unwrap();
+    let period = value(&samples, "aimass_poll_period_seconds", &[]).unwrap();
+    assert!(
+        (0.0..1.0).contains(&pass) && period >= 1.0 && period < 1.0 + 1e-3 + pass,
+        "pass {pass} period {period}"
+    );
     for name in [
         "aimass_hook_pending_events",
         "aimass_hook_dead_letters",

@@ -26,6 +26,9 @@ pub async fn scrape(_: Authed<READER>, State(state): State<AppState>) -> impl In
         g.reset();
     }
     m.hook_lag_seconds.reset();
+    let (pass, period) = state.hooks.poll_stats();
+    m.poll_pass_seconds.set(pass.as_secs_f64());
+    m.poll_period_seconds.set(period.as_secs_f64());
     for e in state.registry.list() {
         m.memory_peak
             .with_label_values(&[&*e.name])

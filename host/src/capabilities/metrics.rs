@@ -5,8 +5,9 @@
 //!   outcome, call and instantiate latency, fuel, traps by kind, HTTP-function
 //!   responses by status class, OIP inference latency;
 //! - **sampled** at scrape time from state the host already keeps (gauges): memory high-water
-//!   per plugin, instance-pool occupancy, hook backlog, lag and dead letters, dynamic-batching
-//!   counters. Each scrape resets them first, so deleted plugins, hooks and queues disappear.
+//!   per plugin, instance-pool occupancy, hook backlog, lag and dead letters, the poller's pass
+//!   time and period, dynamic-batching counters. Each scrape resets the labelled ones first, so
+//!   deleted plugins, hooks and queues disappear.
 //!
 //! Label values are plugin, hook and model names, which the registries bound to 64 characters of
 //! a small alphabet, so cardinality grows with what an admin registers, never with requests.
@@ -42,6 +43,8 @@ pub struct Metrics {
     pub pool_capacity: IntGauge,
     pub hook_pending: IntGaugeVec,
     pub hook_lag_seconds: prometheus::GaugeVec,
+    pub poll_pass_seconds: prometheus::Gauge,
+    pub poll_period_seconds: prometheus::Gauge,
     pub hook_dead_letters: IntGaugeVec,
     pub hook_processed: IntGaugeVec,
     pub batch_requests: IntGaugeVec,
@@ -100,6 +103,20 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(hook_lag_seconds.clone()))
             .expect("unique metric");
+        let plain = |name: &str, help: &str| {
+            let g = prometheus::Gauge::new(name, help).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let poll_pass_seconds = plain(
+            "aimass_poll_pass_seconds",
+            "Duration of the poller's last pass over the watched prefixes",
+        );
+        let poll_period_seconds = plain(
+            "aimass_poll_period_seconds",
+            "Time from the start of the poller's last pass to the next (longer than the interval \
+             when passes are expensive)",
+        );
         Metrics {
             calls: counter(
                 &r,
@@ -182,6 +199,8 @@ impl Metrics {
                 &["hook"],
             ),
             hook_lag_seconds,
+            poll_pass_seconds,
+            poll_period_seconds,
             hook_dead_letters: gauge(
                 &r,
                 "aimass_hook_dead_letters",

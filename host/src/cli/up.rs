@@ -65,6 +65,11 @@ pub struct UpArgs {
     /// on S3 notifications and writes through the host).
     #[arg(long, env = "AIMASS_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
+    /// Most of the time the poller may spend listing, in percent: passes over large prefixes
+    /// (~10 µs per object on local disk) then run less often than the interval.
+    #[arg(long, env = "AIMASS_POLL_CPU_PERCENT", default_value_t = HookOptions::default().poll_cpu_percent,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub poll_cpu_percent: u32,
     /// Hook deliveries processed at once, across all hooks.
     #[arg(long, env = "AIMASS_HOOK_WORKERS", default_value_t = HookOptions::default().workers)]
     pub hook_workers: usize,
@@ -152,6 +157,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         hooks: HookOptions {
             poll_interval: (args.poll_interval_ms > 0)
                 .then(|| Duration::from_millis(args.poll_interval_ms)),
+            poll_cpu_percent: args.poll_cpu_percent,
             workers: args.hook_workers,
         },
         grace: Duration::from_secs(args.grace_secs),

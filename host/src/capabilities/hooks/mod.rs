@@ -14,7 +14,7 @@ pub mod spec;
 pub mod status;
 pub mod worker;
 
-use crate::capabilities::events::poller::Poller;
+use crate::capabilities::events::poller::{Pace, Poller};
 use crate::capabilities::events::queue::{Backlog, DeadLetter, Delivery, EventQueue};
 use crate::capabilities::events::{Event, EventKind, now_ms, now_us};
 use crate::capabilities::registry::Registry;
@@ -53,6 +53,9 @@ pub const MAX_DEPTH: u32 = 16;
 pub struct HookOptions {
     /// How often the poller lists watched prefixes; `None` disables it (S3 notifications only).
     pub poll_interval: Option<Duration>,
+    /// Most of the time the poller may spend listing, in percent: a pass that takes longer than
+    /// this share of the interval delays the next one (see [`Pace`]).
+    pub poll_cpu_percent: u32,
     /// Deliveries processed at once across all hooks (each also waits for its plugin's slots).
     pub workers: usize,
 }
@@ -61,6 +64,7 @@ impl Default for HookOptions {
     fn default() -> Self {
         HookOptions {
             poll_interval: Some(Duration::from_secs(1)),
+            poll_cpu_percent: 5,
             workers: 32,
         }
     }
@@ -228,9 +232,13 @@ impl Hooks {
                 _ = shutdown.cancelled() => {}
             }
         });
-        if let Some(every) = self.opts.poll_interval {
+        if let Some(interval) = self.opts.poll_interval {
             let this = self.clone();
-            tokio::spawn(async move { this.poll_loop(every).await });
+            let pace = Pace {
+                interval,
+                cpu_percent: self.opts.poll_cpu_percent,
+            };
+            tokio::spawn(async move { this.poll_loop(pace).await });
         }
     }
 
@@ -485,18 +493,24 @@ impl Hooks {
         p
     }
 
-    async fn poll_loop(self: Arc<Self>, every: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    async fn poll_loop(self: Arc<Self>, pace: Pace) {
         loop {
-            tick.tick().await;
-            let prefixes = self.watched_prefixes();
-            for p in prefixes {
+            let started = std::time::Instant::now();
+            for p in self.watched_prefixes() {
                 if let Err(e) = self.poll_once(&p).await {
                     tracing::warn!(prefix = p, "poll failed: {e:#}");
                 }
             }
+            let pass = started.elapsed();
+            let pause = pace.pause_after(pass);
+            self.poller.record_pass(pass, pause);
+            tokio::time::sleep(pause).await;
         }
+    }
+
+    /// The poller's last pass: its duration and its period (start to next start).
+    pub fn poll_stats(&self) -> (Duration, Duration) {
+        self.poller.pass_stats()
     }
 
     async fn poll_once(&self, prefix: &str) -> Result<()> {

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Where a part came from.
@@ -67,17 +67,63 @@ pub enum CommitError {
     Storage(#[from] anyhow::Error),
 }
 
-/// One dataset's cached catalog.
+/// One dataset's cached catalog. Hooks look parts up by id and by source on every event, so
+/// both have an index: a scan made each event cost O(parts) (~0.5 ms at 100k parts, twice).
 #[derive(Default)]
 struct Catalog {
     meta: Option<DatasetMeta>,
     /// Ordered by (commit time, id): the dataset's row order.
     parts: BTreeMap<(u64, String), PartManifest>,
+    /// Part id → its commit time (its key in `parts`).
+    ids: HashMap<String, u64>,
+    /// (hook, source object) → the ids of the parts the hook made from it.
+    by_source: HashMap<(String, String), BTreeSet<String>>,
 }
 
 impl Catalog {
     fn find(&self, id: &str) -> Option<&PartManifest> {
-        self.parts.values().find(|p| p.id == id)
+        let t = *self.ids.get(id)?;
+        self.parts.get(&(t, id.to_string()))
+    }
+
+    fn source_of(p: &PartManifest) -> Option<(String, String)> {
+        Some((p.lineage.hook.clone()?, p.lineage.source.clone()?))
+    }
+
+    /// Add a part, or replace the part with its id.
+    fn insert(&mut self, p: PartManifest) {
+        self.remove(&p.id);
+        self.ids.insert(p.id.clone(), p.created_ms);
+        if let Some(src) = Self::source_of(&p) {
+            self.by_source.entry(src).or_default().insert(p.id.clone());
+        }
+        self.parts.insert((p.created_ms, p.id.clone()), p);
+    }
+
+    fn remove(&mut self, id: &str) {
+        let Some(t) = self.ids.remove(id) else {
+            return;
+        };
+        let Some(p) = self.parts.remove(&(t, id.to_string())) else {
+            return;
+        };
+        if let Some(src) = Self::source_of(&p)
+            && let Some(set) = self.by_source.get_mut(&src)
+        {
+            set.remove(id);
+            if set.is_empty() {
+                self.by_source.remove(&src);
+            }
+        }
+    }
+
+    /// The parts `hook` made from `source`.
+    fn from_source(&self, hook: &str, source: &str) -> impl Iterator<Item = &PartManifest> {
+        self.by_source
+            .get(&(hook.to_string(), source.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.find(id))
     }
 }
 
@@ -165,7 +211,10 @@ impl Warehouse {
 
     async fn load(&self, name: &str) -> Result<Catalog> {
         let meta: Option<DatasetMeta> = self.storage.get_json(&meta_key(name)).await?;
-        let mut parts = BTreeMap::new();
+        let mut cat = Catalog {
+            meta,
+            ..Default::default()
+        };
         for key in self
             .storage
             .list(&format!("datasets/{name}/parts/"))
@@ -175,10 +224,10 @@ impl Warehouse {
                 continue;
             }
             if let Some(p) = self.storage.get_json::<PartManifest>(&key).await? {
-                parts.insert((p.created_ms, p.id.clone()), p);
+                cat.insert(p);
             }
         }
-        Ok(Catalog { meta, parts })
+        Ok(cat)
     }
 
     /// Run `f` on a dataset's catalog (loading it first), holding its lock.
@@ -278,8 +327,7 @@ impl Warehouse {
         self.storage
             .put_json(&manifest_key(name, id), &manifest)
             .await?;
-        cat.parts
-            .insert((manifest.created_ms, id.to_string()), manifest.clone());
+        cat.insert(manifest.clone());
         Ok(manifest)
     }
 
@@ -296,12 +344,9 @@ impl Warehouse {
         keep_etag: Option<&str>,
     ) -> Result<Vec<PartManifest>> {
         self.with_catalog(name, async |c| {
-            c.parts
-                .values()
+            c.from_source(hook, source)
                 .filter(|p| {
-                    p.lineage.hook.as_deref() == Some(hook)
-                        && p.lineage.source.as_deref() == Some(source)
-                        && Some(p.id.as_str()) != keep
+                    Some(p.id.as_str()) != keep
                         && (keep_etag.is_none() || p.lineage.source_etag.as_deref() != keep_etag)
                 })
                 .cloned()
@@ -322,7 +367,7 @@ impl Warehouse {
         for p in parts {
             self.storage.delete(&manifest_key(name, &p.id)).await?;
             self.storage.delete(&part_key(name, &p.id)).await?;
-            cat.parts.retain(|_, q| q.id != p.id);
+            cat.remove(&p.id);
         }
         Ok(())
     }
@@ -465,5 +510,55 @@ impl Warehouse {
         }
         *guard = None;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(id: &str, t: u64, hook: &str, source: &str) -> PartManifest {
+        PartManifest {
+            id: id.into(),
+            rows: 1,
+            bytes: 1,
+            created_ms: t,
+            lineage: PartLineage {
+                hook: Some(hook.into()),
+                source: Some(source.into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn ids<'a>(it: impl Iterator<Item = &'a PartManifest>) -> Vec<&'a str> {
+        it.map(|p| p.id.as_str()).collect()
+    }
+
+    #[test]
+    fn catalog_indexes_follow_inserts_replacements_and_removals() {
+        let mut c = Catalog::default();
+        c.insert(part("b", 2, "h", "raw/x.csv"));
+        c.insert(part("a", 1, "h", "raw/x.csv"));
+        c.insert(part("c", 3, "h", "raw/y.csv"));
+        c.insert(part("d", 4, "other", "raw/x.csv"));
+        assert_eq!(ids(c.parts.values()), ["a", "b", "c", "d"], "row order");
+        assert_eq!(c.find("c").map(|p| p.created_ms), Some(3));
+        assert!(c.find("zz").is_none());
+        assert_eq!(ids(c.from_source("h", "raw/x.csv")), ["a", "b"]);
+
+        // Replacing a part (a redelivery) keeps one entry, re-indexed under its new source.
+        c.insert(part("b", 2, "h", "raw/y.csv"));
+        assert_eq!(c.parts.len(), 4);
+        assert_eq!(ids(c.from_source("h", "raw/x.csv")), ["a"]);
+        assert_eq!(ids(c.from_source("h", "raw/y.csv")), ["b", "c"]);
+
+        c.remove("a");
+        c.remove("a");
+        assert!(c.find("a").is_none());
+        assert_eq!(ids(c.from_source("h", "raw/x.csv")), Vec::<&str>::new());
+        assert!(!c.by_source.contains_key(&("h".into(), "raw/x.csv".into())));
+        assert_eq!(ids(c.parts.values()), ["b", "c", "d"]);
+        assert_eq!(c.ids.len(), 3);
     }
 }
