@@ -39,16 +39,36 @@ fn storable(name: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::not_found(format!("no dataset named {name:?}")))
 }
 
+/// Parts listed per `GET /v1/datasets/{name}` unless `parts_limit` says otherwise, and the most
+/// it may say: each listed part is a manifest read from the store.
+const DEFAULT_PARTS: usize = 1000;
+const MAX_PARTS: usize = 10_000;
+
+#[derive(Deserialize)]
+pub struct PartsQuery {
+    #[serde(default)]
+    parts_offset: usize,
+    parts_limit: Option<usize>,
+}
+
 pub async fn show(
     _: Authed<READER>,
     State(state): State<AppState>,
     Param(name): Param,
+    query: Result<Query<PartsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     storable(&name)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.parts_limit.unwrap_or(DEFAULT_PARTS);
+    if limit > MAX_PARTS {
+        return Err(ApiError::bad_request(format!(
+            "parts_limit is at most {MAX_PARTS}"
+        )));
+    }
     let d = state
         .hooks
         .warehouse()
-        .describe(&name)
+        .describe(&name, q.parts_offset, limit)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no dataset named {name:?}")))?;
@@ -216,8 +236,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     storable(&name)?;
     let warehouse = state.hooks.warehouse();
-    let Some(detail) = warehouse
-        .describe(&name)
+    let Some(ids) = warehouse
+        .part_ids(&name)
         .await
         .map_err(ApiError::internal)?
     else {
@@ -225,10 +245,10 @@ pub async fn delete(
     };
     // Hooks on this dataset retract what they derived from its parts: announced first, so a
     // failure part-way leaves the dataset to delete again rather than orphaned derived rows.
-    for p in &detail.part_list {
+    for id in &ids {
         let ev = Event::part(
             state.storage.url(),
-            &part_key(&name, &p.id),
+            &part_key(&name, id),
             EventKind::Deleted,
             None,
             Lineage::default(),

@@ -10,10 +10,14 @@
 //! `datasets/{name}/dataset.json` fixes the schema at the first non-empty part; a later part
 //! whose column names or types differ is refused with [`CommitError::SchemaMismatch`].
 //!
-//! The catalog (manifests per dataset) is cached in memory after the first read; this host is its
-//! only writer. Several replicas will need the event bus to share commits (the NATS issue).
+//! The catalog (per dataset: each part's id, time, size and source, ~130 bytes) is cached in
+//! memory after the first read (see [`catalog`]); this host is its only writer. Several replicas
+//! will need the event bus to share commits (the NATS issue).
 
+mod catalog;
 pub mod parquet;
+
+use catalog::Catalog;
 
 use crate::capabilities::events::now_ms;
 use crate::capabilities::storage::Storage;
@@ -21,7 +25,7 @@ use anyhow::{Context, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Where a part came from.
@@ -65,66 +69,6 @@ pub enum CommitError {
     Invalid(String),
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
-}
-
-/// One dataset's cached catalog. Hooks look parts up by id and by source on every event, so
-/// both have an index: a scan made each event cost O(parts) (~0.5 ms at 100k parts, twice).
-#[derive(Default)]
-struct Catalog {
-    meta: Option<DatasetMeta>,
-    /// Ordered by (commit time, id): the dataset's row order.
-    parts: BTreeMap<(u64, String), PartManifest>,
-    /// Part id → its commit time (its key in `parts`).
-    ids: HashMap<String, u64>,
-    /// (hook, source object) → the ids of the parts the hook made from it.
-    by_source: HashMap<(String, String), BTreeSet<String>>,
-}
-
-impl Catalog {
-    fn find(&self, id: &str) -> Option<&PartManifest> {
-        let t = *self.ids.get(id)?;
-        self.parts.get(&(t, id.to_string()))
-    }
-
-    fn source_of(p: &PartManifest) -> Option<(String, String)> {
-        Some((p.lineage.hook.clone()?, p.lineage.source.clone()?))
-    }
-
-    /// Add a part, or replace the part with its id.
-    fn insert(&mut self, p: PartManifest) {
-        self.remove(&p.id);
-        self.ids.insert(p.id.clone(), p.created_ms);
-        if let Some(src) = Self::source_of(&p) {
-            self.by_source.entry(src).or_default().insert(p.id.clone());
-        }
-        self.parts.insert((p.created_ms, p.id.clone()), p);
-    }
-
-    fn remove(&mut self, id: &str) {
-        let Some(t) = self.ids.remove(id) else {
-            return;
-        };
-        let Some(p) = self.parts.remove(&(t, id.to_string())) else {
-            return;
-        };
-        if let Some(src) = Self::source_of(&p)
-            && let Some(set) = self.by_source.get_mut(&src)
-        {
-            set.remove(id);
-            if set.is_empty() {
-                self.by_source.remove(&src);
-            }
-        }
-    }
-
-    /// The parts `hook` made from `source`.
-    fn from_source(&self, hook: &str, source: &str) -> impl Iterator<Item = &PartManifest> {
-        self.by_source
-            .get(&(hook.to_string(), source.to_string()))
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.find(id))
-    }
 }
 
 type Handle = Arc<tokio::sync::Mutex<Option<Catalog>>>;
@@ -211,10 +155,8 @@ impl Warehouse {
 
     async fn load(&self, name: &str) -> Result<Catalog> {
         let meta: Option<DatasetMeta> = self.storage.get_json(&meta_key(name)).await?;
-        let mut cat = Catalog {
-            meta,
-            ..Default::default()
-        };
+        let mut cat = Catalog::default();
+        cat.meta = meta;
         for key in self
             .storage
             .list(&format!("datasets/{name}/parts/"))
@@ -224,7 +166,7 @@ impl Warehouse {
                 continue;
             }
             if let Some(p) = self.storage.get_json::<PartManifest>(&key).await? {
-                cat.insert(p);
+                cat.insert(&p);
             }
         }
         Ok(cat)
@@ -243,7 +185,7 @@ impl Warehouse {
         }
         let cat = guard.as_mut().expect("loaded");
         let out = f(cat).await;
-        if cat.meta.is_none() && cat.parts.is_empty() {
+        if cat.meta.is_none() && cat.is_empty() {
             // No such dataset: do not keep an entry for every name anyone asked about. Only
             // when no one else holds the handle (a commit may be waiting on it); handles are
             // only taken under the map lock, so the count cannot grow while we look.
@@ -256,9 +198,16 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// The manifest of a committed part, if it is committed.
+    /// The manifest of a committed part, if it is committed (read from the store only then).
     pub async fn committed(&self, name: &str, id: &str) -> Result<Option<PartManifest>> {
-        self.with_catalog(name, async |c| c.find(id).cloned()).await
+        if self
+            .with_catalog(name, async |c| c.get(id))
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.storage.get_json(&manifest_key(name, id)).await
     }
 
     /// Commit an Arrow IPC stream as part `id` of a dataset (created on first commit).
@@ -320,14 +269,14 @@ impl Warehouse {
             id: id.to_string(),
             rows,
             bytes: bytes.len() as u64,
-            created_ms: cat.find(id).map_or_else(now_ms, |p| p.created_ms),
+            created_ms: cat.get(id).map_or_else(now_ms, |p| p.created_ms),
             lineage,
         };
         self.storage.put(&part_key(name, id), bytes).await?;
         self.storage
             .put_json(&manifest_key(name, id), &manifest)
             .await?;
-        cat.insert(manifest.clone());
+        cat.insert(&manifest);
         Ok(manifest)
     }
 
@@ -343,16 +292,27 @@ impl Warehouse {
         keep: Option<&str>,
         keep_etag: Option<&str>,
     ) -> Result<Vec<PartManifest>> {
-        self.with_catalog(name, async |c| {
-            c.from_source(hook, source)
-                .filter(|p| {
-                    Some(p.id.as_str()) != keep
-                        && (keep_etag.is_none() || p.lineage.source_etag.as_deref() != keep_etag)
-                })
-                .cloned()
-                .collect()
-        })
-        .await
+        let ids = self
+            .with_catalog(name, async |c| c.made_from(hook, source, keep))
+            .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(m) = self
+                .storage
+                .get_json::<PartManifest>(&manifest_key(name, &id))
+                .await?
+            else {
+                continue;
+            };
+            let l = &m.lineage;
+            if l.hook.as_deref() == Some(hook)
+                && l.source.as_deref() == Some(source)
+                && (keep_etag.is_none() || l.source_etag.as_deref() != keep_etag)
+            {
+                out.push(m);
+            }
+        }
+        Ok(out)
     }
 
     /// Remove parts. Manifests go first, so a crash leaves at most an invisible orphan Parquet
@@ -373,11 +333,12 @@ impl Warehouse {
     }
 
     fn summary(name: &str, cat: &Catalog) -> DatasetSummary {
+        let (rows, parts, bytes) = cat.totals();
         DatasetSummary {
             name: name.to_string(),
-            rows: cat.parts.values().map(|p| p.rows).sum(),
-            parts: cat.parts.len(),
-            bytes: cat.parts.values().map(|p| p.bytes).sum(),
+            rows,
+            parts,
+            bytes,
             created_ms: cat.meta.as_ref().map_or(0, |m| m.created_ms),
         }
     }
@@ -406,26 +367,60 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// Schema, size, parts and lineage of a dataset; `None` if it does not exist.
-    pub async fn describe(&self, name: &str) -> Result<Option<DatasetDetail>> {
-        self.with_catalog(name, async |c| {
-            let meta = c.meta.as_ref()?;
-            let schema = meta
-                .schema
-                .iter()
-                .flat_map(|s| s.fields().iter())
-                .map(|f| {
-                    serde_json::json!({
-                        "name": f.name(), "type": f.data_type().to_string(),
-                        "nullable": f.is_nullable()
+    /// Schema, size, and parts `offset..offset+limit` in row order with their lineage (read
+    /// from their manifests); `None` if the dataset does not exist.
+    pub async fn describe(
+        &self,
+        name: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<DatasetDetail>> {
+        let found = self
+            .with_catalog(name, async |c| {
+                let meta = c.meta.as_ref()?;
+                let schema: Vec<_> = meta
+                    .schema
+                    .iter()
+                    .flat_map(|s| s.fields().iter())
+                    .map(|f| {
+                        serde_json::json!({
+                            "name": f.name(), "type": f.data_type().to_string(),
+                            "nullable": f.is_nullable()
+                        })
                     })
-                })
-                .collect();
-            Some(DatasetDetail {
-                summary: Self::summary(name, c),
-                schema,
-                part_list: c.parts.values().cloned().collect(),
+                    .collect();
+                let page: Vec<_> = c
+                    .ordered()
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|(id, _)| id)
+                    .collect();
+                Some((Self::summary(name, c), schema, page))
             })
+            .await?;
+        let Some((summary, schema, page)) = found else {
+            return Ok(None);
+        };
+        let mut part_list = Vec::with_capacity(page.len());
+        for id in page {
+            // A part removed since is left out.
+            if let Some(m) = self.storage.get_json(&manifest_key(name, &id)).await? {
+                part_list.push(m);
+            }
+        }
+        Ok(Some(DatasetDetail {
+            summary,
+            schema,
+            part_list,
+        }))
+    }
+
+    /// Every part id in row order; `None` if the dataset does not exist.
+    pub async fn part_ids(&self, name: &str) -> Result<Option<Vec<String>>> {
+        self.with_catalog(name, async |c| {
+            c.meta.as_ref()?;
+            Some(c.ordered().into_iter().map(|(id, _)| id).collect())
         })
         .await
     }
@@ -440,10 +435,7 @@ impl Warehouse {
         let plan = self
             .with_catalog(name, async |c| {
                 let meta = c.meta.as_ref()?;
-                Some((
-                    meta.schema.clone(),
-                    c.parts.values().cloned().collect::<Vec<_>>(),
-                ))
+                Some((meta.schema.clone(), c.ordered()))
             })
             .await?;
         let Some((schema, parts)) = plan else {
@@ -452,7 +444,7 @@ impl Warehouse {
         let schema = Arc::new(schema.unwrap_or_else(Schema::empty));
         let (mut skip, mut left) = (offset, limit);
         let mut out = Vec::new();
-        for p in parts {
+        for (id, p) in parts {
             if left == 0 {
                 break;
             }
@@ -460,12 +452,12 @@ impl Warehouse {
                 skip -= p.rows;
                 continue;
             }
-            let Some(bytes) = self.storage.get(&part_key(name, &p.id)).await? else {
+            let Some(bytes) = self.storage.get(&part_key(name, &id)).await? else {
                 continue; // retracted while we read
             };
             let (_, batches) = tokio::task::spawn_blocking(move || parquet::decode(bytes))
                 .await?
-                .with_context(|| format!("part {} of {name}", p.id))?;
+                .with_context(|| format!("part {id} of {name}"))?;
             for b in batches {
                 let n = b.num_rows() as u64;
                 if skip >= n {
@@ -510,55 +502,5 @@ impl Warehouse {
         }
         *guard = None;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn part(id: &str, t: u64, hook: &str, source: &str) -> PartManifest {
-        PartManifest {
-            id: id.into(),
-            rows: 1,
-            bytes: 1,
-            created_ms: t,
-            lineage: PartLineage {
-                hook: Some(hook.into()),
-                source: Some(source.into()),
-                ..Default::default()
-            },
-        }
-    }
-
-    fn ids<'a>(it: impl Iterator<Item = &'a PartManifest>) -> Vec<&'a str> {
-        it.map(|p| p.id.as_str()).collect()
-    }
-
-    #[test]
-    fn catalog_indexes_follow_inserts_replacements_and_removals() {
-        let mut c = Catalog::default();
-        c.insert(part("b", 2, "h", "raw/x.csv"));
-        c.insert(part("a", 1, "h", "raw/x.csv"));
-        c.insert(part("c", 3, "h", "raw/y.csv"));
-        c.insert(part("d", 4, "other", "raw/x.csv"));
-        assert_eq!(ids(c.parts.values()), ["a", "b", "c", "d"], "row order");
-        assert_eq!(c.find("c").map(|p| p.created_ms), Some(3));
-        assert!(c.find("zz").is_none());
-        assert_eq!(ids(c.from_source("h", "raw/x.csv")), ["a", "b"]);
-
-        // Replacing a part (a redelivery) keeps one entry, re-indexed under its new source.
-        c.insert(part("b", 2, "h", "raw/y.csv"));
-        assert_eq!(c.parts.len(), 4);
-        assert_eq!(ids(c.from_source("h", "raw/x.csv")), ["a"]);
-        assert_eq!(ids(c.from_source("h", "raw/y.csv")), ["b", "c"]);
-
-        c.remove("a");
-        c.remove("a");
-        assert!(c.find("a").is_none());
-        assert_eq!(ids(c.from_source("h", "raw/x.csv")), Vec::<&str>::new());
-        assert!(!c.by_source.contains_key(&("h".into(), "raw/x.csv".into())));
-        assert_eq!(ids(c.parts.values()), ["b", "c", "d"]);
-        assert_eq!(c.ids.len(), 3);
     }
 }
