@@ -2,7 +2,9 @@
 //!
 //! - `file://PATH` (default `file://./aimass-data`): local files. `object_store`'s
 //!   `LocalFileSystem` writes each object to a temporary file and renames it into place, so a crash
-//!   never leaves a torn object.
+//!   never leaves a torn object. Deleting a directory's last object removes the directory, so a
+//!   deleted `a/b` never blocks a later object `a`; a write into that directory at the same moment
+//!   can then find it gone, and is retried (see [`Storage::put`]).
 //! - `memory://`: in process, gone at exit (tests, experiments).
 //! - `s3://BUCKET`: any S3-compatible server. Endpoint, region and credentials come from flags or
 //!   the usual `AWS_*` environment variables; requests are path-style, and `http://` endpoints are
@@ -125,6 +127,13 @@ fn missing(e: &object_store::Error) -> bool {
         || io_kind(e).is_some_and(|k| k == std::io::ErrorKind::NotADirectory)
 }
 
+/// A write failed because a directory on its path was not there (removed by a concurrent
+/// delete's cleanup).
+fn dir_vanished(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. })
+        || io_kind(e) == Some(std::io::ErrorKind::NotFound)
+}
+
 /// The kind of the I/O error behind a store error, if there is one.
 fn io_kind(e: &object_store::Error) -> Option<std::io::ErrorKind> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -242,11 +251,25 @@ impl Storage {
 
     /// Write an object whole (atomic: readers see the old or the new bytes, never a mix).
     pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<()> {
-        self.inner
-            .put(&path(key)?, PutPayload::from_bytes(bytes.into()))
-            .await
-            .map_err(|e| write_error(key, e))?;
+        self.put_raw(key, bytes.into()).await?;
         Ok(())
+    }
+
+    /// Write an object. On the local store, a delete that empties the object's directory
+    /// removes it, and a write into it at that moment fails with "not found" (the soak met this
+    /// when the event queue drained: a 500 on an object PUT). The directory is recreated on
+    /// the next attempt, so such writes are retried a few times.
+    async fn put_raw(&self, key: &str, bytes: Bytes) -> Result<object_store::PutResult> {
+        const ATTEMPTS: usize = 5;
+        let location = path(key)?;
+        let mut attempt = 1;
+        loop {
+            let payload = PutPayload::from_bytes(bytes.clone());
+            match self.inner.put(&location, payload).await {
+                Err(e) if attempt < ATTEMPTS && dir_vanished(&e) => attempt += 1,
+                r => return r.map_err(|e| write_error(key, e)),
+            }
+        }
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
@@ -277,6 +300,29 @@ impl Storage {
     }
 
     /// Objects under a prefix (recursive), with size, etag and modification time.
+    /// Objects under a prefix with their metadata, as the store lists them: a large prefix is
+    /// never held whole (the poller's passes).
+    pub fn list_info_stream(
+        &self,
+        prefix: &str,
+    ) -> Result<impl futures::Stream<Item = Result<ObjectInfo>> + Send + use<>> {
+        let prefix = path(prefix)?;
+        let described = prefix.to_string();
+        Ok(futures::StreamExt::filter_map(
+            self.inner.list(Some(&prefix)),
+            move |r| {
+                futures::future::ready(match r {
+                    Ok(m) => Some(Ok(ObjectInfo::from_meta(m))),
+                    // Under another object's key (local store): nothing can be listed there.
+                    Err(e) if missing(&e) => None,
+                    Err(e) => Some(Err(
+                        anyhow::Error::new(e).context(format!("listing {described}"))
+                    )),
+                })
+            },
+        ))
+    }
+
     pub async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let prefix = path(prefix)?;
         let metas: Vec<_> = match self.inner.list(Some(&prefix)).try_collect().await {
@@ -292,11 +338,7 @@ impl Storage {
     pub async fn put_info(&self, key: &str, bytes: impl Into<Bytes>) -> Result<ObjectInfo> {
         let bytes: Bytes = bytes.into();
         let size = bytes.len() as u64;
-        let r = self
-            .inner
-            .put(&path(key)?, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| write_error(key, e))?;
+        let r = self.put_raw(key, bytes).await?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size,
@@ -373,6 +415,34 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes into a directory that concurrent deletes keep emptying (and so removing), like the
+    /// event queue of a hook that keeps up: every write must land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_survive_concurrent_directory_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(
+            &format!("file://{}", dir.path().display()),
+            &Default::default(),
+        )
+        .unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for i in 0..1000 {
+                        let key = format!("q/h/{t}-{i}.json");
+                        s.put(&key, "{}").await.unwrap();
+                        s.delete(&key).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(s.list("q/").await.unwrap().is_empty());
+    }
 
     #[tokio::test]
     async fn file_store_round_trip_and_listing() {

@@ -1,9 +1,9 @@
 //! Change detection by listing, for stores that cannot notify (local files, Garage).
 //!
-//! Each watched prefix keeps the map key → version token (etag, else version, else size+mtime) it
-//! last saw, persisted at `events/poller/{hash}.json`. A scan lists the prefix and reports keys
-//! that are new or whose token changed (created) and keys that vanished (deleted); the caller
-//! enqueues those events and only then [`Poller::commit`]s the new map, so a crash in between
+//! Each watched prefix keeps the map key → version-token hash (of the etag, else version, else
+//! size+mtime) it last saw, persisted at `events/poller/{hash}.json`. A pass lists the prefix and
+//! reports keys that are new or whose token changed (created) and keys that vanished (deleted);
+//! the caller enqueues those events and only then [`Poller::commit`]s them, so a crash in between
 //! re-reports the same versions — with the same dedupe ids — rather than losing them. Because the
 //! map is persisted, a restart does not re-report objects already seen.
 //!
@@ -11,32 +11,74 @@
 //! events, as S3 notifications only cover writes made after they are configured. Hook creation
 //! baselines its prefix before it returns, so every write after that is reported.
 //!
-//! A pass costs time in proportion to the objects under the watched prefixes (~10 µs each on
-//! local disk: 60k objects kept a core 60% busy at one pass a second), so [`Pace`] spaces passes
-//! out as they grow expensive. Writes through the host and S3 notifications do not wait for a
-//! pass; only writes made behind the host's back are found later under a large prefix.
+//! Large prefixes. A pass reads the listing as a stream, a chunk at a time, and never holds it
+//! whole: comparing a 100k-object listing held as a map, and rewriting the state after passes
+//! that found only writes the host was about to note, grew a soak's RSS by 66% in 10 minutes.
+//! Each entry remembers the pass that last listed (or noted) it, so vanished keys are found
+//! without keeping the listing. Objects modified in the last [`SETTLE`] are left to the next
+//! pass: a write through the host is noted a moment after it lands, and is not the poller's to
+//! report. A pass costs ~9 µs per object on local disk, so [`Pace`] spaces passes out as they
+//! grow expensive. Writes through the host and S3 notifications never wait for a pass; only
+//! writes made behind the host's back are found later under a large prefix.
 
 use super::{Event, EventKind, Source, digest};
-use crate::capabilities::storage::{ObjectInfo, Storage};
+use crate::capabilities::storage::{ObjectInfo, Storage, is_reserved};
 use anyhow::Result;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// What the poller saw under one prefix: key → version token.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Seen {
+/// How long an object must be unchanged before a pass reports it (see the module docs).
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// Entries compared per hold of the state lock: writes through the host `note` under it, so they
+/// wait for at most one chunk, never for a whole pass over a large prefix.
+const CHUNK: usize = 1024;
+
+/// One key as last seen.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    token: u64,
+    /// The pass that last listed or noted it.
+    pass: u64,
+}
+
+/// One watched prefix.
+#[derive(Debug, Default)]
+struct Watch {
+    keys: BTreeMap<Box<str>, Mark>,
+    /// The pass under way (or the last one).
+    pass: u64,
+}
+
+/// The persisted form: key → token hash (`keys`, token strings, is the first format, read only).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
     prefix: String,
+    #[serde(default, skip_serializing)]
     keys: BTreeMap<String, String>,
+    #[serde(default)]
+    hashes: BTreeMap<String, u64>,
+}
+
+/// What a pass found, to [`Poller::commit`] once its events are enqueued: key → new token hash,
+/// or `None` for a vanished key.
+#[derive(Debug)]
+pub struct Changes {
+    prefix: String,
+    pass: u64,
+    set: Vec<(String, Option<u64>)>,
 }
 
 pub struct Poller {
     storage: Storage,
     /// Per watched prefix: what was seen (absent until loaded from the store).
-    seen: Arc<Mutex<HashMap<String, Seen>>>,
+    seen: Mutex<HashMap<String, Watch>>,
+    settle: Duration,
     /// Duration of the last pass over every prefix, and the time from its start to the next
     /// pass's start, in µs (for `/metrics`).
     last_pass_us: AtomicU64,
@@ -71,11 +113,24 @@ pub fn token(o: &ObjectInfo) -> String {
         .unwrap_or_else(|| format!("{}-{}", o.size, o.modified_ms))
 }
 
+/// A token as kept: 64-bit FNV-1a, stable across builds (it is persisted).
+fn token_hash(token: &str) -> u64 {
+    token.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl Poller {
     pub fn new(storage: Storage) -> Poller {
+        Poller::with_settle(storage, SETTLE)
+    }
+
+    /// A poller that reports objects once they are `settle` old (tests use 0).
+    pub fn with_settle(storage: Storage, settle: Duration) -> Poller {
         Poller {
             storage,
-            seen: Arc::new(Mutex::new(HashMap::new())),
+            seen: Mutex::new(HashMap::new()),
+            settle,
             last_pass_us: AtomicU64::new(0),
             last_period_us: AtomicU64::new(0),
         }
@@ -86,16 +141,43 @@ impl Poller {
         if self.seen.lock().unwrap().contains_key(prefix) {
             return Ok(true);
         }
-        let stored: Option<Seen> = self.storage.get_json(&state_key(prefix)).await?;
-        let found = stored.is_some();
-        if let Some(s) = stored {
-            self.seen
-                .lock()
-                .unwrap()
-                .entry(prefix.to_string())
-                .or_insert(s);
-        }
-        Ok(found)
+        let Some(stored) = self.storage.get_json::<Stored>(&state_key(prefix)).await? else {
+            return Ok(false);
+        };
+        let legacy = stored.keys.into_iter().map(|(k, t)| (k, token_hash(&t)));
+        let keys = legacy
+            .chain(stored.hashes)
+            .map(|(k, token)| (k.into_boxed_str(), Mark { token, pass: 0 }))
+            .collect();
+        self.seen
+            .lock()
+            .unwrap()
+            .entry(prefix.to_string())
+            .or_insert(Watch { keys, pass: 0 });
+        Ok(true)
+    }
+
+    async fn persist(&self, prefix: &str) -> Result<()> {
+        let hashes: Option<BTreeMap<String, u64>> = {
+            let seen = self.seen.lock().unwrap();
+            seen.get(prefix).map(|w| {
+                w.keys
+                    .iter()
+                    .map(|(k, m)| (k.to_string(), m.token))
+                    .collect()
+            })
+        };
+        let Some(hashes) = hashes else {
+            return Ok(()); // forgotten meanwhile
+        };
+        let stored = Stored {
+            prefix: prefix.to_string(),
+            keys: BTreeMap::new(),
+            hashes,
+        };
+        // Encoded off the async threads: it has an entry per object.
+        let body = tokio::task::spawn_blocking(move || serde_json::to_vec(&stored)).await??;
+        self.storage.put(&state_key(prefix), body).await
     }
 
     /// Record a finished pass and the pause after it.
@@ -114,17 +196,22 @@ impl Poller {
         )
     }
 
-    async fn list(&self, prefix: &str) -> Result<BTreeMap<String, ObjectInfo>> {
+    /// The prefix's objects as they are listed, `CHUNK` at a time.
+    fn listing(
+        &self,
+        prefix: &str,
+    ) -> Result<impl futures::Stream<Item = Vec<Result<ObjectInfo>>> + use<>> {
+        let owned = prefix.to_string();
         Ok(self
             .storage
-            .list_info(prefix)
-            .await?
-            .into_iter()
-            .filter(|o| {
-                o.key.starts_with(prefix) && !crate::capabilities::storage::is_reserved(&o.key)
+            .list_info_stream(prefix)?
+            .filter(move |r| {
+                let keep = r
+                    .as_ref()
+                    .map_or(true, |o| o.key.starts_with(&owned) && !is_reserved(&o.key));
+                futures::future::ready(keep)
             })
-            .map(|o| (o.key.clone(), o))
-            .collect())
+            .chunks(CHUNK))
     }
 
     /// Record the prefix's current objects as seen, without events, unless it has a state already.
@@ -132,29 +219,113 @@ impl Poller {
         if self.load(prefix).await? {
             return Ok(());
         }
-        let keys = self
-            .list(prefix)
-            .await?
-            .into_iter()
-            .map(|(k, o)| (k, token(&o)))
-            .collect();
-        self.commit(Seen {
-            prefix: prefix.to_string(),
-            keys,
-        })
-        .await
+        let mut keys = BTreeMap::new();
+        let mut listing = std::pin::pin!(self.listing(prefix)?);
+        while let Some(chunk) = listing.next().await {
+            for o in chunk {
+                let o = o?;
+                let token = token_hash(&token(&o));
+                keys.insert(o.key.into_boxed_str(), Mark { token, pass: 0 });
+            }
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .insert(prefix.to_string(), Watch { keys, pass: 0 });
+        self.persist(prefix).await
     }
 
     /// List a prefix and report what changed since the last commit. Returns the events and the
-    /// state to [`Poller::commit`] once they are safely enqueued.
-    pub async fn scan(&self, prefix: &str, store: &str) -> Result<(Vec<Event>, Option<Seen>)> {
+    /// changes to [`Poller::commit`] once they are safely enqueued.
+    pub async fn scan(&self, prefix: &str, store: &str) -> Result<(Vec<Event>, Option<Changes>)> {
         if !self.load(prefix).await? {
             self.baseline(prefix).await?;
             return Ok((Vec::new(), None));
         }
-        let now = self.list(prefix).await?;
-        let (seen, prefix, store) = (self.seen.clone(), prefix.to_string(), store.to_string());
-        Ok(tokio::task::spawn_blocking(move || diff(&seen, &prefix, &store, now)).await?)
+        let pass = {
+            let mut seen = self.seen.lock().unwrap();
+            let Some(w) = seen.get_mut(prefix) else {
+                return Ok((Vec::new(), None));
+            };
+            w.pass += 1;
+            w.pass
+        };
+        let settled_before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+            - self.settle.as_millis() as i128;
+        let (mut events, mut set) = (Vec::new(), Vec::new());
+        let mut listing = std::pin::pin!(self.listing(prefix)?);
+        while let Some(chunk) = listing.next().await {
+            let chunk = chunk.into_iter().collect::<Result<Vec<_>>>()?;
+            let mut seen = self.seen.lock().unwrap();
+            let Some(w) = seen.get_mut(prefix) else {
+                return Ok((Vec::new(), None)); // forgotten meanwhile: no hook watches it
+            };
+            for o in chunk {
+                let t = token_hash(&token(&o));
+                let known = w.keys.get_mut(o.key.as_str());
+                let same = known.as_ref().is_some_and(|m| m.token == t);
+                if let Some(m) = known {
+                    m.pass = pass;
+                }
+                if same || i128::from(o.modified_ms) > settled_before {
+                    continue;
+                }
+                events.push(Event::object(
+                    store,
+                    &o.key,
+                    EventKind::Created,
+                    Some(o.size),
+                    o.etag.clone(),
+                    o.version.clone(),
+                    None,
+                    Source::Poller,
+                ));
+                set.push((o.key, Some(t)));
+            }
+        }
+        // Vanished: entries this pass neither listed nor saw noted.
+        let mut cursor: Option<Box<str>> = None;
+        loop {
+            let seen = self.seen.lock().unwrap();
+            let Some(w) = seen.get(prefix) else {
+                return Ok((Vec::new(), None));
+            };
+            let from = cursor.take().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut last = None;
+            for (key, m) in w
+                .keys
+                .range::<Box<str>, _>((from, Bound::Unbounded))
+                .take(CHUNK)
+            {
+                if m.pass != pass {
+                    events.push(Event::object(
+                        store,
+                        key,
+                        EventKind::Deleted,
+                        None,
+                        None,
+                        None,
+                        Some(format!("{:016x}", m.token)),
+                        Source::Poller,
+                    ));
+                    set.push((key.to_string(), None));
+                }
+                last = Some(key);
+            }
+            match last {
+                Some(k) => cursor = Some(k.clone()),
+                None => break,
+            }
+        }
+        if events.is_empty() {
+            return Ok((events, None));
+        }
+        let changes = Changes {
+            prefix: prefix.to_string(),
+            pass,
+            set,
+        };
+        Ok((events, Some(changes)))
     }
 
     /// Forget a prefix's state (no hook watches it any more).
@@ -163,14 +334,26 @@ impl Poller {
         self.storage.delete(&state_key(prefix)).await
     }
 
-    /// Persist a scan's new state (encoded off the async threads: it has an entry per object).
-    pub async fn commit(&self, seen: Seen) -> Result<()> {
-        let (body, seen) =
-            tokio::task::spawn_blocking(move || serde_json::to_vec(&seen).map(|b| (b, seen)))
-                .await??;
-        self.storage.put(&state_key(&seen.prefix), body).await?;
-        self.seen.lock().unwrap().insert(seen.prefix.clone(), seen);
-        Ok(())
+    /// Apply a pass's changes and persist the prefix's state.
+    pub async fn commit(&self, changes: Changes) -> Result<()> {
+        {
+            let mut seen = self.seen.lock().unwrap();
+            let Some(w) = seen.get_mut(&changes.prefix) else {
+                return Ok(());
+            };
+            for (key, token) in changes.set {
+                match token {
+                    Some(token) => {
+                        let pass = changes.pass;
+                        w.keys.insert(key.into_boxed_str(), Mark { token, pass });
+                    }
+                    None => {
+                        w.keys.remove(key.as_str());
+                    }
+                }
+            }
+        }
+        self.persist(&changes.prefix).await
     }
 
     /// A write or delete made through the host (which emitted its own event): update the
@@ -178,91 +361,57 @@ impl Poller {
     /// Persisted with the next commit; a crash before that only costs a duplicate event.
     pub fn note(&self, key: &str, object: Option<&ObjectInfo>) {
         let mut seen = self.seen.lock().unwrap();
-        for s in seen.values_mut().filter(|s| key.starts_with(&s.prefix)) {
+        for (prefix, w) in seen.iter_mut() {
+            if !key.starts_with(prefix.as_str()) {
+                continue;
+            }
             match object {
-                Some(o) => s.keys.insert(key.to_string(), token(o)),
-                None => s.keys.remove(key),
-            };
-        }
-    }
-}
-
-/// Lookups per hold of the state lock while comparing: writes through the host `note` under
-/// it, so they wait for at most one chunk (~1 ms), never for a whole pass over a large prefix.
-const CHUNK: usize = 4096;
-
-/// Compare a listing with what was seen under `prefix`: created or changed keys, then vanished
-/// ones. Runs on a blocking thread; `None` state when nothing changed (or the prefix was
-/// forgotten meanwhile: no hook watches it any more).
-fn diff(
-    seen: &Mutex<HashMap<String, Seen>>,
-    prefix: &str,
-    store: &str,
-    now: BTreeMap<String, ObjectInfo>,
-) -> (Vec<Event>, Option<Seen>) {
-    let mut events = Vec::new();
-    let mut listed = now.iter().peekable();
-    while listed.peek().is_some() {
-        let map = seen.lock().unwrap();
-        let Some(before) = map.get(prefix) else {
-            return (Vec::new(), None);
-        };
-        for (key, o) in listed.by_ref().take(CHUNK) {
-            if before.keys.get(key) != Some(&token(o)) {
-                events.push(Event::object(
-                    store,
-                    key,
-                    EventKind::Created,
-                    Some(o.size),
-                    o.etag.clone(),
-                    o.version.clone(),
-                    None,
-                    Source::Poller,
-                ));
+                Some(o) => {
+                    let mark = Mark {
+                        token: token_hash(&token(o)),
+                        pass: w.pass,
+                    };
+                    w.keys.insert(key.into(), mark);
+                }
+                None => {
+                    w.keys.remove(key);
+                }
             }
         }
     }
-    let mut cursor: Option<String> = None;
-    loop {
-        let map = seen.lock().unwrap();
-        let Some(before) = map.get(prefix) else {
-            return (Vec::new(), None);
-        };
-        let from = cursor.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut last = None;
-        for (key, t) in before.keys.range((from, Bound::Unbounded)).take(CHUNK) {
-            if !now.contains_key(key) {
-                events.push(Event::object(
-                    store,
-                    key,
-                    EventKind::Deleted,
-                    None,
-                    Some(t.clone()),
-                    None,
-                    None,
-                    Source::Poller,
-                ));
-            }
-            last = Some(key);
-        }
-        match last {
-            Some(k) => cursor = Some(k.clone()),
-            None => break,
-        }
-    }
-    if events.is_empty() {
-        return (events, None);
-    }
-    let after = Seen {
-        prefix: prefix.to_string(),
-        keys: now.into_iter().map(|(k, o)| (k, token(&o))).collect(),
-    };
-    (events, Some(after))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn recent_writes_wait_a_pass_and_host_writes_noted_meanwhile_are_not_reported() {
+        let storage = Storage::open("memory://", &Default::default()).unwrap();
+        let poller = Poller::new(storage.clone()); // SETTLE: 1 s
+        poller.baseline("raw/").await.unwrap();
+        let info = storage.put_info("raw/a.csv", "a").await.unwrap();
+        storage.put("raw/b.csv", "b").await.unwrap();
+        assert!(
+            poller.scan("raw/", "m").await.unwrap().0.is_empty(),
+            "too recent"
+        );
+        poller.note("raw/a.csv", Some(&info)); // the host's own write, noted after it landed
+        tokio::time::sleep(SETTLE).await;
+        let (ev, _) = poller.scan("raw/", "m").await.unwrap();
+        let keys: Vec<_> = ev.iter().map(|e| (e.key.as_str(), e.kind)).collect();
+        assert_eq!(keys, [("raw/b.csv", EventKind::Created)]);
+    }
+
+    #[tokio::test]
+    async fn state_in_the_first_format_is_read() {
+        let storage = Storage::open("memory://", &Default::default()).unwrap();
+        let info = storage.put_info("raw/a.csv", "a").await.unwrap();
+        let legacy = serde_json::json!({"prefix": "raw/", "keys": {"raw/a.csv": token(&info)}});
+        storage.put_json(&state_key("raw/"), &legacy).await.unwrap();
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
+        assert!(poller.scan("raw/", "m").await.unwrap().0.is_empty());
+    }
 
     #[tokio::test]
     async fn changes_across_several_chunks_are_all_reported() {
@@ -271,7 +420,7 @@ mod tests {
         for i in 0..n {
             storage.put(&format!("raw/{i:06}"), "x").await.unwrap();
         }
-        let poller = Poller::new(storage.clone());
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
         poller.baseline("raw/").await.unwrap();
         for i in (0..n).step_by(2) {
             storage.delete(&format!("raw/{i:06}")).await.unwrap();
@@ -316,7 +465,7 @@ mod tests {
     async fn baseline_then_create_change_delete_survives_restart() {
         let storage = Storage::open("memory://", &Default::default()).unwrap();
         storage.put("raw/old.csv", "a").await.unwrap();
-        let poller = Poller::new(storage.clone());
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
         poller.baseline("raw/").await.unwrap();
         let (ev, state) = poller.scan("raw/", "m").await.unwrap();
         assert!(
@@ -337,11 +486,11 @@ mod tests {
             ]
         );
         // Not committed yet (as if the host crashed before enqueueing): reported again.
-        let again = Poller::new(storage.clone());
+        let again = Poller::with_settle(storage.clone(), Duration::ZERO);
         assert_eq!(again.scan("raw/", "m").await.unwrap().0.len(), 2);
         poller.commit(state.unwrap()).await.unwrap();
         // A restarted poller reads the committed state: nothing new.
-        let restarted = Poller::new(storage.clone());
+        let restarted = Poller::with_settle(storage.clone(), Duration::ZERO);
         assert!(restarted.scan("raw/", "m").await.unwrap().0.is_empty());
 
         storage.delete("raw/new.csv").await.unwrap();
