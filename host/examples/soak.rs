@@ -9,6 +9,10 @@
 //! that the pool is back to 0 slots when idle and that every hook event was processed.
 //!
 //! Usage: soak URL TOKEN HOST_PID [SECONDS=600] [FRACTION=0.8] [WINDOW_S=60] [PROBE_S=15]
+//!
+//! `AIMASS_SOAK_KEYS=N` puts the hook objects under N keys in rotation (each put a new version
+//! that replaces the parts of the one before) instead of a new key each time: the host's state
+//! then stays bounded, so RSS growth measures leaks rather than the per-object index.
 
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +33,8 @@ struct Load {
     url: String,
     token: String,
     seq: AtomicU64,
+    /// Hook objects rotate over this many keys (0: a new key per put).
+    keys: u64,
 }
 
 impl Load {
@@ -49,8 +55,9 @@ impl Load {
                 .body(INFER),
             _ => {
                 let n = self.seq.fetch_add(1, Ordering::Relaxed);
+                let key = if self.keys > 0 { n % self.keys } else { n };
                 self.http
-                    .put(format!("{}/v1/objects/soak/{n:09}.csv", self.url))
+                    .put(format!("{}/v1/objects/soak/{key:09}.csv", self.url))
                     .body(format!("n,v\n{n},1\n"))
             }
         };
@@ -174,6 +181,10 @@ async fn main() {
         url,
         token,
         seq: AtomicU64::new(0),
+        keys: std::env::var("AIMASS_SOAK_KEYS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     });
 
     // Set-up: the function, the model, the hook.
@@ -356,8 +367,13 @@ async fn main() {
     println!(
         "instance pool: at most {pool_max} slots in use during the soak, {pool_idle} when idle"
     );
+    let keys = match load.keys {
+        0 => "a new key each".to_string(),
+        k => format!("{k} keys in rotation"),
+    };
     println!(
-        "hook: {hooked} objects put, {} rows in soak-raw, {pending} events pending after the drain",
+        "hook: {hooked} objects put ({keys}), {} rows in soak-raw, {pending} events pending after \
+         the drain",
         rows["rows"]
     );
 }
