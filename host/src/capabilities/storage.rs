@@ -299,9 +299,8 @@ impl Storage {
             .collect())
     }
 
-    /// Objects under a prefix (recursive), with size, etag and modification time.
-    /// Objects under a prefix with their metadata, as the store lists them: a large prefix is
-    /// never held whole (the poller's passes).
+    /// Objects under a prefix (recursive) with size, etag and modification time, as the store
+    /// lists them: a large prefix is never held whole (the poller's passes).
     pub fn list_info_stream(
         &self,
         prefix: &str,
@@ -323,15 +322,9 @@ impl Storage {
         ))
     }
 
+    /// [`Storage::list_info_stream`], collected.
     pub async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let prefix = path(prefix)?;
-        let metas: Vec<_> = match self.inner.list(Some(&prefix)).try_collect().await {
-            Ok(metas) => metas,
-            // Under another object's key (local store): nothing can be listed there.
-            Err(e) if missing(&e) => Vec::new(),
-            Err(e) => return Err(e).with_context(|| format!("listing {prefix}")),
-        };
-        Ok(metas.into_iter().map(ObjectInfo::from_meta).collect())
+        self.list_info_stream(prefix)?.try_collect().await
     }
 
     /// Write an object whole and report what the store made of it (etag, version).
