@@ -116,7 +116,20 @@ async fn local_schema_mismatch() {
 
 #[tokio::test]
 async fn local_object_api() {
-    object_api_round_trip_and_bad_keys(polled()).await
+    let e = polled();
+    object_api_round_trip_and_bad_keys(e).await;
+    // The local file store cannot hold '#' (S3 can): a clear 400, where fuzzing found a 500 on
+    // every operation.
+    for (method, path) in [
+        ("PUT", "/v1/objects/%239"),
+        ("GET", "/v1/objects/%239"),
+        ("DELETE", "/v1/objects/a/b%23c"),
+        ("GET", "/v1/objects?prefix=a%23"),
+    ] {
+        let (s, v) = call(&e.host, method, path, Some(b"x".to_vec())).await;
+        assert_eq!(s, 400, "{method} {path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("'#'"), "{v}");
+    }
 }
 
 #[tokio::test]

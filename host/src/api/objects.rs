@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 /// The key from the path, checked: 400 if malformed, 403 if it is the host's.
 fn checked_key(
+    storage: &storage::Storage,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<String, ApiError> {
     let Path(key) =
@@ -30,7 +31,9 @@ fn checked_key(
     if key.ends_with('/') {
         return Err(ApiError::bad_request("object keys do not end with '/'"));
     }
-    storage::path(&key).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    storage
+        .key_path(&key)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if is_reserved(&key) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -51,7 +54,7 @@ pub async fn put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
-    let key = checked_key(path)?;
+    let key = checked_key(&state.storage, path)?;
     let started = crate::capabilities::events::now_us();
     let info =
         state.storage.put_info(&key, body).await.map_err(|e| {
@@ -80,7 +83,7 @@ pub async fn get(
     State(state): State<AppState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
-    let key = checked_key(path)?;
+    let key = checked_key(&state.storage, path)?;
     let (bytes, info) = state
         .storage
         .get_info(&key)
@@ -106,7 +109,7 @@ pub async fn delete(
     State(state): State<AppState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
-    let key = checked_key(path)?;
+    let key = checked_key(&state.storage, path)?;
     let Some(last) = state.storage.head(&key).await.map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(format!("no object {key:?}")));
     };
@@ -142,7 +145,10 @@ pub async fn list(
         ));
     }
     if !q.prefix.is_empty() {
-        storage::path(&q.prefix).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        state
+            .storage
+            .key_path(&q.prefix)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let mut objects: Vec<_> = state
         .storage

@@ -234,13 +234,22 @@ impl Storage {
         })
     }
 
+    /// A key as a store path: [`path`], and on the local file store no '#', which its path
+    /// mapping reads as the start of a URL fragment (every operation on such a key failed).
+    pub fn key_path(&self, key: &str) -> Result<Path> {
+        if key.contains('#') && self.url.starts_with("file://") {
+            bail!("invalid object key {key:?}: the local file store cannot hold '#' in a key");
+        }
+        path(key)
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// The object's bytes, or `None` if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self.inner.get(&path(key)?).await {
+        match self.inner.get(&self.key_path(key)?).await {
             Ok(r) => Ok(Some(
                 r.bytes().await.with_context(|| format!("reading {key}"))?,
             )),
@@ -261,7 +270,7 @@ impl Storage {
     /// the next attempt, so such writes are retried a few times.
     async fn put_raw(&self, key: &str, bytes: Bytes) -> Result<object_store::PutResult> {
         const ATTEMPTS: usize = 5;
-        let location = path(key)?;
+        let location = self.key_path(key)?;
         let mut attempt = 1;
         loop {
             let payload = PutPayload::from_bytes(bytes.clone());
@@ -273,7 +282,7 @@ impl Storage {
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        match self.inner.head(&path(key)?).await {
+        match self.inner.head(&self.key_path(key)?).await {
             Ok(_) => Ok(true),
             Err(e) if missing(&e) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("checking {key}")),
@@ -282,7 +291,7 @@ impl Storage {
 
     /// Delete an object; deleting a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        match self.inner.delete(&path(key)?).await {
+        match self.inner.delete(&self.key_path(key)?).await {
             Ok(()) => Ok(()),
             Err(e) if missing(&e) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("deleting {key}")),
@@ -305,7 +314,7 @@ impl Storage {
         &self,
         prefix: &str,
     ) -> Result<impl futures::Stream<Item = Result<ObjectInfo>> + Send + use<>> {
-        let prefix = path(prefix)?;
+        let prefix = self.key_path(prefix)?;
         let described = prefix.to_string();
         Ok(futures::StreamExt::filter_map(
             self.inner.list(Some(&prefix)),
@@ -343,7 +352,7 @@ impl Storage {
 
     /// The object's metadata, or `None` if there is no such object.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        match self.inner.head(&path(key)?).await {
+        match self.inner.head(&self.key_path(key)?).await {
             Ok(m) => Ok(Some(ObjectInfo::from_meta(m))),
             Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("checking {key}")),
@@ -352,7 +361,7 @@ impl Storage {
 
     /// The object's bytes and metadata (of the same version), or `None`.
     pub async fn get_info(&self, key: &str) -> Result<Option<(Bytes, ObjectInfo)>> {
-        match self.inner.get(&path(key)?).await {
+        match self.inner.get(&self.key_path(key)?).await {
             Ok(r) => {
                 let info = ObjectInfo::from_meta(r.meta.clone());
                 let bytes = r.bytes().await.with_context(|| format!("reading {key}"))?;
