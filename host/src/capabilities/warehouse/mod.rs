@@ -237,6 +237,11 @@ impl Warehouse {
         batches: Vec<RecordBatch>,
         lineage: PartLineage,
     ) -> Result<PartManifest, CommitError> {
+        if let Some(t) = parquet::unstorable(&schema) {
+            return Err(CommitError::Invalid(format!(
+                "column type {t} cannot be stored in a dataset (Parquet has no union type)"
+            )));
+        }
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let handle = self.handle(name);
         let mut guard = handle.lock().await;

@@ -12,6 +12,28 @@ use parquet::file::properties::WriterProperties;
 /// Rows per record batch when reading parts back.
 const READ_BATCH_ROWS: usize = 64 * 1024;
 
+/// A column type Parquet cannot hold, if the schema has one: the parquet crate panics on union
+/// types (ARROW-8817) instead of returning an error, so they are refused before writing.
+pub fn unstorable(schema: &arrow_schema::Schema) -> Option<arrow_schema::DataType> {
+    use arrow_schema::DataType as T;
+    fn find(t: &T) -> Option<T> {
+        match t {
+            T::Union(..) => Some(t.clone()),
+            T::List(f)
+            | T::LargeList(f)
+            | T::ListView(f)
+            | T::LargeListView(f)
+            | T::FixedSizeList(f, _)
+            | T::Map(f, _) => find(f.data_type()),
+            T::Struct(fields) => fields.iter().find_map(|f| find(f.data_type())),
+            T::Dictionary(_, v) => find(v),
+            T::RunEndEncoded(_, v) => find(v.data_type()),
+            _ => None,
+        }
+    }
+    schema.fields().iter().find_map(|f| find(f.data_type()))
+}
+
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -43,6 +65,22 @@ mod tests {
     use super::*;
     use arrow_array::{Int64Array, StringArray};
     use arrow_schema::{DataType, Field, Schema};
+
+    #[test]
+    fn union_columns_are_refused_before_the_writer_panics_on_them() {
+        use arrow_schema::{UnionFields, UnionMode};
+        let union = DataType::Union(
+            UnionFields::try_new(vec![0], vec![Field::new("a", DataType::Int32, true)]).unwrap(),
+            UnionMode::Sparse,
+        );
+        let nested = Schema::new(vec![
+            Field::new("ok", DataType::Utf8, true),
+            Field::new_list("l", Field::new_list_field(union.clone(), true), true),
+        ]);
+        assert_eq!(unstorable(&nested), Some(union));
+        let plain = Schema::new(vec![Field::new("ok", DataType::Utf8, true)]);
+        assert_eq!(unstorable(&plain), None);
+    }
     use std::sync::Arc;
 
     #[test]
