@@ -33,8 +33,9 @@ pub async fn list(
 
 /// A name no dataset can have (its store key would be invalid: too long, `..`, control
 /// characters) is not found, rather than a store error.
-fn storable(name: &str) -> Result<(), ApiError> {
-    crate::capabilities::storage::path(&format!("datasets/{name}/dataset.json"))
+fn storable(storage: &crate::capabilities::storage::Storage, name: &str) -> Result<(), ApiError> {
+    storage
+        .key_path(&format!("datasets/{name}/dataset.json"))
         .map(|_| ())
         .map_err(|_| ApiError::not_found(format!("no dataset named {name:?}")))
 }
@@ -57,7 +58,7 @@ pub async fn show(
     Param(name): Param,
     query: Result<Query<PartsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    storable(&name)?;
+    storable(&state.storage, &name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.parts_limit.unwrap_or(DEFAULT_PARTS);
     if limit > MAX_PARTS {
@@ -125,7 +126,7 @@ pub async fn rows(
     query: Result<Query<RowsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    storable(&name)?;
+    storable(&state.storage, &name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit > MAX_LIMIT {
@@ -234,7 +235,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Response, ApiError> {
-    storable(&name)?;
+    storable(&state.storage, &name)?;
     let warehouse = state.hooks.warehouse();
     let Some(ids) = warehouse
         .part_ids(&name)
