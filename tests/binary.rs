@@ -61,6 +61,21 @@ fn first_start_generates_a_token_the_cli_finds() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    // The binary allocates with jemalloc, whose background threads return freed memory to the
+    // OS (glibc malloc kept a busy host's every high-water mark; see RELIABILITY.md).
+    #[cfg(target_os = "linux")]
+    {
+        let tasks = format!("/proc/{}/task", host.child.id());
+        let names: Vec<String> = std::fs::read_dir(&tasks)
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.trim() == "jemalloc_bg_thd"),
+            "no jemalloc background thread among {names:?}"
+        );
+    }
+
     // No --token anywhere: the CLI reads the file.
     let ls = ok(&cli(&host, &data, &["plugin", "ls"]));
     for p in [

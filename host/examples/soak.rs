@@ -5,8 +5,11 @@
 //! as fast as they go (closed loop) to measure the maximum rate of the mix (for the hook: the
 //! events it processed meanwhile), then open loop at a fraction of each kind's measured rate for
 //! the soak. Every window it reports per-kind counts,
-//! errors and p50/p99, the host's RSS, and the instance-pool slots in use; at the end it checks
-//! that the pool is back to 0 slots when idle and that every hook event was processed.
+//! errors and p50/p99, the host's RSS, the client connections open to it, and the instance-pool
+//! slots in use; at the end it checks that the pool is back to 0 slots when idle and that every
+//! hook event was processed. Connections are reported because each open one holds ~43 KB of
+//! host memory: a latency spike makes the load's client open hundreds more, which it then keeps
+//! open, and RSS steps up with them (RELIABILITY.md, Load and soak).
 //!
 //! Usage: soak URL TOKEN HOST_PID [SECONDS=600] [FRACTION=0.8] [WINDOW_S=60] [PROBE_S=15]
 //!
@@ -155,6 +158,26 @@ fn rss_mib(pid: &str) -> f64 {
         / 1024.0
 }
 
+/// Established TCP connections to the host's `port` (from `/proc/net/tcp{,6}`).
+fn connections(port: u16) -> usize {
+    let local = format!(":{port:04X}");
+    let established = |table: String| {
+        table
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[1].ends_with(&local) && f[3] == "01"
+            })
+            .count()
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(established)
+        .sum()
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -172,6 +195,10 @@ async fn main() {
     let fraction: f64 = arg(5, "0.8").parse().unwrap();
     let window_s: u64 = arg(6, "60").parse().unwrap();
     let probe_s: u64 = arg(7, "15").parse().unwrap();
+    let port = url::Url::parse(&url)
+        .expect("URL")
+        .port_or_known_default()
+        .unwrap();
     let load = Arc::new(Load {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
@@ -276,11 +303,11 @@ async fn main() {
             while tasks.join_next().await.is_some() {}
         }));
     }
-    let mut windows: Vec<(Window, f64, f64)> = Vec::new();
+    let mut windows: Vec<(Window, f64, f64, usize)> = Vec::new();
     let mut pool_max = 0.0f64;
     let (mut total_ok, mut total_err) = (0u64, 0u64);
     println!(
-        "window | rps invoke/fn/infer/hook | errors | p99 ms invoke/fn/infer/hook | RSS MiB | pool slots in use"
+        "window | rps invoke/fn/infer/hook | errors | p99 ms invoke/fn/infer/hook | RSS MiB | connections | pool slots in use"
     );
     while Instant::now() < end {
         let next = Instant::now() + Duration::from_secs(window_s).min(end - Instant::now());
@@ -291,12 +318,13 @@ async fn main() {
         }
         let w = std::mem::replace(&mut *current.lock().unwrap(), Window::new());
         let rss = rss_mib(&pid);
+        let conns = connections(port);
         let pool = load.metric("aimass_instance_pool_in_use").await;
         let secs = window_s as f64;
         total_ok += w.ok.iter().sum::<u64>();
         total_err += w.errors.iter().sum::<u64>();
         println!(
-            "{:>6} | {} | {} | {} | {rss:.0} | {pool}",
+            "{:>6} | {} | {} | {} | {rss:.0} | {conns} | {pool}",
             windows.len() + 1,
             (0..4)
                 .map(|k| format!("{:.0}", w.ok[k] as f64 / secs))
@@ -308,7 +336,7 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join("/"),
         );
-        windows.push((w, rss, pool));
+        windows.push((w, rss, pool, conns));
     }
     for t in tickers {
         t.await.unwrap();
@@ -350,8 +378,9 @@ async fn main() {
         total_err as f64 * 100.0 / (total_ok + total_err).max(1) as f64
     );
     println!(
-        "RSS: {:.0} MiB after window 1, {:.0} MiB after the last ({rss_growth:+.1}%)",
-        first.1, last.1
+        "RSS: {:.0} MiB after window 1, {:.0} MiB after the last ({rss_growth:+.1}%), with {} \
+         and {} client connections open",
+        first.1, last.1, first.3, last.3
     );
     for (k, kind) in KINDS.iter().enumerate() {
         let (a, b) = (

@@ -247,6 +247,12 @@ impl Storage {
         &self.url
     }
 
+    /// Whether listing runs in this process (local files, memory): its cost is this host's CPU
+    /// (a `stat` per object), not round trips to a server.
+    pub fn lists_locally(&self) -> bool {
+        !self.url.starts_with("s3://")
+    }
+
     /// The object's bytes, or `None` if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self.inner.get(&self.key_path(key)?).await {

@@ -2,14 +2,16 @@
 //!
 //! Sources ([`Source`]) all produce the same [`Event`]: writes through the host's object API and
 //! dataset commits, S3 notifications (`POST /v1/events/s3`, see [`s3`]), and the [`poller`] for
-//! stores that cannot notify. Each event carries a **dedupe id** derived from what identifies the
-//! object version (key + etag/version/sequencer), so the same version seen by two sources, or
-//! redelivered after a crash, is the same event — the basis of effectively-once outcomes.
+//! stores that cannot notify (its passes run at low priority, see [`idle`]). Each event carries
+//! a **dedupe id** derived from what identifies the object version (key + etag/version/
+//! sequencer), so the same version seen by two sources, or redelivered after a crash, is the
+//! same event — the basis of effectively-once outcomes.
 //!
 //! The queue is behind the [`queue::EventQueue`] trait; [`embedded::StoreQueue`] keeps it in the
 //! object store itself so a single host needs nothing else.
 
 pub mod embedded;
+pub mod idle;
 pub mod poller;
 pub mod queue;
 pub mod s3;

@@ -74,10 +74,17 @@ pub struct Changes {
     set: Vec<(String, Option<u64>)>,
 }
 
+/// A write (token hash) or delete (`None`) through the host, not yet applied to `seen`.
+type Note = (Box<str>, Option<u64>);
+
 pub struct Poller {
     storage: Storage,
     /// Per watched prefix: what was seen (absent until loaded from the store).
     seen: Mutex<HashMap<String, Watch>>,
+    /// Notes taken while a pass held `seen`: the request path never waits for a pass (which
+    /// runs at low priority and may be descheduled holding it). Applied by whoever next holds
+    /// `seen`.
+    notes: Mutex<Vec<Note>>,
     settle: Duration,
     /// Duration of the last pass over every prefix, and the time from its start to the next
     /// pass's start, in µs (for `/metrics`).
@@ -130,6 +137,7 @@ impl Poller {
         Poller {
             storage,
             seen: Mutex::new(HashMap::new()),
+            notes: Mutex::new(Vec::new()),
             settle,
             last_pass_us: AtomicU64::new(0),
             last_period_us: AtomicU64::new(0),
@@ -257,6 +265,7 @@ impl Poller {
         while let Some(chunk) = listing.next().await {
             let chunk = chunk.into_iter().collect::<Result<Vec<_>>>()?;
             let mut seen = self.seen.lock().unwrap();
+            self.apply_notes(&mut seen);
             let Some(w) = seen.get_mut(prefix) else {
                 return Ok((Vec::new(), None)); // forgotten meanwhile: no hook watches it
             };
@@ -286,7 +295,8 @@ impl Poller {
         // Vanished: entries this pass neither listed nor saw noted.
         let mut cursor: Option<Box<str>> = None;
         loop {
-            let seen = self.seen.lock().unwrap();
+            let mut seen = self.seen.lock().unwrap();
+            self.apply_notes(&mut seen);
             let Some(w) = seen.get(prefix) else {
                 return Ok((Vec::new(), None));
             };
@@ -352,6 +362,8 @@ impl Poller {
                     }
                 }
             }
+            // Notes still pending came after the pass's listing: they are the newer truth.
+            self.apply_notes(&mut seen);
         }
         self.persist(&changes.prefix).await
     }
@@ -360,21 +372,30 @@ impl Poller {
     /// in-memory maps of prefixes covering the key so the next scan does not report it again.
     /// Persisted with the next commit; a crash before that only costs a duplicate event.
     pub fn note(&self, key: &str, object: Option<&ObjectInfo>) {
-        let mut seen = self.seen.lock().unwrap();
-        for (prefix, w) in seen.iter_mut() {
-            if !key.starts_with(prefix.as_str()) {
-                continue;
-            }
-            match object {
-                Some(o) => {
-                    let mark = Mark {
-                        token: token_hash(&token(o)),
-                        pass: w.pass,
-                    };
-                    w.keys.insert(key.into(), mark);
+        let token = object.map(|o| token_hash(&token(o)));
+        self.notes.lock().unwrap().push((key.into(), token));
+        // Applied now unless a pass holds the map; then by the pass, at its next chunk.
+        if let Ok(mut seen) = self.seen.try_lock() {
+            self.apply_notes(&mut seen);
+        }
+    }
+
+    /// Apply the pending notes to the prefixes covering their keys.
+    fn apply_notes(&self, seen: &mut HashMap<String, Watch>) {
+        let notes = std::mem::take(&mut *self.notes.lock().unwrap());
+        for (key, token) in notes {
+            for (prefix, w) in seen.iter_mut() {
+                if !key.starts_with(prefix.as_str()) {
+                    continue;
                 }
-                None => {
-                    w.keys.remove(key);
+                match token {
+                    Some(token) => {
+                        let pass = w.pass;
+                        w.keys.insert(key.clone(), Mark { token, pass });
+                    }
+                    None => {
+                        w.keys.remove(&key);
+                    }
                 }
             }
         }
@@ -499,6 +520,40 @@ mod tests {
         assert_eq!(
             (ev[0].key.as_str(), ev[0].kind),
             ("raw/new.csv", EventKind::Deleted)
+        );
+    }
+
+    #[tokio::test]
+    async fn notes_never_wait_for_a_pass_holding_the_map() {
+        let storage = Storage::open("memory://", &Default::default()).unwrap();
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
+        poller.baseline("raw/").await.unwrap();
+        let written = storage.put_info("raw/a.csv", "a").await.unwrap();
+        storage.put("raw/gone.csv", "g").await.unwrap();
+        let deleted = storage.head("raw/gone.csv").await.unwrap().unwrap();
+        poller.note("raw/gone.csv", Some(&deleted));
+        storage.delete("raw/gone.csv").await.unwrap();
+
+        // A pass holds the map (as a descheduled low-priority pass might): notes still return.
+        let held = poller.seen.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                poller.note("raw/a.csv", Some(&written));
+                poller.note("raw/gone.csv", None);
+                tx.send(()).unwrap();
+            });
+            let returned = rx.recv_timeout(Duration::from_secs(5));
+            drop(held); // before failing, or the scope would wait for the blocked thread
+            returned.expect("note blocked on the held map");
+        });
+
+        // Applied by the next holder: neither the write nor the delete is reported back.
+        let (ev, _) = poller.scan("raw/", "m").await.unwrap();
+        assert!(
+            ev.is_empty(),
+            "{:?}",
+            ev.iter().map(|e| &e.key).collect::<Vec<_>>()
         );
     }
 }

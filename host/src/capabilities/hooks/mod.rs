@@ -14,6 +14,7 @@ pub mod spec;
 pub mod status;
 pub mod worker;
 
+use crate::capabilities::events::idle;
 use crate::capabilities::events::poller::{Pace, Poller};
 use crate::capabilities::events::queue::{Backlog, DeadLetter, Delivery, EventQueue};
 use crate::capabilities::events::{Event, EventKind, now_ms, now_us};
@@ -124,7 +125,7 @@ pub struct Hooks {
     registry: Arc<Registry>,
     warehouse: Arc<Warehouse>,
     queue: Arc<dyn EventQueue>,
-    poller: Poller,
+    poller: Arc<Poller>,
     opts: HookOptions,
     hooks: RwLock<HashMap<String, Arc<Hook>>>,
     /// (hook, key) pairs being processed, with deliveries for the same pair waiting behind.
@@ -151,7 +152,7 @@ impl Hooks {
         opts: HookOptions,
     ) -> Hooks {
         Hooks {
-            poller: Poller::new(storage.clone()),
+            poller: Arc::new(Poller::new(storage.clone())),
             workers: Arc::new(Semaphore::new(opts.workers.max(1))),
             storage,
             registry,
@@ -514,7 +515,19 @@ impl Hooks {
     }
 
     async fn poll_once(&self, prefix: &str) -> Result<()> {
-        let (events, state) = self.poller.scan(prefix, self.storage.url()).await?;
+        // A local listing is CPU work: the pass runs at low priority (see `events::idle`). An S3
+        // listing is round trips, and stays here: the HTTP client's pooled connections are
+        // driven by the runtime that opened them, which must not be the low-priority one.
+        let (events, state) = if self.storage.lists_locally() {
+            let (poller, owned, store) = (
+                self.poller.clone(),
+                prefix.to_string(),
+                self.storage.url().to_string(),
+            );
+            idle::spawn(async move { poller.scan(&owned, &store).await }).await??
+        } else {
+            self.poller.scan(prefix, self.storage.url()).await?
+        };
         for ev in &events {
             self.publish(ev).await?;
         }
