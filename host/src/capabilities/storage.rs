@@ -129,9 +129,18 @@ fn missing(e: &object_store::Error) -> bool {
 
 /// A write failed because a directory on its path was not there (removed by a concurrent
 /// delete's cleanup).
+///
+/// Two errors say so: "not found" (the write's directory was removed under it), and "already
+/// exists" from creating that directory: `create_dir_all`'s `mkdir` met the directory another
+/// writer had just made, and a delete removed it again before `create_dir_all` checked it (the
+/// unit test below met it in a CI run). A real key conflict (a file where the key needs a
+/// directory) can give "already exists" too; retried, it still ends as a [`KeyConflict`].
 fn dir_vanished(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
-        || io_kind(e) == Some(std::io::ErrorKind::NotFound)
+        || matches!(
+            io_kind(e),
+            Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::AlreadyExists)
+        )
 }
 
 /// The kind of the I/O error behind a store error, if there is one.
