@@ -172,6 +172,45 @@ fn first_start_generates_a_token_the_cli_finds() {
     }
 }
 
+/// `/metrics` of the real binary breaks its memory down: the process as the kernel sees it and
+/// jemalloc's own account of the heap, so RSS growth can be told apart from a leak (see
+/// RELIABILITY.md, Load and soak).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn metrics_break_down_the_binarys_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = up(dir.path());
+    let token = admin_token(&dir.path().join("data"));
+    let body = reqwest::Client::new()
+        .get(format!("{}/metrics", host.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{body}"))
+    };
+    let kind = |k: &str| value(&format!("aimass_allocator_bytes{{kind=\"{k}\"}}"));
+    let (allocated, active, resident) = (kind("allocated"), kind("active"), kind("resident"));
+    let rss = value("process_resident_memory_bytes");
+    assert!(
+        allocated > 1e6,
+        "a started host has live allocations: {allocated}"
+    );
+    assert!(
+        allocated <= active && active <= resident && resident < rss,
+        "allocated {allocated} <= active {active} <= resident {resident} < RSS {rss}"
+    );
+    assert!(kind("retained") >= 0.0);
+    assert!(value("process_threads") >= 2.0);
+    assert!(value("process_open_fds") >= 3.0);
+}
+
 #[test]
 fn kill_and_restart_reloads_from_the_compiled_cache() {
     let dir = tempfile::tempdir().unwrap();

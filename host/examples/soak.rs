@@ -4,12 +4,13 @@
 //! (`/fn/hello`), an OIP infer (the iris model) and object puts under a hook's prefix — first
 //! as fast as they go (closed loop) to measure the maximum rate of the mix (for the hook: the
 //! events it processed meanwhile), then open loop at a fraction of each kind's measured rate for
-//! the soak. Every window it reports per-kind counts,
-//! errors and p50/p99, the host's RSS, the client connections open to it, and the instance-pool
-//! slots in use; at the end it checks that the pool is back to 0 slots when idle and that every
-//! hook event was processed. Connections are reported because each open one holds ~43 KB of
-//! host memory: a latency spike makes the load's client open hundreds more, which it then keeps
-//! open, and RSS steps up with them (RELIABILITY.md, Load and soak).
+//! the soak. Every window it reports per-kind counts, errors and p50/p99, the host's RSS and the
+//! allocator's share of it (live bytes against resident ones: a leak grows the first), the
+//! client connections open to it, and the instance-pool slots in use; at the end it checks that
+//! the pool is back to 0 slots when idle and that every hook event was processed. Connections
+//! are reported because each open one holds ~43 KB of host memory: a latency spike makes the
+//! load's client open hundreds more, which it then keeps open, and RSS steps up with them
+//! (RELIABILITY.md, Load and soak).
 //!
 //! Usage: soak URL TOKEN HOST_PID [SECONDS=600] [FRACTION=0.8] [WINDOW_S=60] [PROBE_S=15]
 //!
@@ -307,7 +308,7 @@ async fn main() {
     let mut pool_max = 0.0f64;
     let (mut total_ok, mut total_err) = (0u64, 0u64);
     println!(
-        "window | rps invoke/fn/infer/hook | errors | p99 ms invoke/fn/infer/hook | RSS MiB | connections | pool slots in use"
+        "window | rps invoke/fn/infer/hook | errors | p99 ms invoke/fn/infer/hook | RSS MiB | heap MiB allocated/resident | connections | pool slots in use"
     );
     while Instant::now() < end {
         let next = Instant::now() + Duration::from_secs(window_s).min(end - Instant::now());
@@ -320,11 +321,19 @@ async fn main() {
         let rss = rss_mib(&pid);
         let conns = connections(port);
         let pool = load.metric("aimass_instance_pool_in_use").await;
+        let heap = |kind: &'static str| {
+            let load = load.clone();
+            async move {
+                let name = format!("aimass_allocator_bytes{{kind=\"{kind}\"}}");
+                load.metric(&name).await / f64::from(1 << 20)
+            }
+        };
+        let (allocated, resident) = (heap("allocated").await, heap("resident").await);
         let secs = window_s as f64;
         total_ok += w.ok.iter().sum::<u64>();
         total_err += w.errors.iter().sum::<u64>();
         println!(
-            "{:>6} | {} | {} | {} | {rss:.0} | {conns} | {pool}",
+            "{:>6} | {} | {} | {} | {rss:.0} | {allocated:.0}/{resident:.0} | {conns} | {pool}",
             windows.len() + 1,
             (0..4)
                 .map(|k| format!("{:.0}", w.ok[k] as f64 / secs))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    /// Seconds, for 503.
+    /// Seconds, for 503 and 507.
     pub retry_after: Option<u32>,
 }
 
@@ -34,6 +34,25 @@ impl ApiError {
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
+
+    /// A failed store write: 409 for a key the store cannot hold next to another, 507 with
+    /// Retry-After when the store is full (nothing was written; retry once space is freed), 500
+    /// otherwise.
+    pub fn storage(e: anyhow::Error) -> Self {
+        use crate::capabilities::storage::{KeyConflict, StorageFull};
+        if let Some(c) = e.downcast_ref::<KeyConflict>() {
+            Self::new(StatusCode::CONFLICT, c.to_string())
+        } else if let Some(full) = e.downcast_ref::<StorageFull>() {
+            ApiError {
+                retry_after: Some(30),
+                ..Self::new(StatusCode::INSUFFICIENT_STORAGE, full.to_string())
+            }
+        } else {
+            // The chain names host paths: log it, answer with the top context only.
+            tracing::warn!(error = %format!("{e:#}"), "store write failed");
+            Self::internal(e)
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -54,11 +73,11 @@ impl IntoResponse for ApiError {
 
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
-        let status = match &e {
+        let status = match e {
+            UploadError::Storage(e) => return ApiError::storage(e),
             UploadError::BadName(_) => StatusCode::BAD_REQUEST,
             UploadError::Invalid(ValidationError::Empty) => StatusCode::BAD_REQUEST,
             UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            UploadError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }
@@ -110,5 +129,28 @@ pub fn created_or_ok(created: bool) -> StatusCode {
         StatusCode::CREATED
     } else {
         StatusCode::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::storage::{KeyConflict, StorageFull};
+
+    #[test]
+    fn store_write_failures_say_whose_problem_they_are() {
+        let full = ApiError::storage(StorageFull("k".into()).into());
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.retry_after, Some(30));
+        let resp = full.into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "30");
+
+        let conflict = ApiError::storage(KeyConflict("a/b".into()).into());
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+
+        let io = std::io::Error::other("/srv/aimass/store/x: disk on fire");
+        let other = ApiError::storage(anyhow::Error::new(io).context("writing x"));
+        assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(other.message, "writing x", "host paths stay in the log");
     }
 }

@@ -15,6 +15,7 @@ pub async fn scrape(_: Authed<READER>, State(state): State<AppState>) -> impl In
     let (in_use, capacity) = state.registry.pool_usage().unwrap_or((0, 0));
     m.pool_in_use.set(i64::from(in_use));
     m.pool_capacity.set(i64::from(capacity));
+    m.sample_allocator();
     for g in [
         &m.memory_peak,
         &m.hook_pending,

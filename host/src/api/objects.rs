@@ -56,13 +56,11 @@ pub async fn put(
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let key = checked_key(&state.storage, path)?;
     let started = crate::capabilities::events::now_us();
-    let info =
-        state.storage.put_info(&key, body).await.map_err(|e| {
-            match e.downcast_ref::<storage::KeyConflict>() {
-                Some(c) => ApiError::new(StatusCode::CONFLICT, c.to_string()),
-                None => ApiError::internal(e),
-            }
-        })?;
+    let info = state
+        .storage
+        .put_info(&key, body)
+        .await
+        .map_err(ApiError::storage)?;
     let hooks = state
         .hooks
         .object_written(&info, started)

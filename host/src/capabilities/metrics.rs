@@ -6,7 +6,8 @@
 //!   responses by status class, OIP inference latency;
 //! - **sampled** at scrape time from state the host already keeps (gauges): memory high-water
 //!   per plugin, instance-pool occupancy, hook backlog, lag and dead letters, the poller's pass
-//!   time and period, dynamic-batching counters. Each scrape resets the labelled ones first, so
+//!   time and period, dynamic-batching counters, the allocator's bytes by kind, and the standard
+//!   `process_*` series (RSS, CPU, threads, fds). Each scrape resets the labelled ones first, so
 //!   deleted plugins, hooks and queues disappear.
 //!
 //! Label values are plugin, hook and model names, which the registries bound to 64 characters of
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub hook_processed: IntGaugeVec,
     pub batch_requests: IntGaugeVec,
     pub batch_runs: IntGaugeVec,
+    /// The allocator's view of the heap (see [`super::memory`]).
+    pub allocator_bytes: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -79,6 +82,13 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
+        // The standard process series (RSS, CPU, threads, open fds), as every Prometheus client
+        // library exports them.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("unique metric");
         let pool_in_use = IntGauge::new(
             "aimass_instance_pool_in_use",
             "Instance-pool slots held by running calls",
@@ -225,7 +235,26 @@ impl Metrics {
                 "Model runs of a dynamic batcher (requests / batches = mean batch size)",
                 &["model", "version"],
             ),
+            allocator_bytes: gauge(
+                &r,
+                "aimass_allocator_bytes",
+                "Heap bytes by the allocator's account: allocated (live), active (pages of live \
+                 allocations), resident (in RAM, freed but not yet returned included), retained \
+                 (mapped for reuse, not in RAM)",
+                &["kind"],
+            ),
             registry: r,
+        }
+    }
+
+    /// Samples the allocator's statistics into `aimass_allocator_bytes`, if the binary installed
+    /// a reader.
+    pub fn sample_allocator(&self) {
+        if let Some(stats) = super::memory::allocator_stats() {
+            for (kind, bytes) in stats.kinds() {
+                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                self.allocator_bytes.with_label_values(&[kind]).set(bytes);
+            }
         }
     }
 

@@ -3,12 +3,14 @@
 //! speak ([`formats`]), object events ([`events`]) and the hooks they fire ([`hooks`]), and the
 //! Parquet datasets hooks write ([`warehouse`]), models: training, registry and serving
 //! ([`models`]), declarative flows over all of these ([`pipelines`]), what the host tells
-//! its users ([`notify`]: SSE, webhooks), and the Prometheus series of it all ([`metrics`]).
+//! its users ([`notify`]: SSE, webhooks), and the Prometheus series of it all ([`metrics`], with
+//! the memory breakdown of [`memory`]).
 
 pub mod events;
 pub mod formats;
 pub mod hooks;
 pub mod ipc_guard;
+pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod notify;

@@ -165,11 +165,21 @@ fn io_kind(e: &object_store::Error) -> Option<std::io::ErrorKind> {
 )]
 pub struct KeyConflict(pub String);
 
-/// The error of a failed write of `key`: [`KeyConflict`] where that is the cause.
+/// A write the store had no room for: the local file system is out of space or inodes (or a
+/// disk quota is reached). Nothing was written; the caller may retry once space is freed.
+#[derive(Debug, thiserror::Error)]
+#[error("no room in the store for {0:?}: the file system is full (space or inodes)")]
+pub struct StorageFull(pub String);
+
+/// The error of a failed write of `key`: [`KeyConflict`] or [`StorageFull`] where that is the
+/// cause.
 fn write_error(key: &str, e: object_store::Error) -> anyhow::Error {
-    use std::io::ErrorKind::{AlreadyExists, IsADirectory, NotADirectory};
+    use std::io::ErrorKind::{
+        AlreadyExists, IsADirectory, NotADirectory, QuotaExceeded, StorageFull as NoSpace,
+    };
     match io_kind(&e) {
         Some(NotADirectory | IsADirectory | AlreadyExists) => KeyConflict(key.to_string()).into(),
+        Some(NoSpace | QuotaExceeded) => StorageFull(key.to_string()).into(),
         _ => anyhow::Error::new(e).context(format!("writing {key}")),
     }
 }
@@ -432,6 +442,34 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ENOSPC and EDQUOT from the local store become [`StorageFull`] (a 507 at the API), other
+    /// I/O failures stay generic: an operator must be told the disk is full, not "writing x".
+    #[test]
+    fn a_full_file_system_is_named_as_such() {
+        let failed = |kind: std::io::ErrorKind| {
+            let source = Box::new(std::io::Error::new(kind, "os error"));
+            let e = object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source,
+            };
+            write_error("soak/1.csv", e)
+        };
+        for kind in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::QuotaExceeded,
+        ] {
+            let e = failed(kind);
+            let full = e
+                .downcast_ref::<StorageFull>()
+                .expect("a StorageFull error");
+            assert_eq!(full.0, "soak/1.csv");
+            assert!(e.to_string().contains("file system is full"), "{e}");
+        }
+        let other = failed(std::io::ErrorKind::PermissionDenied);
+        assert!(other.downcast_ref::<StorageFull>().is_none());
+        assert!(other.to_string().contains("writing soak/1.csv"), "{other}");
+    }
 
     /// Writes into a directory that concurrent deletes keep emptying (and so removing), like the
     /// event queue of a hook that keeps up: every write must land.
