@@ -211,6 +211,60 @@ async fn metrics_break_down_the_binarys_memory() {
     assert!(value("process_open_fds") >= 3.0);
 }
 
+/// The heap an open keep-alive connection holds, from jemalloc's own count: 26–28 KiB with the
+/// router shared across connections, 76 KiB when axum rebuilt it for every connection (a load
+/// generator's 1,000 connections were most of a soak's RSS growth; RELIABILITY.md).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_idle_connection_holds_under_48_kib_of_heap() {
+    use std::io::{Read, Write};
+    const CONNECTIONS: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let host = up(dir.path());
+    let token = admin_token(&dir.path().join("data"));
+    let http = reqwest::Client::new();
+    let allocated = || async {
+        let body = http
+            .get(format!("{}/metrics", host.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("aimass_allocator_bytes{kind=\"allocated\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("aimass_allocator_bytes")
+    };
+    allocated().await;
+    let before = allocated().await;
+    let addr = host.url.trim_start_matches("http://").to_string();
+    let open = tokio::task::spawn_blocking(move || {
+        (0..CONNECTIONS)
+            .map(|_| {
+                let mut c = std::net::TcpStream::connect(&addr).unwrap();
+                c.write_all(b"GET /healthz HTTP/1.1\r\nhost: aimass\r\n\r\n")
+                    .unwrap();
+                let mut head = [0u8; 12];
+                c.read_exact(&mut head).unwrap();
+                assert_eq!(&head, b"HTTP/1.1 200");
+                c
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_connection = (allocated().await - before) / CONNECTIONS as f64 / 1024.0;
+    drop(open);
+    assert!(
+        per_connection < 48.0,
+        "{per_connection:.1} KiB of heap per idle connection"
+    );
+}
+
 #[test]
 fn kill_and_restart_reloads_from_the_compiled_cache() {
     let dir = tempfile::tempdir().unwrap();

@@ -252,12 +252,18 @@ async fn serve(
     pipelines: Arc<Pipelines>,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = shutdown_signal() => token.cancel(),
-            _ = token.cancelled() => {}
-        }
-    });
+    // `into_make_service`: each connection gets a clone of the router (an `Arc`). Served as a
+    // bare `Router`, axum rebuilds it for every connection (`with_state(())` over every
+    // route), and an open connection held 76 KiB of heap instead of 27 KiB: a load generator's
+    // 1,000 keep-alive connections were most of a soak's RSS growth (RELIABILITY.md, Load and
+    // soak; `tests/binary.rs` asserts the bound).
+    let server =
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => token.cancel(),
+                _ = token.cancelled() => {}
+            }
+        });
     let deadline = async {
         shutdown.cancelled().await;
         let runs = pipelines.active();
