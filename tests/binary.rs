@@ -265,6 +265,74 @@ async fn an_idle_connection_holds_under_48_kib_of_heap() {
     );
 }
 
+/// `--header-timeout-secs`: a connection that never completes its request head (slowloris) and
+/// a keep-alive connection left idle are closed once it passes; a request in progress is not,
+/// however long it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_heads_and_idle_connections_are_closed_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let host = up_with(dir.path(), None, &["--header-timeout-secs", "1"]);
+    let token = admin_token(&dir.path().join("data"));
+    let addr = host.url.trim_start_matches("http://").to_string();
+
+    // Reads until the host closes the connection: what it sent, and when it closed counted from
+    // `t` (taken before connecting: the host's timer starts when it first polls the connection).
+    let until_closed = |mut c: std::net::TcpStream, t: std::time::Instant| {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got)
+            .expect("closed by the host, not timed out here");
+        (String::from_utf8_lossy(&got).into_owned(), t.elapsed())
+    };
+    let (a, b) = (addr.clone(), addr.clone());
+    let slowloris = tokio::task::spawn_blocking(move || {
+        let t = std::time::Instant::now();
+        let mut c = std::net::TcpStream::connect(&a).unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: aimass\r\n")
+            .unwrap();
+        until_closed(c, t)
+    });
+    let idle = tokio::task::spawn_blocking(move || {
+        let mut c = std::net::TcpStream::connect(&b).unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: aimass\r\n\r\n")
+            .unwrap();
+        // The idle time starts once the answer is out; the lower bound allows for reading it.
+        until_closed(c, std::time::Instant::now())
+    });
+    let (head, took) = slowloris.await.unwrap();
+    assert!(head.is_empty(), "an unfinished head got {head:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+    let (answered, took) = idle.await.unwrap();
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "idle for {took:?}"
+    );
+
+    // A call that runs 2.5 s, past the 1 s timeout, is answered in full.
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{}/v1/plugins/slow", host.url))
+        .bearer_auth(&token)
+        .body(std::fs::read(wasm_file("http-echo")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = http
+        .get(format!("{}/fn/slow/sleep?ms=2500", host.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "slept 2500 ms");
+}
+
 #[test]
 fn kill_and_restart_reloads_from_the_compiled_cache() {
     let dir = tempfile::tempdir().unwrap();

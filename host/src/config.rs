@@ -39,6 +39,10 @@ pub struct HostConfig {
     /// Graceful shutdown (SIGTERM, Ctrl-C): how long in-flight requests may take to finish
     /// after the listener closes. Default 30 s (Kubernetes' default termination grace).
     pub grace: Duration,
+    /// How long a connection may take to send a request head, and so how long a keep-alive
+    /// connection may sit idle, before the host closes it (slowloris, forgotten connections).
+    /// Default 75 s (see `api::serve`).
+    pub header_timeout: Duration,
     /// Alert rules (see `capabilities::notify::alerts`), evaluated every `alert_interval`.
     pub alerts: Vec<crate::capabilities::notify::alerts::AlertRule>,
     pub alert_interval: Duration,
@@ -59,6 +63,7 @@ impl Default for HostConfig {
             register_bundled: true,
             hooks: HookOptions::default(),
             grace: Duration::from_secs(30),
+            header_timeout: crate::api::serve::HEADER_TIMEOUT,
             alerts: Vec::new(),
             alert_interval: Duration::from_secs(15),
         }

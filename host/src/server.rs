@@ -18,7 +18,6 @@ use crate::capabilities::warehouse::Warehouse;
 use crate::config::HostConfig;
 use crate::runtime::Runtime;
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -211,13 +210,6 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Small responses go out at once: without TCP_NODELAY a response written in two parts (a
-    // streamed body's head and its last chunk) waits for the client's delayed ACK, up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY not set on a connection: {e}");
-        }
-    });
     // Pipelines first: they register their object triggers before the dispatcher runs.
     pipelines.start();
     hooks.start(shutdown.clone());
@@ -226,6 +218,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         app,
         shutdown.clone(),
         config.grace,
+        config.header_timeout,
         pipelines,
     ));
     Ok(Running {
@@ -245,25 +238,20 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
 /// the host's exit and resume from their last completed step at the next start, and in-flight
 /// requests get `grace` to finish before the host exits anyway.
 async fn serve(
-    listener: impl axum::serve::Listener<Addr = SocketAddr>,
+    listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: tokio_util::sync::CancellationToken,
     grace: std::time::Duration,
+    header_timeout: std::time::Duration,
     pipelines: Arc<Pipelines>,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
-    // `into_make_service`: each connection gets a clone of the router (an `Arc`). Served as a
-    // bare `Router`, axum rebuilds it for every connection (`with_state(())` over every
-    // route), and an open connection held 76 KiB of heap instead of 27 KiB: a load generator's
-    // 1,000 keep-alive connections were most of a soak's RSS growth (RELIABILITY.md, Load and
-    // soak; `tests/binary.rs` asserts the bound).
-    let server =
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown_signal() => token.cancel(),
-                _ = token.cancelled() => {}
-            }
-        });
+    let server = api::serve::serve(listener, app, header_timeout, async move {
+        tokio::select! {
+            _ = shutdown_signal() => token.cancel(),
+            _ = token.cancelled() => {}
+        }
+    });
     let deadline = async {
         shutdown.cancelled().await;
         let runs = pipelines.active();
@@ -276,9 +264,9 @@ async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server => {
+        () = server => {
             tracing::info!("shut down cleanly");
-            r
+            Ok(())
         }
         _ = deadline => {
             tracing::warn!("grace period over: exiting with requests still in flight");

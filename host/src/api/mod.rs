@@ -60,6 +60,7 @@ pub mod oip_binary;
 pub mod path;
 pub mod pipelines;
 pub mod plugins;
+pub mod serve;
 pub mod sse;
 pub mod tokens;
 pub mod train;

@@ -76,6 +76,11 @@ pub struct UpArgs {
     /// On SIGTERM/Ctrl-C, seconds in-flight requests get to finish after the listener closes.
     #[arg(long, env = "AIMASS_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,
+    /// Seconds a connection may take to send a request head, and so may sit idle between
+    /// requests, before it is closed.
+    #[arg(long, env = "AIMASS_HEADER_TIMEOUT_SECS", default_value_t = crate::api::serve::HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
     /// TOML file of alert rules (`[[alert]]` tables).
     #[arg(long, env = "AIMASS_ALERTS")]
     pub alerts: Option<PathBuf>,
@@ -161,6 +166,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             workers: args.hook_workers,
         },
         grace: Duration::from_secs(args.grace_secs),
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
         alerts,
         alert_interval: Duration::from_millis(args.alert_interval_ms.max(100)),
     };
