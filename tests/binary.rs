@@ -37,6 +37,38 @@ fn wasm_file(name: &str) -> PathBuf {
     aimass::bundled::wasm_path(name)
 }
 
+/// Uploads the `http-echo` function (its `/sleep?ms=N` answers after N ms) as `name`.
+async fn push_http_echo(http: &reqwest::Client, up: &Up, token: &str, name: &str) {
+    let r = http
+        .put(format!("{}/v1/plugins/{name}", up.url))
+        .bearer_auth(token)
+        .body(std::fs::read(wasm_file("http-echo")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// The host's `/metrics` text.
+async fn scrape(up: &Up, token: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/metrics", up.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one series (name with its labels, as exposed) in a `/metrics` text.
+fn series(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+}
+
 #[test]
 fn first_start_generates_a_token_the_cli_finds() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,20 +213,8 @@ async fn metrics_break_down_the_binarys_memory() {
     let dir = tempfile::tempdir().unwrap();
     let host = up(dir.path());
     let token = admin_token(&dir.path().join("data"));
-    let body = reqwest::Client::new()
-        .get(format!("{}/metrics", host.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |series: &str| -> f64 {
-        body.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{body}"))
-    };
+    let body = scrape(&host, &token).await;
+    let value = |name: &str| series(&body, name);
     let kind = |k: &str| value(&format!("aimass_allocator_bytes{{kind=\"{k}\"}}"));
     let (allocated, active, resident) = (kind("allocated"), kind("active"), kind("resident"));
     let rss = value("process_resident_memory_bytes");
@@ -222,21 +242,9 @@ async fn an_idle_connection_holds_under_48_kib_of_heap() {
     let dir = tempfile::tempdir().unwrap();
     let host = up(dir.path());
     let token = admin_token(&dir.path().join("data"));
-    let http = reqwest::Client::new();
     let allocated = || async {
-        let body = http
-            .get(format!("{}/metrics", host.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        body.lines()
-            .find_map(|l| l.strip_prefix("aimass_allocator_bytes{kind=\"allocated\"} "))
-            .and_then(|v| v.parse::<f64>().ok())
-            .expect("aimass_allocator_bytes")
+        let body = scrape(&host, &token).await;
+        series(&body, "aimass_allocator_bytes{kind=\"allocated\"}")
     };
     allocated().await;
     let before = allocated().await;
@@ -315,14 +323,7 @@ async fn unfinished_heads_and_idle_connections_are_closed_after_the_header_timeo
 
     // A call that runs 2.5 s, past the 1 s timeout, is answered in full.
     let http = reqwest::Client::new();
-    let r = http
-        .put(format!("{}/v1/plugins/slow", host.url))
-        .bearer_auth(&token)
-        .body(std::fs::read(wasm_file("http-echo")).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    push_http_echo(&http, &host, &token, "slow").await;
     let r = http
         .get(format!("{}/fn/slow/sleep?ms=2500", host.url))
         .bearer_auth(&token)
@@ -830,14 +831,7 @@ async fn sigterm_drains_in_flight_requests_within_the_grace_period() {
         let mut host = up_with(dir.path(), None, &["--grace-secs", grace]);
         let token = admin_token(&dir.path().join("data"));
         let http = reqwest::Client::new();
-        let r = http
-            .put(format!("{}/v1/plugins/slow", host.url))
-            .bearer_auth(&token)
-            .body(std::fs::read(wasm_file("http-echo")).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        push_http_echo(&http, &host, &token, "slow").await;
         let call = http
             .get(format!("{}/fn/slow/sleep?ms={sleep_ms}", host.url))
             .bearer_auth(&token)
