@@ -161,3 +161,99 @@ fn bundled_linear_export_gives_softmax_probabilities_with_sigmoid_for_two_classe
         }
     }
 }
+
+/// A one-channel 3×3 image through a 2×2 convolution (no padding) and a Relu: [N,1,3,3] → [N,1,2,2].
+fn conv_model() -> Vec<u8> {
+    let mut g = GraphBuilder::new("conv");
+    g.input(
+        "image",
+        ElemType::F32,
+        &[Dim::named("N"), Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(3)],
+    )
+    .initializer_f32("k", &[1, 1, 2, 2], &[1.0, -1.0, 0.5, 2.0])
+    .initializer_f32("kb", &[1], &[-1.0])
+    .node(
+        "Conv",
+        &["image", "k", "kb"],
+        &["c"],
+        vec![attr("kernel_shape", Attr::Ints(vec![2, 2]))],
+    )
+    .node("Relu", &["c"], &["out"], vec![])
+    .output(
+        "out",
+        ElemType::F32,
+        &[Dim::named("N"), Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(2)],
+    );
+    g.build()
+}
+
+/// What `conv_model` computes for one 3×3 image, by hand.
+fn conv_by_hand(img: &[f32]) -> Vec<f32> {
+    let k = [1.0f32, -1.0, 0.5, 2.0];
+    let mut out = Vec::new();
+    for y in 0..2 {
+        for x in 0..2 {
+            let at = |dy: usize, dx: usize| img[(y + dy) * 3 + x + dx];
+            let v = at(0, 0) * k[0] + at(0, 1) * k[1] + at(1, 0) * k[2] + at(1, 1) * k[3] - 1.0;
+            out.push(v.max(0.0));
+        }
+    }
+    out
+}
+
+#[test]
+fn convolutional_models_serve_one_row_requests_from_a_plan_of_their_own() {
+    use aimass::capabilities::models::onnx::load;
+    let model = load(&conv_model()).expect("the host loads the conv model");
+    assert!(
+        model.has_single_row_plan(),
+        "a Conv model gets a batch-1 plan"
+    );
+    assert_eq!(model.signature.inputs[0].shape, vec![-1, 1, 3, 3]);
+
+    let images: Vec<f32> = (0..27).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let tensor = |rows: usize, x: &[f32]| -> TValue {
+        Tensor::from_shape(&[rows, 1, 3, 3], x).unwrap().into()
+    };
+    // Three rows go through the symbolic plan, each row alone through the batch-1 plan: both
+    // give what the graph defines.
+    let all = model.run(tvec!(tensor(3, &images))).unwrap();
+    let all = all[0].to_plain_array_view::<f32>().unwrap();
+    assert_eq!(all.shape(), &[3, 1, 2, 2]);
+    for r in 0..3 {
+        let img = &images[r * 9..(r + 1) * 9];
+        let want = conv_by_hand(img);
+        let one = model.run(tvec!(tensor(1, img))).unwrap();
+        let one = one[0].to_plain_array_view::<f32>().unwrap();
+        assert_eq!(one.shape(), &[1, 1, 2, 2]);
+        let got_one: Vec<f32> = one.iter().copied().collect();
+        let got_all: Vec<f32> = all.as_slice().unwrap()[r * 4..(r + 1) * 4].to_vec();
+        for i in 0..4 {
+            assert!(
+                (got_one[i] - want[i]).abs() < 1e-5,
+                "row {r}: {got_one:?} vs {want:?}"
+            );
+            assert!(
+                (got_all[i] - want[i]).abs() < 1e-5,
+                "row {r}: {got_all:?} vs {want:?}"
+            );
+        }
+    }
+    // A request with the wrong shape is still refused, whichever plan it would meet.
+    let wrong: TValue = Tensor::from_shape(&[1, 1, 4, 4], &[0f32; 16])
+        .unwrap()
+        .into();
+    assert!(model.run(tvec!(wrong)).is_err());
+}
+
+#[test]
+fn dense_models_keep_a_single_plan() {
+    use aimass::capabilities::models::onnx::load;
+    let mut g = GraphBuilder::new("dense");
+    g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
+        .initializer_f32("w", &[2, 1], &[1.0, 2.0])
+        .node("MatMul", &["features", "w"], &["y"], vec![])
+        .output("y", ElemType::F32, &[Dim::named("N"), Dim::Fixed(1)]);
+    let model = load(&g.build()).unwrap();
+    assert!(!model.has_single_row_plan());
+}

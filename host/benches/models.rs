@@ -10,6 +10,11 @@
 //!   `DIR/test.csv`; the trained model is written to `MODELS_DIR/logreg.onnx` for the inference
 //!   comparison.
 //!
+//! The bench allocates with jemalloc, as the `aimass` binary does: under glibc malloc, tract's
+//! per-call buffers for the CNN at batch 64 were served by `mmap` or from the heap depending on
+//! what earlier allocations had moved glibc's dynamic mmap threshold to, and the same plan timed
+//! 3.5 or 7 ms from one process to the next.
+//!
 //! Output: one JSON line per case, like the Python scripts.
 //! Run: `cargo bench -p aimass --bench models -- tract /var/tmp/aimass-bench/models`.
 
@@ -25,6 +30,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
+
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const CASES: &[(&str, usize)] = &[
     ("linear", 1),
