@@ -89,12 +89,11 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, LoadError> {
         .into_typed()
         .map_err(|e| LoadError::Invalid(chain(&e)))?;
     let signature = signature(&typed).map_err(LoadError::Invalid)?;
+    let single = single_row_plan(&typed);
     let plan = typed
-        .clone()
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(|e| LoadError::Invalid(chain(&e)))?;
-    let single = single_row_plan(&typed);
     Ok(LoadedModel {
         plan,
         single,
