@@ -280,6 +280,128 @@ async fn a_collector_probing_for_what_it_was_not_granted_is_denied_everything() 
     assert!(!marker.exists(), "a probe wrote {}", marker.display());
 }
 
+/// The probes a `prober` call reported: (probe, target, outcome, detail) per row.
+fn probes(body: &[u8]) -> Vec<[String; 4]> {
+    let batch = &batches(body)[0];
+    let col = |i: usize| {
+        let a = batch.column(i).as_any();
+        let a = a.downcast_ref::<arrow_array::StringArray>().unwrap();
+        a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let cols = [col(0), col(1), col(2), col(3)];
+    (0..batch.num_rows())
+        .map(|i| cols.clone().map(|c| c[i].clone()))
+        .collect()
+}
+
+async fn put_object(host: &TestHost, key: &str, body: Vec<u8>) {
+    let resp = client()
+        .put(host.url(&format!("/v1/objects/{key}")))
+        .bearer_auth(ADMIN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "PUT {key}: {}", resp.status());
+}
+
+/// Two plugins granted a store prefix each: each reads its own through the `storage` import and
+/// nothing of the other's, whatever spelling of the other's key it tries (`..`, a leading `/`,
+/// NUL, backslashes, case, an over-long key, a prefix without its `/`), nor the host's records.
+#[tokio::test]
+async fn a_plugin_reads_its_granted_prefix_and_nothing_of_another_plugins() {
+    let _turn = TURN.lock().await;
+    let host = shared();
+    put_object(host, "team-a/ok.csv", b"a\n1\n".to_vec()).await;
+    put_object(host, "team-a/big.bin", vec![7; 2 << 20]).await;
+    put_object(host, "team-ab/x.csv", b"not a's".to_vec()).await;
+    put_object(host, "team-b/secret.csv", b"b's secret".to_vec()).await;
+    push(
+        host,
+        "reader-a",
+        wasm("prober"),
+        "?storage=team-a/&output_mb=1",
+    )
+    .await;
+    push(host, "reader-b", wasm("prober"), "?storage=team-b/").await;
+
+    let run = async |plugin: &str, own: &str, victim: &str, readable: &str| {
+        let q = format!("?own={own}&victim={victim}&readable={readable}");
+        let (status, _, body) = invoke(host, plugin, &q, "text/plain", None, "").await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        probes(&body)
+            .into_iter()
+            .filter(|[p, ..]| p.starts_with("storage"))
+            .collect::<Vec<_>>()
+    };
+    let a = run("reader-a", "team-a/", "team-b/secret.csv", "team-a/ok.csv").await;
+    let b = run("reader-b", "team-b/", "team-a/ok.csv", "team-b/secret.csv").await;
+    for (rows, own_bytes, own_keys) in [
+        (&a, "4 bytes", "team-a/big.bin,team-a/ok.csv"),
+        (&b, "10 bytes", "team-b/secret.csv"),
+    ] {
+        let mut attacks = 0;
+        for [probe, target, outcome, detail] in rows {
+            let line = format!("{probe} {target:?} -> {outcome} ({detail})");
+            eprintln!("{line}");
+            match probe.as_str() {
+                "storage-own-read" => assert_eq!(detail, own_bytes, "{line}"),
+                "storage-own-list" => assert_eq!(detail, own_keys, "{line}"),
+                _ => {
+                    attacks += 1;
+                    assert_eq!(outcome, "denied", "{line}");
+                }
+            }
+            if probe.starts_with("storage-own") {
+                assert_eq!(outcome, "allowed", "{line}");
+            }
+        }
+        assert_eq!(attacks, 19, "every attack ran");
+    }
+    // Refused before the store is asked: the same message whether the object exists or not.
+    let refusal = |rows: &[[String; 4]], key: &str| {
+        rows.iter()
+            .find(|r| r[0] == "storage-read" && r[1] == key)
+            .map(|r| r[3].replace(key, "KEY"))
+            .unwrap()
+    };
+    let missing = run("reader-a", "team-a/", "team-b/none.csv", "team-a/ok.csv").await;
+    assert_eq!(
+        refusal(&a, "team-b/secret.csv"),
+        refusal(&missing, "team-b/none.csv")
+    );
+    // An object over the plugin's output limit is refused before it is read.
+    let big = run("reader-a", "team-a/", "team-b/secret.csv", "team-a/big.bin").await;
+    let own = big.iter().find(|r| r[0] == "storage-own-read").unwrap();
+    assert_eq!(own[2], "denied");
+    assert!(
+        own[3].contains("over the plugin's limit of 1048576 bytes"),
+        "{own:?}"
+    );
+
+    // Grants are checked at upload: no host namespace, no traversal, a '/' at the end.
+    for bad in [
+        "auth/",
+        "plugins/",
+        "../team-b/",
+        "team-a",
+        "/team-a/",
+        "team-a//",
+    ] {
+        let resp = client()
+            .put(host.url(&format!("/v1/plugins/reader-c?storage={bad}")))
+            .bearer_auth(ADMIN)
+            .body(wasm("prober"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let msg = resp.text().await.unwrap();
+        assert_eq!(status, 400, "storage={bad}: {msg}");
+        assert!(msg.contains("storage"), "{msg}");
+    }
+}
+
 /// Regression: wasmtime caps what one call copies out of a guest at 128 MiB by default, which
 /// refused outputs a plugin's own limit allows; the cap now follows the plugin's output limit.
 #[tokio::test]

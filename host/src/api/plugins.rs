@@ -3,7 +3,7 @@
 //! Upload settings are query parameters: limits (`timeout_ms`, `memory_mb`, `output_mb`,
 //! `concurrency`, `outbound_requests`, `outbound_mb`), governance (`rate` calls/s, `burst`,
 //! `quota` calls per `quota_window_s`), grants (`models=a,b`,
-//! `outbound=host,host:port,*.domain`), environment (`env=KEY=VALUE`, repeatable) and, for HTTP
+//! `outbound=host,host:port,*.domain`, `storage=raw/,lookups/`), environment (`env=KEY=VALUE`, repeatable) and, for HTTP
 //! functions, `public=true` (callable without a token).
 
 use super::AppState;
@@ -12,8 +12,9 @@ use super::error::ApiError;
 use super::path::Param;
 use crate::capabilities::registry::records::valid_name;
 use crate::capabilities::registry::{LoadedFrom, PluginEntry, Settings, StatsView, VersionRecord};
+use crate::capabilities::storage::is_reserved;
 use crate::runtime::component::World;
-use crate::runtime::grants::{Grants, valid_host_pattern};
+use crate::runtime::grants::{Grants, valid_host_pattern, valid_storage_prefix};
 use crate::runtime::limits::{LimitOverrides, Limits};
 use axum::Json;
 use axum::body::Body;
@@ -42,6 +43,8 @@ pub struct LimitQuery {
     pub models: Option<String>,
     /// Hosts the plugin may reach with outbound HTTP: `outbound=api.example.com,10.0.0.5:8080`.
     pub outbound: Option<String>,
+    /// Store prefixes the plugin may read through the `storage` import: `storage=raw/,lookups/`.
+    pub storage: Option<String>,
     /// HTTP functions: serve without a token.
     pub public: Option<bool>,
 }
@@ -123,7 +126,23 @@ impl LimitQuery {
                 "outbound: {bad:?} is not a host, host:port or *.domain"
             )));
         }
-        Ok(Grants { models, outbound })
+        let storage = split_list(&self.storage);
+        if let Some(bad) = storage.iter().find(|p| !valid_storage_prefix(p)) {
+            return Err(ApiError::bad_request(format!(
+                "storage: {bad:?} is not a key prefix ending with '/' (no '.', '..' or empty \
+                 segments, no leading '/')"
+            )));
+        }
+        if let Some(bad) = storage.iter().find(|p| is_reserved(p)) {
+            return Err(ApiError::bad_request(format!(
+                "storage: {bad:?} is in the host's own namespace"
+            )));
+        }
+        Ok(Grants {
+            models,
+            outbound,
+            storage,
+        })
     }
 
     fn overrides(&self) -> Result<LimitOverrides, ApiError> {

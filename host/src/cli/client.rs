@@ -93,6 +93,7 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
             env,
             allow_hosts,
             models,
+            read_prefixes,
             public,
         } => {
             let bytes =
@@ -111,7 +112,12 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
             for e in env {
                 query.push(("env", e));
             }
-            for (k, list) in [("outbound", allow_hosts), ("models", models)] {
+            let grants = [
+                ("outbound", allow_hosts),
+                ("models", models),
+                ("storage", read_prefixes),
+            ];
+            for (k, list) in grants {
                 if !list.is_empty() {
                     query.push((k, list.join(",")));
                 }

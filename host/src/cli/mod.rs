@@ -190,6 +190,10 @@ pub enum PluginCmd {
         /// Model the plugin may call through the inference import, or `*` (repeatable).
         #[arg(long = "model", value_name = "NAME")]
         models: Vec<String>,
+        /// Store prefix the plugin may read through the storage import, ending with `/`
+        /// (repeatable).
+        #[arg(long = "read-prefix", value_name = "PREFIX/")]
+        read_prefixes: Vec<String>,
         /// HTTP functions: serve at /fn/NAME without a token.
         #[arg(long)]
         public: bool,

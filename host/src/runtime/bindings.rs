@@ -2,9 +2,8 @@
 //! `bindgen!`.
 //!
 //! The `trainer` world imports every shared interface (types, logging, progress, dataset,
-//! inference), so it is
-//! generated first and the other worlds reuse its interface modules through `with`: one Rust type
-//! per WIT type and one `Host` trait implementation for all worlds. Exports are `async` because
+//! inference, storage), so it is generated first and the other worlds reuse its interface modules
+//! through `with`: one Rust type per WIT type and one `Host` trait implementation for all worlds. Exports are `async` because
 //! plugins run on tokio with epoch-based yielding (see `runtime::engine`).
 
 pub mod trainer {
@@ -14,6 +13,7 @@ pub mod trainer {
         imports: {
             "aimass:plugin/dataset": trappable,
             "aimass:plugin/inference": async | tracing,
+            "aimass:plugin/storage": async | tracing,
             default: tracing,
         },
         exports: { default: async },
@@ -22,7 +22,7 @@ pub mod trainer {
 }
 
 /// Interfaces shared by all worlds.
-pub use trainer::aimass::plugin::{dataset, inference, logging, progress, types};
+pub use trainer::aimass::plugin::{dataset, inference, logging, progress, storage, types};
 
 pub mod collector {
     wasmtime::component::bindgen!({
@@ -34,6 +34,7 @@ pub mod collector {
             "aimass:plugin/logging": super::logging,
             "aimass:plugin/progress": super::progress,
             "aimass:plugin/inference": super::inference,
+            "aimass:plugin/storage": super::storage,
         },
     });
 }
@@ -48,6 +49,7 @@ pub mod cleaner {
             "aimass:plugin/logging": super::logging,
             "aimass:plugin/progress": super::progress,
             "aimass:plugin/inference": super::inference,
+            "aimass:plugin/storage": super::storage,
         },
     });
 }
@@ -62,6 +64,7 @@ pub mod transform {
             "aimass:plugin/logging": super::logging,
             "aimass:plugin/progress": super::progress,
             "aimass:plugin/inference": super::inference,
+            "aimass:plugin/storage": super::storage,
         },
     });
 }

@@ -75,6 +75,7 @@ const PROVIDED: &[&str] = &[
     "aimass:plugin/progress",
     "aimass:plugin/dataset",
     "aimass:plugin/inference",
+    "aimass:plugin/storage",
     "wasi:io/",
     "wasi:clocks/",
     "wasi:random/",

@@ -1,14 +1,16 @@
 //! What a plugin version may reach beyond its own memory, fixed at upload, and the bundle of
 //! capabilities one call is handed.
 //!
-//! Everything is denied unless granted: no models, no outbound hosts, no environment. Sockets,
-//! files and the host's own environment are never reachable (the WASI context grants none).
+//! Everything is denied unless granted: no models, no outbound hosts, no store prefixes, no
+//! environment. Sockets, files and the host's own environment are never reachable (the WASI
+//! context grants none).
 
 use super::inference::ModelRunner;
+use super::objects::ObjectReader;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Grants set at upload (`?models=a,b&outbound=api.example.com,*.internal:8080`).
+/// Grants set at upload (`?models=a,b&outbound=api.example.com,*.internal:8080&storage=raw/`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grants {
     /// Models the plugin may call through `inference.infer`; `*` grants every model.
@@ -18,12 +20,35 @@ pub struct Grants {
     /// (any port), `host:port`, or `*.domain` (any subdomain, any port).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbound: Vec<String>,
+    /// Store prefixes the plugin may read through the `storage` import, each ending with `/`
+    /// (checked at upload by [`valid_storage_prefix`], and kept out of the host's namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<String>,
+}
+
+/// Longest object key a plugin may name (the store's own limit).
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Whether `key` is a plain store key: relative, no `.`, `..` or empty segments (a prefix may end
+/// with `/`), no NUL or backslash, at most [`MAX_KEY_BYTES`]. Keys are compared as written, so
+/// anything a store might normalise into another key is refused rather than interpreted.
+fn plain_key(key: &str) -> bool {
+    let body = key.strip_suffix('/').unwrap_or(key);
+    !body.is_empty()
+        && key.len() <= MAX_KEY_BYTES
+        && !key.contains(['\0', '\\'])
+        && body.split('/').all(|s| !matches!(s, "" | "." | ".."))
 }
 
 impl Grants {
     /// Whether model `name` (without `@version`) may be called.
     pub fn allows_model(&self, name: &str) -> bool {
         self.models.iter().any(|m| m == "*" || m == name)
+    }
+
+    /// Whether the plugin may read `key` (or list under it): a plain key under a granted prefix.
+    pub fn allows_key(&self, key: &str) -> bool {
+        plain_key(key) && self.storage.iter().any(|p| key.starts_with(p.as_str()))
     }
 
     /// Whether an outbound request to `host` (without brackets for IPv6) on `port` is allowed.
@@ -41,6 +66,12 @@ impl Grants {
             port_ok && host_ok
         })
     }
+}
+
+/// Checks a storage grant at upload: a plain key prefix ending with `/`. Whether it overlaps the
+/// host's own namespace is the storage capability's to say.
+pub fn valid_storage_prefix(prefix: &str) -> bool {
+    prefix.ends_with('/') && plain_key(prefix)
 }
 
 /// `host:port` → (`host`, Some(port)); a bare host or IPv6 address → (host, None).
@@ -75,10 +106,13 @@ pub fn valid_host_pattern(entry: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
 }
 
-/// The capabilities handed to one call: served models, the plugin's grants and its environment.
+/// The capabilities handed to one call: served models, the store, the plugin's grants and its
+/// environment.
 #[derive(Clone, Default)]
 pub struct Capabilities {
     pub models: Option<Arc<dyn ModelRunner>>,
+    /// The store, for the `storage` import (reads are checked against `grants` first).
+    pub objects: Option<Arc<dyn ObjectReader>>,
     pub grants: Arc<Grants>,
     /// Environment variables set at upload, visible through `wasi:cli/environment`.
     pub env: Arc<[(String, String)]>,
@@ -109,6 +143,49 @@ mod tests {
         assert!(!g.allows_host("internal", 1));
         assert!(!g.allows_host("xinternal", 1));
         assert!(!Grants::default().allows_host("api.example.com", 443));
+    }
+
+    #[test]
+    fn storage_keys_must_be_plain_and_under_a_grant() {
+        let g = Grants {
+            storage: vec!["team-a/".into(), "shared/ref/".into()],
+            ..Default::default()
+        };
+        for ok in ["team-a/x.csv", "team-a/", "team-a/sub/x", "shared/ref/a"] {
+            assert!(g.allows_key(ok), "{ok}");
+        }
+        for bad in [
+            "team-b/x.csv",
+            "team-a",
+            "team-ab/x",
+            "TEAM-A/x",
+            "shared/x",
+            "/team-a/x",
+            "team-a/../team-b/x",
+            "team-a/./x",
+            "team-a//x",
+            "team-a/..",
+            "team-a/x\0",
+            "team-a\\..\\team-b",
+            "",
+            "team-a/x//",
+        ] {
+            assert!(!g.allows_key(bad), "{bad:?}");
+        }
+        assert!(!g.allows_key(&format!("team-a/{}", "x".repeat(MAX_KEY_BYTES))));
+        assert!(!Grants::default().allows_key("team-a/x"));
+    }
+
+    #[test]
+    fn storage_prefixes_checked_at_upload() {
+        for ok in ["raw/", "a/b/", "team-a/2024/"] {
+            assert!(valid_storage_prefix(ok), "{ok}");
+        }
+        for bad in [
+            "", "/", "raw", "/raw/", "../raw/", "a//", "a/../", "./", "*",
+        ] {
+            assert!(!valid_storage_prefix(bad), "{bad:?}");
+        }
     }
 
     #[test]

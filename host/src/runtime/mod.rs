@@ -8,8 +8,8 @@
 //! - [`component`]: upload validation, world detection, `InstancePre` preparation.
 //! - [`invoke`]: one call, from store creation to a classified result.
 //! - [`http`]: one request to an HTTP function (`wasi:http/proxy`), streamed both ways.
-//! - [`grants`], [`outbound`], [`inference`]: what a plugin may reach, and the hooks that enforce
-//!   it on outbound HTTP and model calls.
+//! - [`grants`], [`outbound`], [`inference`], [`objects`]: what a plugin may reach, and the hooks
+//!   that enforce it on outbound HTTP, model calls and store reads.
 
 pub mod bindings;
 pub mod component;
@@ -19,6 +19,7 @@ pub mod http;
 pub mod inference;
 pub mod invoke;
 pub mod limits;
+pub mod objects;
 pub mod outbound;
 pub mod state;
 

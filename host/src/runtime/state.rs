@@ -142,8 +142,10 @@ pub struct HostState {
     /// The first log lines of the call, for the caller.
     pub logs: Vec<String>,
     pub progress: Arc<Mutex<Progress>>,
-    /// Models, grants and environment of the plugin.
+    /// Models, store, grants and environment of the plugin.
     pub caps: Capabilities,
+    /// Largest object the `storage` import hands the guest (the plugin's output limit).
+    pub max_read_bytes: u64,
     stderr: StderrTail,
     /// `wasi:http` state: field limits for headers, and the outbound policy as its hooks.
     http: WasiHttpCtx,
@@ -185,6 +187,7 @@ impl HostState {
             logs: Vec::new(),
             progress: Arc::new(Mutex::new(Progress::default())),
             caps,
+            max_read_bytes: limits.max_output_bytes,
             stderr,
             http: WasiHttpCtx::new(),
             outbound,

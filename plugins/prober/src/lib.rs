@@ -16,10 +16,15 @@
 //! | `udp` | bind a UDP socket and send to config `tcp`'s address |
 //! | `dns` | resolve `localhost` |
 //! | `http` | GET config `http` (a URL) through `wasi:http/outgoing-handler` |
+//! | `storage-read` | read config `victim` (another plugin's object) through the `storage` import: directly, by `..` from the plugin's own prefix, with a leading `/`, a NUL, a backslash, case, an over-long key, the own prefix itself and its name without `/`, and the host's own records |
+//! | `storage-list` | list the victim's prefix, the store's root, the own prefix without `/` (it would match `team-ab/`), `..` from it, and the host's namespace |
+//! | `storage-own-read`, `storage-own-list` | the positive controls: read config `readable` and list config `own`, which are granted, so a denial above is the grant's doing |
 //!
 //! # Config
 //!
-//! `tcp`, `http`, `env` as above (each probe is skipped when its key is missing).
+//! `tcp`, `http`, `env` as above; `own` (the granted prefix, e.g. `team-a/`), `victim` (a key
+//! under another prefix) and `readable` (a key under `own`) for the storage probes. Each probe is
+//! skipped when its key is missing.
 
 use std::sync::Arc;
 
@@ -32,7 +37,7 @@ pub struct Prober;
 
 impl Collector for Prober {
     fn collect(_input: Source, config: &Config) -> Result<Table> {
-        config.check_keys(&["tcp", "http", "env"])?;
+        config.check_keys(&["tcp", "http", "env", "own", "victim", "readable"])?;
         table(&probe_all(config))
     }
 }
@@ -120,6 +125,75 @@ pub fn probe_all(config: &Config) -> Vec<Probe> {
     if let Some(url) = config.get("http") {
         out.push(http(url));
     }
+    if let (Some(own), Some(victim)) = (config.get("own"), config.get("victim")) {
+        out.extend(storage(own, victim, config.get("readable")));
+    }
+    out
+}
+
+/// The storage probes: ways to reach `victim` from a plugin granted `own`, then the controls.
+fn storage(own: &str, victim: &str, readable: Option<&str>) -> Vec<Probe> {
+    use aimass_plugin_sdk::storage::{get, list_page};
+    let bare = own.trim_end_matches('/');
+    let (dir, _) = victim.rsplit_once('/').unwrap_or(("", victim));
+    let reads = [
+        victim.to_string(),
+        format!("{own}../{victim}"),
+        format!("{own}./../{victim}"),
+        format!("{own}/../{victim}"),
+        format!("/{victim}"),
+        format!("{own}x\0/../../{victim}"),
+        format!("{bare}\\..\\{victim}"),
+        victim.to_uppercase(),
+        format!("{own}{}", "a/".repeat(600)),
+        own.to_string(),
+        bare.to_string(),
+        "auth/admin-token".to_string(),
+        "plugins/prober/meta.json".to_string(),
+    ];
+    let lists = [
+        format!("{dir}/"),
+        String::new(),
+        bare.to_string(),
+        format!("{own}../"),
+        "auth/".to_string(),
+        "plugins/".to_string(),
+    ];
+    let read = |probe: &'static str, key: &str| {
+        let (allowed, detail) = match get(key) {
+            Ok(Some(b)) => (true, format!("{} bytes", b.len())),
+            Ok(None) => (true, "no such object".into()),
+            Err(e) => (false, e.message().to_string()),
+        };
+        let mut target = key.escape_default().to_string();
+        if target.len() > 96 {
+            target = format!("{}... ({} bytes)", &target[..96], key.len());
+        }
+        Probe {
+            probe,
+            target,
+            allowed,
+            detail,
+        }
+    };
+    let list = |probe: &'static str, prefix: &str| {
+        let (allowed, detail) = match list_page(prefix, "") {
+            Ok(keys) => (true, keys.join(",")),
+            Err(e) => (false, e.message().to_string()),
+        };
+        Probe {
+            probe,
+            target: prefix.to_string(),
+            allowed,
+            detail,
+        }
+    };
+    let mut out: Vec<Probe> = reads.iter().map(|k| read("storage-read", k)).collect();
+    out.extend(lists.iter().map(|p| list("storage-list", p)));
+    if let Some(key) = readable {
+        out.push(read("storage-own-read", key));
+    }
+    out.push(list("storage-own-list", own));
     out
 }
 

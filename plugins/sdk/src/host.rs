@@ -43,6 +43,8 @@ pub struct HostImports {
     pub progress: fn(u64, u64, &str),
     pub infer:
         fn(&str, Vec<crate::inference::Tensor>) -> Result<Vec<crate::inference::Tensor>, String>,
+    pub get: fn(&str) -> Result<Option<Vec<u8>>, String>,
+    pub list_keys: fn(&str, &str) -> Result<Vec<String>, String>,
 }
 
 static HOST: OnceLock<HostImports> = OnceLock::new();

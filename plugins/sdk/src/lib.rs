@@ -58,6 +58,7 @@ pub mod onnx;
 mod plugin;
 #[cfg(test)]
 mod smoke;
+pub mod storage;
 mod table;
 
 pub use config::Config;

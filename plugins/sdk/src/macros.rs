@@ -83,6 +83,24 @@ macro_rules! __aimass_bindings {
             })
         }
 
+        #[doc(hidden)]
+        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+        fn __aimass_get(
+            key: &str,
+        ) -> ::std::result::Result<::std::option::Option<::std::vec::Vec<u8>>, ::std::string::String>
+        {
+            __aimass_bindings::aimass::plugin::storage::get(key)
+        }
+
+        #[doc(hidden)]
+        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+        fn __aimass_list_keys(
+            prefix: &str,
+            start_after: &str,
+        ) -> ::std::result::Result<::std::vec::Vec<::std::string::String>, ::std::string::String> {
+            __aimass_bindings::aimass::plugin::storage::list_keys(prefix, start_after)
+        }
+
         /// Hands the host-import shims to the SDK. Natively (unit tests) the generated imports
         /// are `unreachable!()` stubs, so nothing is installed and the SDK logs to stderr.
         #[doc(hidden)]
@@ -92,6 +110,8 @@ macro_rules! __aimass_bindings {
                 log: __aimass_log,
                 progress: __aimass_progress,
                 infer: __aimass_infer,
+                get: __aimass_get,
+                list_keys: __aimass_list_keys,
             });
         }
 

@@ -29,6 +29,7 @@ use crate::runtime::http::{self, HttpTarget};
 use crate::runtime::inference::ModelRunner;
 use crate::runtime::invoke::{self, Call, InvokeError, Outcome, Target};
 use crate::runtime::limits::Limits;
+use crate::runtime::objects::ObjectReader;
 use crate::runtime::{Compiled, Runtime};
 use anyhow::Context;
 use records::{component_key, meta_key, now_secs, write_atomic};
@@ -196,6 +197,8 @@ pub struct Registry {
     instances: Option<(Arc<Semaphore>, u32)>,
     /// Served models, for the `inference` import (set once the model registry exists).
     models: std::sync::OnceLock<Arc<dyn ModelRunner>>,
+    /// The store as the `storage` import reads it (for plugins granted prefixes of it).
+    objects: Arc<dyn ObjectReader>,
     /// Prometheus series of calls (shared with the API, which serves `/metrics`).
     metrics: Arc<Metrics>,
 }
@@ -208,6 +211,7 @@ impl Registry {
             .map(|n| (Arc::new(Semaphore::new(n as usize)), n));
         Registry {
             runtime,
+            objects: Arc::new(storage.clone()),
             storage,
             opts,
             engine_hash,
@@ -626,6 +630,7 @@ impl Registry {
     fn capabilities(&self, live: &LiveVersion) -> Capabilities {
         Capabilities {
             models: self.models.get().cloned(),
+            objects: (!live.grants.storage.is_empty()).then(|| self.objects.clone()),
             grants: live.grants.clone(),
             env: live.env.clone(),
         }

@@ -1,0 +1,107 @@
+//! The host side of the `storage` import: plugins read objects under the prefixes they were
+//! granted.
+//!
+//! The runtime core does not know about the store; it holds an [`ObjectReader`] (implemented by
+//! the storage capability) and checks every key against the plugin's
+//! [`Grants`](super::grants::Grants) before the reader sees it. A refused key gets one error
+//! whatever the store holds, so a plugin cannot probe for objects outside its grants.
+
+use super::bindings::storage;
+use super::state::HostState;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Most keys one `list` call returns.
+pub const LIST_PAGE: usize = 1000;
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+/// Reads the host's object store for plugins. Keys are checked before they get here.
+pub trait ObjectReader: Send + Sync {
+    /// The object's size, if it exists.
+    fn size<'a>(&'a self, key: &'a str) -> Boxed<'a, Option<u64>>;
+    /// The object's bytes, if it exists.
+    fn get<'a>(&'a self, key: &'a str) -> Boxed<'a, Option<Vec<u8>>>;
+    /// Up to `limit` keys under `prefix` after `start_after`, in lexicographic order, without
+    /// keys in the host's own namespace.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: &'a str,
+        limit: usize,
+    ) -> Boxed<'a, Vec<String>>;
+}
+
+/// A key as error messages show it: quoted, and cut short if it is long.
+fn shown(key: &str) -> String {
+    match key.char_indices().nth(96) {
+        Some((end, _)) => format!("{:?}... ({} bytes)", &key[..end], key.len()),
+        None => format!("{key:?}"),
+    }
+}
+
+impl HostState {
+    /// The refusal for `key`, if the plugin may not read it.
+    fn refuse(&self, what: &str, key: &str) -> Option<String> {
+        let granted = &self.caps.grants.storage;
+        (!self.caps.grants.allows_key(key)).then(|| {
+            let grants = if granted.is_empty() {
+                "none".to_string()
+            } else {
+                granted.join(", ")
+            };
+            format!(
+                "plugin `{}` may not {what} {}: it is outside the storage prefixes it was \
+                 granted ({grants}; grant one at upload with storage=PREFIX/)",
+                self.plugin,
+                shown(key)
+            )
+        })
+    }
+
+    fn reader(&self) -> Result<std::sync::Arc<dyn ObjectReader>, String> {
+        self.caps
+            .objects
+            .clone()
+            .ok_or_else(|| "this host gives plugins no store".to_string())
+    }
+}
+
+impl storage::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        if let Some(refusal) = self.refuse("read", &key) {
+            return Err(refusal);
+        }
+        if key.ends_with('/') {
+            // A store would read `a/` as the object `a`, which is outside the grant `a/`.
+            return Err(format!("{key:?} is a prefix, not an object key"));
+        }
+        let reader = self.reader()?;
+        let fail = |e: anyhow::Error| format!("reading {key:?}: {e:#}");
+        let Some(size) = reader.size(&key).await.map_err(fail)? else {
+            return Ok(None);
+        };
+        if size > self.max_read_bytes {
+            return Err(format!(
+                "object {key:?} is {size} bytes, over the plugin's limit of {} bytes",
+                self.max_read_bytes
+            ));
+        }
+        reader.get(&key).await.map_err(fail)
+    }
+
+    async fn list_keys(
+        &mut self,
+        prefix: String,
+        start_after: String,
+    ) -> Result<Vec<String>, String> {
+        if let Some(refusal) = self.refuse("list", &prefix) {
+            return Err(refusal);
+        }
+        let reader = self.reader()?;
+        reader
+            .list(&prefix, &start_after, LIST_PAGE)
+            .await
+            .map_err(|e| format!("listing {prefix:?}: {e:#}"))
+    }
+}
