@@ -1,33 +1,41 @@
 //! Change detection by listing, for stores that cannot notify (local files, Garage).
 //!
 //! Each watched prefix keeps the map key → version-token hash (of the etag, else version, else
-//! size+mtime) it last saw, persisted at `events/poller/{hash}.json`. A pass lists the prefix and
-//! reports keys that are new or whose token changed (created) and keys that vanished (deleted);
-//! the caller enqueues those events and only then [`Poller::commit`]s them, so a crash in between
-//! re-reports the same versions — with the same dedupe ids — rather than losing them. Because the
-//! map is persisted, a restart does not re-report objects already seen.
+//! size+mtime) it last saw, persisted in shards under `events/poller/{digest}/` (see [`shards`]).
+//! A pass lists the prefix and reports keys that are new or whose token changed (created) and
+//! keys that vanished (deleted); the caller enqueues those events and only then
+//! [`Poller::commit`]s them, so a crash in between re-reports the same versions — with the same
+//! dedupe ids — rather than losing them. Because the map is persisted, a restart does not
+//! re-report objects already seen.
 //!
 //! A prefix seen for the first time is *baselined*: its current objects are recorded without
 //! events, as S3 notifications only cover writes made after they are configured. Hook creation
 //! baselines its prefix before it returns, so every write after that is reported.
 //!
+//! Memory per key. The index in memory is keyed by a 64-bit hash of the object key, with the
+//! token hash and the pass that last saw it: ~33 bytes per key, against ~100 when it held the
+//! names (a soak writing a new object per request grew the host by that much per object). Names
+//! are read back from the shards only for keys that vanished; writes noted since the last flush
+//! keep theirs in memory until [`FLUSH_AT`] of them are written out together. Two keys of one
+//! prefix with the same 64-bit hash would shadow each other (about one chance in 4·10⁶ for ten
+//! million keys).
+//!
 //! Large prefixes. A pass reads the listing as a stream, a chunk at a time, and never holds it
-//! whole: comparing a 100k-object listing held as a map, and rewriting the state after passes
-//! that found only writes the host was about to note, grew a soak's RSS by 66% in 10 minutes.
-//! Each entry remembers the pass that last listed (or noted) it, so vanished keys are found
-//! without keeping the listing. Objects modified in the last [`SETTLE`] are left to the next
-//! pass: a write through the host is noted a moment after it lands, and is not the poller's to
-//! report. A pass costs ~9 µs per object on local disk, so [`Pace`] spaces passes out as they
+//! whole. Each entry remembers the pass that last listed (or noted) it, so vanished keys are
+//! found without keeping the listing. Objects modified in the last [`SETTLE`] are left to the
+//! next pass: a write through the host is noted a moment after it lands, and is not the poller's
+//! to report. A pass costs ~9 µs per object on local disk, so [`Pace`] spaces passes out as they
 //! grow expensive. Writes through the host and S3 notifications never wait for a pass; only
 //! writes made behind the host's back are found later under a large prefix.
 
-use super::{Event, EventKind, Source, digest};
+mod shards;
+
+use super::{Event, EventKind, Source};
 use crate::capabilities::storage::{ObjectInfo, Storage, is_reserved};
 use anyhow::Result;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use shards::{Change, Shards, key_hash};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,30 +47,38 @@ pub const SETTLE: Duration = Duration::from_secs(1);
 /// wait for at most one chunk, never for a whole pass over a large prefix.
 const CHUNK: usize = 1024;
 
+/// Changes kept in memory (with their names) before they are written to the shards. A crash
+/// loses at most these, which only makes the next pass report those writes again.
+pub const FLUSH_AT: usize = 10_000;
+
 /// One key as last seen.
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     token: u64,
     /// The pass that last listed or noted it.
-    pass: u64,
+    pass: u32,
 }
 
 /// One watched prefix.
 #[derive(Debug, Default)]
 struct Watch {
-    keys: BTreeMap<Box<str>, Mark>,
+    /// By [`key_hash`].
+    keys: HashMap<u64, Mark>,
     /// The pass under way (or the last one).
-    pass: u64,
+    pass: u32,
+    /// Changes not yet in the shards, with their names.
+    unsaved: Vec<Change>,
 }
 
-/// The persisted form: key → token hash (`keys`, token strings, is the first format, read only).
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Stored {
-    prefix: String,
-    #[serde(default, skip_serializing)]
-    keys: BTreeMap<String, String>,
-    #[serde(default)]
-    hashes: BTreeMap<String, u64>,
+impl Watch {
+    fn set(&mut self, key: Box<str>, token: Option<u64>, pass: u32) {
+        let h = key_hash(&key);
+        match token {
+            Some(token) => self.keys.insert(h, Mark { token, pass }),
+            None => self.keys.remove(&h),
+        };
+        self.unsaved.push((key, token));
+    }
 }
 
 /// What a pass found, to [`Poller::commit`] once its events are enqueued: key → new token hash,
@@ -70,7 +86,7 @@ struct Stored {
 #[derive(Debug)]
 pub struct Changes {
     prefix: String,
-    pass: u64,
+    pass: u32,
     set: Vec<(String, Option<u64>)>,
 }
 
@@ -85,6 +101,8 @@ pub struct Poller {
     /// runs at low priority and may be descheduled holding it). Applied by whoever next holds
     /// `seen`.
     notes: Mutex<Vec<Note>>,
+    /// One flush at a time: shards are read, patched and rewritten.
+    flushing: tokio::sync::Mutex<()>,
     settle: Duration,
     /// Duration of the last pass over every prefix, and the time from its start to the next
     /// pass's start, in µs (for `/metrics`).
@@ -110,21 +128,22 @@ impl Pace {
     }
 }
 
-fn state_key(prefix: &str) -> String {
-    format!("events/poller/{}.json", digest(&[prefix]))
-}
-
 /// The token that changes when the object does (etag, else version, else size and mtime).
 pub fn token(o: &ObjectInfo) -> String {
     super::version_token(o.etag.as_deref(), o.version.as_deref())
         .unwrap_or_else(|| format!("{}-{}", o.size, o.modified_ms))
 }
 
-/// A token as kept: 64-bit FNV-1a, stable across builds (it is persisted).
-fn token_hash(token: &str) -> u64 {
-    token.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+/// 64-bit FNV-1a, stable across builds: token hashes are persisted.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// A token as kept.
+fn token_hash(token: &str) -> u64 {
+    fnv1a(token)
 }
 
 impl Poller {
@@ -138,9 +157,17 @@ impl Poller {
             storage,
             seen: Mutex::new(HashMap::new()),
             notes: Mutex::new(Vec::new()),
+            flushing: tokio::sync::Mutex::new(()),
             settle,
             last_pass_us: AtomicU64::new(0),
             last_period_us: AtomicU64::new(0),
+        }
+    }
+
+    fn shards<'a>(&'a self, prefix: &'a str) -> Shards<'a> {
+        Shards {
+            storage: &self.storage,
+            prefix,
         }
     }
 
@@ -149,43 +176,51 @@ impl Poller {
         if self.seen.lock().unwrap().contains_key(prefix) {
             return Ok(true);
         }
-        let Some(stored) = self.storage.get_json::<Stored>(&state_key(prefix)).await? else {
-            return Ok(false);
-        };
-        let legacy = stored.keys.into_iter().map(|(k, t)| (k, token_hash(&t)));
-        let keys = legacy
-            .chain(stored.hashes)
-            .map(|(k, token)| (k.into_boxed_str(), Mark { token, pass: 0 }))
-            .collect();
-        self.seen
-            .lock()
-            .unwrap()
-            .entry(prefix.to_string())
-            .or_insert(Watch { keys, pass: 0 });
-        Ok(true)
+        let mut keys = HashMap::new();
+        let found = self
+            .shards(prefix)
+            .load(|h, token| {
+                keys.insert(h, Mark { token, pass: 0 });
+            })
+            .await?;
+        if found {
+            let watch = Watch {
+                keys,
+                ..Watch::default()
+            };
+            self.seen
+                .lock()
+                .unwrap()
+                .entry(prefix.to_string())
+                .or_insert(watch);
+        }
+        Ok(found)
     }
 
-    async fn persist(&self, prefix: &str) -> Result<()> {
-        let hashes: Option<BTreeMap<String, u64>> = {
-            let seen = self.seen.lock().unwrap();
-            seen.get(prefix).map(|w| {
-                w.keys
-                    .iter()
-                    .map(|(k, m)| (k.to_string(), m.token))
-                    .collect()
-            })
+    /// Write the prefix's unsaved changes to its shards.
+    async fn flush(&self, prefix: &str) -> Result<()> {
+        let _one = self.flushing.lock().await;
+        let unsaved = {
+            let mut seen = self.seen.lock().unwrap();
+            self.apply_notes(&mut seen);
+            match seen.get_mut(prefix) {
+                Some(w) => std::mem::take(&mut w.unsaved),
+                None => return Ok(()), // forgotten meanwhile
+            }
         };
-        let Some(hashes) = hashes else {
-            return Ok(()); // forgotten meanwhile
+        if unsaved.is_empty() {
+            return Ok(());
+        }
+        let failed = match self.shards(prefix).apply(unsaved.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
         };
-        let stored = Stored {
-            prefix: prefix.to_string(),
-            keys: BTreeMap::new(),
-            hashes,
-        };
-        // Encoded off the async threads: it has an entry per object.
-        let body = tokio::task::spawn_blocking(move || serde_json::to_vec(&stored)).await??;
-        self.storage.put(&state_key(prefix), body).await
+        // Put them back, ahead of newer ones, for the next flush.
+        if let Some(w) = self.seen.lock().unwrap().get_mut(prefix) {
+            let newer = std::mem::replace(&mut w.unsaved, unsaved);
+            w.unsaved.extend(newer);
+        }
+        Err(failed)
     }
 
     /// Record a finished pass and the pause after it.
@@ -227,20 +262,23 @@ impl Poller {
         if self.load(prefix).await? {
             return Ok(());
         }
-        let mut keys = BTreeMap::new();
+        let (mut keys, mut entries) = (HashMap::new(), Vec::new());
         let mut listing = std::pin::pin!(self.listing(prefix)?);
         while let Some(chunk) = listing.next().await {
             for o in chunk {
                 let o = o?;
                 let token = token_hash(&token(&o));
-                keys.insert(o.key.into_boxed_str(), Mark { token, pass: 0 });
+                keys.insert(key_hash(&o.key), Mark { token, pass: 0 });
+                entries.push((o.key.into_boxed_str(), Some(token)));
             }
         }
-        self.seen
-            .lock()
-            .unwrap()
-            .insert(prefix.to_string(), Watch { keys, pass: 0 });
-        self.persist(prefix).await
+        self.shards(prefix).create(entries).await?;
+        let watch = Watch {
+            keys,
+            ..Watch::default()
+        };
+        self.seen.lock().unwrap().insert(prefix.to_string(), watch);
+        Ok(())
     }
 
     /// List a prefix and report what changed since the last commit. Returns the events and the
@@ -255,7 +293,7 @@ impl Poller {
             let Some(w) = seen.get_mut(prefix) else {
                 return Ok((Vec::new(), None));
             };
-            w.pass += 1;
+            w.pass = w.pass.wrapping_add(1);
             w.pass
         };
         let settled_before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
@@ -271,7 +309,7 @@ impl Poller {
             };
             for o in chunk {
                 let t = token_hash(&token(&o));
-                let known = w.keys.get_mut(o.key.as_str());
+                let known = w.keys.get_mut(&key_hash(&o.key));
                 let same = known.as_ref().is_some_and(|m| m.token == t);
                 if let Some(m) = known {
                     m.pass = pass;
@@ -292,42 +330,67 @@ impl Poller {
                 set.push((o.key, Some(t)));
             }
         }
-        // Vanished: entries this pass neither listed nor saw noted.
-        let mut cursor: Option<Box<str>> = None;
-        loop {
+        // Vanished: entries this pass neither listed nor saw noted; their names come from the
+        // unsaved changes or the shards.
+        let (vanished, mut names) = {
             let mut seen = self.seen.lock().unwrap();
             self.apply_notes(&mut seen);
             let Some(w) = seen.get(prefix) else {
                 return Ok((Vec::new(), None));
             };
-            let from = cursor.take().map_or(Bound::Unbounded, Bound::Excluded);
-            let mut last = None;
-            for (key, m) in w
+            let vanished: Vec<(u64, u64)> = w
                 .keys
-                .range::<Box<str>, _>((from, Bound::Unbounded))
-                .take(CHUNK)
-            {
-                if m.pass != pass {
-                    events.push(Event::object(
-                        store,
-                        key,
-                        EventKind::Deleted,
-                        None,
-                        None,
-                        None,
-                        Some(format!("{:016x}", m.token)),
-                        Source::Poller,
-                    ));
-                    set.push((key.to_string(), None));
+                .iter()
+                .filter(|(_, m)| m.pass != pass)
+                .map(|(h, m)| (*h, m.token))
+                .collect();
+            let mut names = HashMap::new();
+            if !vanished.is_empty() {
+                for (k, _) in &w.unsaved {
+                    names.insert(key_hash(k), k.to_string());
                 }
-                last = Some(key);
             }
-            match last {
-                Some(k) => cursor = Some(k.clone()),
-                None => break,
-            }
+            (vanished, names)
+        };
+        let unnamed: Vec<u64> = vanished
+            .iter()
+            .map(|(h, _)| *h)
+            .filter(|h| !names.contains_key(h))
+            .collect();
+        if !unnamed.is_empty() {
+            names.extend(self.shards(prefix).names(&unnamed).await?);
+        }
+        for (h, token) in vanished {
+            let Some(key) = names.remove(&h) else {
+                // Neither in memory nor in the shards: nothing to name an event by.
+                tracing::warn!(prefix, "poller: a vanished key has no recorded name");
+                if let Some(w) = self.seen.lock().unwrap().get_mut(prefix) {
+                    w.keys.remove(&h);
+                }
+                continue;
+            };
+            events.push(Event::object(
+                store,
+                &key,
+                EventKind::Deleted,
+                None,
+                None,
+                None,
+                Some(format!("{token:016x}")),
+                Source::Poller,
+            ));
+            set.push((key, None));
         }
         if events.is_empty() {
+            let due = self
+                .seen
+                .lock()
+                .unwrap()
+                .get(prefix)
+                .is_some_and(|w| w.unsaved.len() >= FLUSH_AT);
+            if due {
+                self.flush(prefix).await?;
+            }
             return Ok((events, None));
         }
         let changes = Changes {
@@ -341,10 +404,11 @@ impl Poller {
     /// Forget a prefix's state (no hook watches it any more).
     pub async fn forget(&self, prefix: &str) -> Result<()> {
         self.seen.lock().unwrap().remove(prefix);
-        self.storage.delete(&state_key(prefix)).await
+        let _one = self.flushing.lock().await;
+        self.shards(prefix).remove().await
     }
 
-    /// Apply a pass's changes and persist the prefix's state.
+    /// Apply a pass's changes and persist them.
     pub async fn commit(&self, changes: Changes) -> Result<()> {
         {
             let mut seen = self.seen.lock().unwrap();
@@ -352,25 +416,17 @@ impl Poller {
                 return Ok(());
             };
             for (key, token) in changes.set {
-                match token {
-                    Some(token) => {
-                        let pass = changes.pass;
-                        w.keys.insert(key.into_boxed_str(), Mark { token, pass });
-                    }
-                    None => {
-                        w.keys.remove(key.as_str());
-                    }
-                }
+                w.set(key.into_boxed_str(), token, changes.pass);
             }
             // Notes still pending came after the pass's listing: they are the newer truth.
             self.apply_notes(&mut seen);
         }
-        self.persist(&changes.prefix).await
+        self.flush(&changes.prefix).await
     }
 
     /// A write or delete made through the host (which emitted its own event): update the
     /// in-memory maps of prefixes covering the key so the next scan does not report it again.
-    /// Persisted with the next commit; a crash before that only costs a duplicate event.
+    /// Persisted with the next flush; a crash before that only costs a duplicate event.
     pub fn note(&self, key: &str, object: Option<&ObjectInfo>) {
         let token = object.map(|o| token_hash(&token(o)));
         self.notes.lock().unwrap().push((key.into(), token));
@@ -385,17 +441,9 @@ impl Poller {
         let notes = std::mem::take(&mut *self.notes.lock().unwrap());
         for (key, token) in notes {
             for (prefix, w) in seen.iter_mut() {
-                if !key.starts_with(prefix.as_str()) {
-                    continue;
-                }
-                match token {
-                    Some(token) => {
-                        let pass = w.pass;
-                        w.keys.insert(key.clone(), Mark { token, pass });
-                    }
-                    None => {
-                        w.keys.remove(&key);
-                    }
+                if key.starts_with(prefix.as_str()) {
+                    let pass = w.pass;
+                    w.set(key.clone(), token, pass);
                 }
             }
         }
@@ -425,13 +473,88 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_index_costs_a_bounded_number_of_bytes_per_key() {
+        // On disk, so the shards are not on the heap being measured.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let storage = Storage::open(&url, &Default::default()).unwrap();
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
+        poller.baseline("soak/in/").await.unwrap();
+        let info = storage.put_info("soak/in/x", "x").await.unwrap();
+        let n = 100_000;
+        let keys: Vec<String> = (0..n).map(|i| format!("soak/in/k-{i:08}.csv")).collect();
+        let before = crate::thread_live_bytes();
+        for k in &keys {
+            poller.note(k, Some(&info));
+        }
+        // Past FLUSH_AT the next pass writes the names out and memory keeps the hashes.
+        poller.flush("soak/in/").await.unwrap();
+        let per_key = (crate::thread_live_bytes() - before) / n;
+        eprintln!("poller index: {per_key} bytes per key");
+        assert!(per_key <= 40, "{per_key} bytes per key");
+    }
+
+    #[tokio::test]
     async fn state_in_the_first_format_is_read() {
         let storage = Storage::open("memory://", &Default::default()).unwrap();
         let info = storage.put_info("raw/a.csv", "a").await.unwrap();
         let legacy = serde_json::json!({"prefix": "raw/", "keys": {"raw/a.csv": token(&info)}});
-        storage.put_json(&state_key("raw/"), &legacy).await.unwrap();
+        storage
+            .put_json(&shards::legacy_key("raw/"), &legacy)
+            .await
+            .unwrap();
         let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
         assert!(poller.scan("raw/", "m").await.unwrap().0.is_empty());
+        // Rewritten as shards on the way.
+        assert!(
+            storage
+                .head(&shards::legacy_key("raw/"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let restarted = Poller::with_settle(storage.clone(), Duration::ZERO);
+        storage.delete("raw/a.csv").await.unwrap();
+        let (ev, _) = restarted.scan("raw/", "m").await.unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            (ev[0].key.as_str(), ev[0].kind),
+            ("raw/a.csv", EventKind::Deleted)
+        );
+    }
+
+    #[tokio::test]
+    async fn vanished_keys_are_named_from_unsaved_notes_and_from_the_shards() {
+        let storage = Storage::open("memory://", &Default::default()).unwrap();
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
+        poller.baseline("raw/").await.unwrap();
+        let mut written = Vec::new();
+        for i in 0..3 {
+            let key = format!("raw/{i}.csv");
+            let info = storage.put_info(&key, "x").await.unwrap();
+            poller.note(&key, Some(&info));
+            written.push(key);
+        }
+        // raw/0 is flushed to the shards; raw/1 and raw/2 are only noted in memory.
+        poller.flush("raw/").await.unwrap();
+        for key in &written[1..] {
+            let info = storage.head(key).await.unwrap().unwrap();
+            poller.note(key, Some(&info));
+        }
+        for key in &written {
+            storage.delete(key).await.unwrap(); // behind the host's back
+        }
+        let (ev, changes) = poller.scan("raw/", "m").await.unwrap();
+        let mut got: Vec<_> = ev.iter().map(|e| (e.key.as_str(), e.kind)).collect();
+        got.sort_by_key(|(k, _)| *k);
+        let want: Vec<_> = written
+            .iter()
+            .map(|k| (k.as_str(), EventKind::Deleted))
+            .collect();
+        assert_eq!(got, want);
+        poller.commit(changes.unwrap()).await.unwrap();
+        let restarted = Poller::with_settle(storage.clone(), Duration::ZERO);
+        assert!(restarted.scan("raw/", "m").await.unwrap().0.is_empty());
     }
 
     #[tokio::test]
