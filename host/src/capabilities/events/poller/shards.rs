@@ -115,8 +115,12 @@ impl Shards<'_> {
         Ok(true)
     }
 
-    /// Write a new prefix's state (its baseline).
+    /// Write a new prefix's state (its baseline). Shards a crash left without their meta are
+    /// cleared first: they describe objects as they were then.
     pub async fn create(&self, entries: Vec<Change>) -> Result<()> {
+        for key in self.storage.list(&dir(self.prefix)).await? {
+            self.storage.delete(&key).await?;
+        }
         self.apply(entries).await?;
         let meta = Meta {
             prefix: self.prefix.to_string(),
