@@ -133,7 +133,11 @@ impl LimitQuery {
                  segments, no leading '/')"
             )));
         }
-        if let Some(bad) = storage.iter().find(|p| is_reserved(p)) {
+        // Any case: a case-insensitive local file system maps `Auth/` onto `auth/`.
+        if let Some(bad) = storage
+            .iter()
+            .find(|p| is_reserved(&p.to_ascii_lowercase()))
+        {
             return Err(ApiError::bad_request(format!(
                 "storage: {bad:?} is in the host's own namespace"
             )));

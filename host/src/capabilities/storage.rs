@@ -283,6 +283,21 @@ impl Storage {
         }
     }
 
+    /// The object's bytes if it holds at most `max` of them, else `Err(size)`; `None` if there
+    /// is no such object. The size is the one of the version being read, checked before its
+    /// bytes are, so an object replaced meanwhile by a larger one is never read whole.
+    pub async fn get_at_most(&self, key: &str, max: u64) -> Result<Option<Result<Bytes, u64>>> {
+        match self.inner.get(&self.key_path(key)?).await {
+            Ok(r) if r.meta.size > max => Ok(Some(Err(r.meta.size))),
+            Ok(r) => Ok(Some(Ok(r
+                .bytes()
+                .await
+                .with_context(|| format!("reading {key}"))?))),
+            Err(e) if missing(&e) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {key}")),
+        }
+    }
+
     /// Write an object whole (atomic: readers see the old or the new bytes, never a mix).
     pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<()> {
         self.put_raw(key, bytes.into()).await?;
@@ -339,21 +354,40 @@ impl Storage {
         &self,
         prefix: &str,
     ) -> Result<impl futures::Stream<Item = Result<ObjectInfo>> + Send + use<>> {
+        self.list_info_stream_after(prefix, None)
+    }
+
+    /// Whether listings come in lexicographic key order (S3 and memory; the local file store
+    /// lists in directory order).
+    pub fn lists_sorted(&self) -> bool {
+        !self.url.starts_with("file://")
+    }
+
+    /// [`Storage::list_info_stream`] from the first key after `after`: on S3 the listing starts
+    /// there (`start-after`) rather than being filtered.
+    pub fn list_info_stream_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<impl futures::Stream<Item = Result<ObjectInfo>> + Send + use<>> {
         let prefix = self.key_path(prefix)?;
         let described = prefix.to_string();
-        Ok(futures::StreamExt::filter_map(
-            self.inner.list(Some(&prefix)),
-            move |r| {
-                futures::future::ready(match r {
-                    Ok(m) => Some(Ok(ObjectInfo::from_meta(m))),
-                    // Under another object's key (local store): nothing can be listed there.
-                    Err(e) if missing(&e) => None,
-                    Err(e) => Some(Err(
-                        anyhow::Error::new(e).context(format!("listing {described}"))
-                    )),
-                })
-            },
-        ))
+        let listing = match after {
+            Some(after) => self
+                .inner
+                .list_with_offset(Some(&prefix), &self.key_path(after)?),
+            None => self.inner.list(Some(&prefix)),
+        };
+        Ok(futures::StreamExt::filter_map(listing, move |r| {
+            futures::future::ready(match r {
+                Ok(m) => Some(Ok(ObjectInfo::from_meta(m))),
+                // Under another object's key (local store): nothing can be listed there.
+                Err(e) if missing(&e) => None,
+                Err(e) => Some(Err(
+                    anyhow::Error::new(e).context(format!("listing {described}"))
+                )),
+            })
+        }))
     }
 
     /// [`Storage::list_info_stream`], collected.

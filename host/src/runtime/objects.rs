@@ -16,12 +16,18 @@ pub const LIST_PAGE: usize = 1000;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
 
+/// What reading one object found.
+pub enum Read {
+    Missing,
+    /// Its size, over the limit: nothing of it was read.
+    TooLarge(u64),
+    Bytes(Vec<u8>),
+}
+
 /// Reads the host's object store for plugins. Keys are checked before they get here.
 pub trait ObjectReader: Send + Sync {
-    /// The object's size, if it exists.
-    fn size<'a>(&'a self, key: &'a str) -> Boxed<'a, Option<u64>>;
-    /// The object's bytes, if it exists.
-    fn get<'a>(&'a self, key: &'a str) -> Boxed<'a, Option<Vec<u8>>>;
+    /// The object, if it holds at most `max` bytes.
+    fn read<'a>(&'a self, key: &'a str, max: u64) -> Boxed<'a, Read>;
     /// Up to `limit` keys under `prefix` after `start_after`, in lexicographic order, without
     /// keys in the host's own namespace.
     fn list<'a>(
@@ -59,6 +65,13 @@ impl HostState {
         })
     }
 
+    /// A store failure as the plugin sees it: what failed, not the store's own words (which may
+    /// name host paths); those go to the host's log.
+    fn store_failed(&self, doing: &str, key: &str, e: anyhow::Error) -> String {
+        tracing::warn!(plugin = %self.plugin, key, "storage import: {doing} failed: {e:#}");
+        format!("{doing} {} failed in the store", shown(key))
+    }
+
     fn reader(&self) -> Result<std::sync::Arc<dyn ObjectReader>, String> {
         self.caps
             .objects
@@ -77,17 +90,16 @@ impl storage::Host for HostState {
             return Err(format!("{key:?} is a prefix, not an object key"));
         }
         let reader = self.reader()?;
-        let fail = |e: anyhow::Error| format!("reading {key:?}: {e:#}");
-        let Some(size) = reader.size(&key).await.map_err(fail)? else {
-            return Ok(None);
-        };
-        if size > self.max_read_bytes {
-            return Err(format!(
-                "object {key:?} is {size} bytes, over the plugin's limit of {} bytes",
+        match reader.read(&key, self.max_read_bytes).await {
+            Ok(Read::Missing) => Ok(None),
+            Ok(Read::Bytes(b)) => Ok(Some(b)),
+            Ok(Read::TooLarge(size)) => Err(format!(
+                "object {} is {size} bytes, over the plugin's limit of {} bytes",
+                shown(&key),
                 self.max_read_bytes
-            ));
+            )),
+            Err(e) => Err(self.store_failed("reading", &key, e)),
         }
-        reader.get(&key).await.map_err(fail)
     }
 
     async fn list_keys(
@@ -102,6 +114,6 @@ impl storage::Host for HostState {
         reader
             .list(&prefix, &start_after, LIST_PAGE)
             .await
-            .map_err(|e| format!("listing {prefix:?}: {e:#}"))
+            .map_err(|e| self.store_failed("listing", &prefix, e))
     }
 }

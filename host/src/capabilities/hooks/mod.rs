@@ -497,10 +497,17 @@ impl Hooks {
     async fn poll_loop(self: Arc<Self>, pace: Pace) {
         loop {
             let started = std::time::Instant::now();
-            for p in self.watched_prefixes() {
-                if let Err(e) = self.poll_once(&p).await {
+            let watched = self.watched_prefixes();
+            for p in &watched {
+                if let Err(e) = self.poll_once(p).await {
                     tracing::warn!(prefix = p, "poll failed: {e:#}");
                 }
+            }
+            // Prefixes that lost their watcher (or were baselined again by a pass that raced
+            // a hook's deletion) leave memory, so host writes under them stop piling up there.
+            let watched = self.watched_prefixes().into_iter().chain(watched);
+            if let Err(e) = self.poller.retain(&watched.collect::<Vec<_>>()).await {
+                tracing::warn!("letting go of unwatched prefixes failed: {e:#}");
             }
             let pass = started.elapsed();
             let pause = pace.pause_after(pass);

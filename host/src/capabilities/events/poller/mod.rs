@@ -16,9 +16,10 @@
 //! token hash and the pass that last saw it: ~33 bytes per key, against ~100 when it held the
 //! names (a soak writing a new object per request grew the host by that much per object). Names
 //! are read back from the shards only for keys that vanished; writes noted since the last flush
-//! keep theirs in memory until [`FLUSH_AT`] of them are written out together. Two keys of one
-//! prefix with the same 64-bit hash would shadow each other (about one chance in 4·10⁶ for ten
-//! million keys).
+//! keep theirs in memory (the latest change per key) until [`FLUSH_AT`] of them are written out
+//! together, and a prefix that lost its watcher leaves memory after the next pass
+//! ([`Poller::retain`]), so notes for it stop accumulating. Two keys of one prefix with the same
+//! 64-bit hash would shadow each other (about one chance in 4·10⁶ for ten million keys).
 //!
 //! Large prefixes. A pass reads the listing as a stream, a chunk at a time, and never holds it
 //! whole. Each entry remembers the pass that last listed (or noted) it, so vanished keys are
@@ -66,8 +67,9 @@ struct Watch {
     keys: HashMap<u64, Mark>,
     /// The pass under way (or the last one).
     pass: u32,
-    /// Changes not yet in the shards, with their names.
-    unsaved: Vec<Change>,
+    /// Changes not yet in the shards, with their names: the latest per key, so rewriting a key
+    /// does not grow it.
+    unsaved: HashMap<Box<str>, Option<u64>>,
 }
 
 impl Watch {
@@ -77,7 +79,7 @@ impl Watch {
             Some(token) => self.keys.insert(h, Mark { token, pass }),
             None => self.keys.remove(&h),
         };
-        self.unsaved.push((key, token));
+        self.unsaved.insert(key, token);
     }
 }
 
@@ -211,16 +213,41 @@ impl Poller {
         if unsaved.is_empty() {
             return Ok(());
         }
-        let failed = match self.shards(prefix).apply(unsaved.clone()).await {
+        let changes: Vec<Change> = unsaved.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        let failed = match self.shards(prefix).apply(changes).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        // Put them back, ahead of newer ones, for the next flush.
+        // Put them back for the next flush, under any newer change of the same key.
         if let Some(w) = self.seen.lock().unwrap().get_mut(prefix) {
             let newer = std::mem::replace(&mut w.unsaved, unsaved);
             w.unsaved.extend(newer);
         }
         Err(failed)
+    }
+
+    /// Let go of prefixes no hook or trigger watches any more (a pipeline deleted, a hook
+    /// deleted while a pass was under way): their unsaved changes are written and their index
+    /// leaves memory, so notes for them stop accumulating. The state stays in the store, as
+    /// [`Poller::baseline`] finds it if a watcher comes back.
+    pub async fn retain(&self, watched: &[String]) -> Result<()> {
+        let gone: Vec<String> = self
+            .seen
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|p| !watched.contains(p))
+            .cloned()
+            .collect();
+        for prefix in gone {
+            self.flush(&prefix).await?;
+            let _one = self.flushing.lock().await;
+            let mut seen = self.seen.lock().unwrap();
+            if seen.get(&prefix).is_some_and(|w| w.unsaved.is_empty()) {
+                seen.remove(&prefix);
+            }
+        }
+        Ok(())
     }
 
     /// Record a finished pass and the pause after it.
@@ -346,7 +373,7 @@ impl Poller {
                 .collect();
             let mut names = HashMap::new();
             if !vanished.is_empty() {
-                for (k, _) in &w.unsaved {
+                for k in w.unsaved.keys() {
                     names.insert(key_hash(k), k.to_string());
                 }
             }
@@ -521,6 +548,30 @@ mod tests {
             (ev[0].key.as_str(), ev[0].kind),
             ("raw/a.csv", EventKind::Deleted)
         );
+    }
+
+    #[tokio::test]
+    async fn unwatched_prefixes_leave_memory_with_their_notes_written_out() {
+        let storage = Storage::open("memory://", &Default::default()).unwrap();
+        let poller = Poller::with_settle(storage.clone(), Duration::ZERO);
+        for p in ["kept/", "gone/"] {
+            poller.baseline(p).await.unwrap();
+        }
+        for i in 0..3 {
+            let key = format!("gone/{i}");
+            let info = storage.put_info(&key, "x").await.unwrap();
+            // Rewriting a key keeps one unsaved change for it.
+            poller.note(&key, Some(&info));
+            poller.note(&key, Some(&info));
+        }
+        assert_eq!(poller.seen.lock().unwrap()["gone/"].unsaved.len(), 3);
+        poller.retain(&["kept/".to_string()]).await.unwrap();
+        assert!(!poller.seen.lock().unwrap().contains_key("gone/"));
+        poller.note("gone/3", None); // no index to grow
+        assert!(!poller.seen.lock().unwrap().contains_key("gone/"));
+        // Its state was written: a watcher coming back sees the three objects as known.
+        let back = Poller::with_settle(storage.clone(), Duration::ZERO);
+        assert!(back.scan("gone/", "m").await.unwrap().0.is_empty());
     }
 
     #[tokio::test]
