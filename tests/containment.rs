@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::events::put_object;
 use common::normal::Normal;
 use common::*;
 use serde_json::json;
@@ -294,17 +295,6 @@ fn probes(body: &[u8]) -> Vec<[String; 4]> {
         .collect()
 }
 
-async fn put_object(host: &TestHost, key: &str, body: Vec<u8>) {
-    let resp = client()
-        .put(host.url(&format!("/v1/objects/{key}")))
-        .bearer_auth(ADMIN)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "PUT {key}: {}", resp.status());
-}
-
 /// Two plugins granted a store prefix each: each reads its own through the `storage` import and
 /// nothing of the other's, whatever spelling of the other's key it tries (`..`, a leading `/`,
 /// NUL, backslashes, case, an over-long key, a prefix without its `/`), nor the host's records.
@@ -312,10 +302,10 @@ async fn put_object(host: &TestHost, key: &str, body: Vec<u8>) {
 async fn a_plugin_reads_its_granted_prefix_and_nothing_of_another_plugins() {
     let _turn = TURN.lock().await;
     let host = shared();
-    put_object(host, "team-a/ok.csv", b"a\n1\n".to_vec()).await;
-    put_object(host, "team-a/big.bin", vec![7; 2 << 20]).await;
-    put_object(host, "team-ab/x.csv", b"not a's".to_vec()).await;
-    put_object(host, "team-b/secret.csv", b"b's secret".to_vec()).await;
+    put_object(host, "team-a/ok.csv", "a\n1\n").await;
+    put_object(host, "team-a/big.bin", &"\u{7}".repeat(2 << 20)).await;
+    put_object(host, "team-ab/x.csv", "not a's").await;
+    put_object(host, "team-b/secret.csv", "b's secret").await;
     push(
         host,
         "reader-a",
