@@ -30,7 +30,7 @@ trap cleanup EXIT
 wait_for() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
 
 rm -rf "$dir/aimass-data"
-AIMASS_TOKEN=bench-admin-token "$aimass" up --listen 127.0.0.1:18080 --no-bundled \
+AIMASS_TOKEN=bench-admin-token-of-at-least-32-chars "$aimass" up --listen 127.0.0.1:18080 --no-bundled \
   --store "file://$dir/aimass-data/store" --data-dir "$dir/aimass-data" 2>"$dir/aimass.log" &
 pids+=($!)
 # serve's defaults otherwise: no `-W timeout` (so no epoch checks, which aimass always has).
@@ -39,9 +39,9 @@ pids+=($!)
 "$native" 127.0.0.1:18082 2>"$dir/native.log" &
 pids+=($!)
 wait_for http://127.0.0.1:18080/healthz
-AIMASS_TOKEN=bench-admin-token "$aimass" plugin push hello "$hello" --public --url http://127.0.0.1:18080 >/dev/null
+AIMASS_TOKEN=bench-admin-token-of-at-least-32-chars "$aimass" plugin push hello "$hello" --public --url http://127.0.0.1:18080 >/dev/null
 # The same function behind the token check (role lookup per request), to show what auth costs.
-AIMASS_TOKEN=bench-admin-token "$aimass" plugin push hello-auth "$hello" --url http://127.0.0.1:18080 >/dev/null
+AIMASS_TOKEN=bench-admin-token-of-at-least-32-chars "$aimass" plugin push hello-auth "$hello" --url http://127.0.0.1:18080 >/dev/null
 wait_for http://127.0.0.1:18080/fn/hello/
 wait_for http://127.0.0.1:18081/
 wait_for http://127.0.0.1:18082/
@@ -56,7 +56,7 @@ for c in 1 16 64; do
   for peer in aimass:http://127.0.0.1:18080/fn/hello/ aimass-token:http://127.0.0.1:18080/fn/hello-auth/ \
               wasmtime-serve:http://127.0.0.1:18081/ native-axum:http://127.0.0.1:18082/; do
     name=${peer%%:*}; url=${peer#*:}
-    auth=(); [ "$name" = aimass-token ] && auth=(-H "Authorization: Bearer bench-admin-token")
+    auth=(); [ "$name" = aimass-token ] && auth=(-H "Authorization: Bearer bench-admin-token-of-at-least-32-chars")
     wrk -t1 -c"$c" -d2s "${auth[@]}" "$url" >/dev/null  # warm-up
     echo "== $name c=$c" >> "$dir/results.txt"
     wrk -t"$t" -c"$c" -d"${secs}s" --latency "${auth[@]}" "$url" >> "$dir/results.txt"

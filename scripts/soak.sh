@@ -18,10 +18,10 @@ aimass=$CARGO_TARGET_DIR/release/aimass
 soak=$CARGO_TARGET_DIR/release/examples/soak
 
 rm -rf "$dir" && mkdir -p "$dir"
-AIMASS_TOKEN=soak-admin-token AIMASS_LOG=warn "$aimass" up --listen 127.0.0.1:18090 \
+AIMASS_TOKEN=soak-admin-token-of-at-least-32-chars AIMASS_LOG=warn "$aimass" up --listen 127.0.0.1:18090 \
   --store "file://$dir/store" --data-dir "$dir/data" >"$dir/aimass.out" 2>"$dir/aimass.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 600); do curl -sf -o /dev/null http://127.0.0.1:18090/healthz && break; sleep 0.1; done
 
-"$soak" http://127.0.0.1:18090 soak-admin-token "$pid" "$secs" "$fraction" "$window" | tee "$dir/soak.txt"
+"$soak" http://127.0.0.1:18090 soak-admin-token-of-at-least-32-chars "$pid" "$secs" "$fraction" "$window" | tee "$dir/soak.txt"

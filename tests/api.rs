@@ -449,3 +449,57 @@ async fn bodies_over_the_limit_get_413() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// `/` tells a person (HTML) or a script (JSON) what this is and where to go, with no token;
+/// `/docs` is the README the binary was built with.
+#[tokio::test]
+async fn the_root_is_a_landing_page_not_a_404() {
+    let host = shared();
+    let version = env!("CARGO_PKG_VERSION");
+    let resp = client().get(host.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(&format!("<h1>aimass {version}</h1>")),
+        "{html}"
+    );
+    for link in ["/healthz", "/v1/info", "/docs"] {
+        assert!(
+            html.contains(&format!("href=\"{link}\"")),
+            "{link} in {html}"
+        );
+    }
+    assert!(html.contains("admin-token"), "{html}");
+
+    let json: serde_json::Value = client()
+        .get(host.url("/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["name"], "aimass");
+    assert_eq!(json["version"], version);
+    assert!(json["links"]["/v1/info"].is_string(), "{json}");
+    assert!(json["token"].as_str().unwrap().contains("admin-token"));
+
+    // Every link on the page answers; the ones that need a token say so with 401, not 404.
+    for link in json["links"].as_object().unwrap().keys() {
+        let status = client().get(host.url(link)).send().await.unwrap().status();
+        assert!(status == 200 || status == 401, "{link}: {status}");
+    }
+    let docs = client().get(host.url("/docs")).send().await.unwrap();
+    assert_eq!(
+        docs.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    assert!(docs.text().await.unwrap().contains("## Quick start"));
+}

@@ -705,11 +705,17 @@ async fn object_api_round_trip_and_bad_keys(e: &Env) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    // /healthz says whether the store honours create-only writes (Garage ignores them).
-    let health = common::get_json(h, "/healthz").await;
+    // /v1/info (reader) says whether the store honours create-only writes (Garage ignores
+    // them); /healthz, open to anyone, says nothing about the deployment.
+    let info = common::get_json(h, "/v1/info").await;
     assert_eq!(
-        health["store"]["conditional_create"], e.conditional_create,
-        "{health}"
+        info["store_conditional_create"], e.conditional_create,
+        "{info}"
+    );
+    let health = client().get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        health.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"status": "ok"})
     );
 }
 

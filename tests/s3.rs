@@ -41,9 +41,12 @@ async fn storage_operations_on_s3() {
 #[tokio::test]
 async fn host_state_in_s3_survives_a_restart() {
     let g = garage();
+    // Hosts on one store share compiled artifacts when they share the key that seals them.
+    let key_dir = tempfile::tempdir().unwrap();
     let config = || HostConfig {
         store_url: g.url(),
         s3: g.options(),
+        artifact_key_file: Some(key_dir.path().join("artifact-key")),
         register_bundled: false,
         ..HostConfig::default()
     };

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 /// The admin token every request carries: the targets fuzz input handling, not auth (the auth
 /// matrix test covers that).
-pub const TOKEN: &str = "fuzz-admin-token";
+pub const TOKEN: &str = "fuzz-admin-token-of-at-least-32-chars";
 
 /// Name of the ONNX model registered at start-up (scikit-learn's iris logistic regression).
 pub const MODEL: &str = "iris";

@@ -10,7 +10,7 @@ use aimass::capabilities::hooks::HookOptions;
 use aimass::config::HostConfig;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-admin-token";
+const TOKEN: &str = "bench-admin-token-of-at-least-32-chars";
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;

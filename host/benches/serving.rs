@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-admin-token";
+const TOKEN: &str = "bench-admin-token-of-at-least-32-chars";
 const CSV: &str = include_str!("../../examples/data/breast-cancer.csv");
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -14,14 +14,20 @@ pub struct HostConfig {
     /// Address the API listens on. Default `127.0.0.1:8080`; port 0 picks a free port.
     pub listen: SocketAddr,
     /// Object store URL: `file://PATH`, `memory://` or `s3://BUCKET`. Default
-    /// `file://./aimass-data`.
+    /// `file://./aimass-data/store` (inside the data dir, so no object key names a local file).
     pub store_url: String,
     /// S3 endpoint/region/credentials for `s3://` stores (else the `AWS_*` variables).
     pub s3: S3Options,
     /// Local directory for files that must not live in a shared store: the generated admin
-    /// token and the local cache of compiled artifacts (`cache/compiled/`). Default
-    /// `./aimass-data`.
+    /// token, the artifact key and the local cache of compiled artifacts (`cache/compiled/`).
+    /// Default `./aimass-data`.
     pub data_dir: PathBuf,
+    /// The key compiled artifacts in the store are sealed with; hosts sharing a store share
+    /// artifacts only if they share this file. Default `<data_dir>/artifact-key`, created on
+    /// first start (see `capabilities::registry::seal`).
+    pub artifact_key_file: Option<PathBuf>,
+    /// Failed authentications allowed per peer address before its requests get 429.
+    pub auth_limit: crate::api::auth_limit::AuthLimit,
     /// Admin token from `AIMASS_TOKEN`; when unset one is generated on first start.
     pub admin_token: Option<String>,
     /// Limits of plugins that do not override them at upload.
@@ -43,6 +49,12 @@ pub struct HostConfig {
     /// connection may sit idle, before the host closes it (slowloris, forgotten connections).
     /// Default 75 s (see `api::serve`).
     pub header_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed. Default 4096.
+    pub max_connections: usize,
+    /// Request bodies: deadline, and the budget of body bytes in memory across requests.
+    pub body: crate::api::body::BodyOptions,
+    /// Loaded model plans kept in memory: by count and by ONNX size, least recently used out.
+    pub model_plans: crate::capabilities::models::plans::PlanLimits,
     /// Alert rules (see `capabilities::notify::alerts`), evaluated every `alert_interval`.
     pub alerts: Vec<crate::capabilities::notify::alerts::AlertRule>,
     pub alert_interval: Duration,
@@ -52,9 +64,11 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             listen: ([127, 0, 0, 1], 8080).into(),
-            store_url: "file://./aimass-data".into(),
+            store_url: "file://./aimass-data/store".into(),
             s3: S3Options::default(),
             data_dir: PathBuf::from("./aimass-data"),
+            artifact_key_file: None,
+            auth_limit: Default::default(),
             admin_token: None,
             limits: Limits::default(),
             queue_timeout: Duration::from_secs(1),
@@ -64,6 +78,9 @@ impl Default for HostConfig {
             hooks: HookOptions::default(),
             grace: Duration::from_secs(30),
             header_timeout: crate::api::serve::HEADER_TIMEOUT,
+            max_connections: crate::api::serve::MAX_CONNECTIONS,
+            body: Default::default(),
+            model_plans: Default::default(),
             alerts: Vec::new(),
             alert_interval: Duration::from_secs(15),
         }

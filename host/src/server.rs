@@ -11,7 +11,7 @@ use crate::capabilities::notify::Notifier;
 use crate::capabilities::notify::alerts::Alerts;
 use crate::capabilities::notify::webhooks::Webhooks;
 use crate::capabilities::pipelines::Pipelines;
-use crate::capabilities::registry::{Registry, RegistryOptions};
+use crate::capabilities::registry::{Registry, RegistryOptions, seal};
 use crate::capabilities::storage::Storage;
 use crate::capabilities::tokens::{Bootstrap, Tokens};
 use crate::capabilities::warehouse::Warehouse;
@@ -66,6 +66,9 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
     let runtime = Arc::new(Runtime::new(&config.engine)?);
     let pooling = runtime.engine.pooling;
     let storage = Storage::open(&config.store_url, &config.s3)?;
+    let key_file =
+        (config.artifact_key_file.clone()).unwrap_or_else(|| config.data_dir.join(seal::KEY_FILE));
+    let seal = Arc::new(seal::Seal::load_or_create(&key_file)?);
     let registry = Arc::new(Registry::new(
         runtime.clone(),
         storage.clone(),
@@ -74,6 +77,7 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
             queue_timeout: config.queue_timeout,
             local_cache: config.data_dir.join("cache").join("compiled"),
             max_instances: pooling.then_some(config.engine.max_instances),
+            seal,
         },
     ));
     let loaded = registry.load_all().await?;
@@ -118,21 +122,17 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         "store": storage.url(),
         "pooling_allocator": pooling,
         "engine_hash": runtime.engine.compatibility_hash(),
+        // Whether create-only PUTs are honoured (Garage and some S3 servers ignore them).
+        // Nothing relies on it; it tells operators whether a second writer could race.
+        "store_conditional_create": conditional_create,
         "default_limits": config.limits,
         "queue_timeout_ms": config.queue_timeout.as_millis() as u64,
         "max_body_bytes": config.max_body_bytes,
     });
-    let health = serde_json::json!({
-        "status": "ok",
-        "store": {
-            "url": storage.url(),
-            // Whether create-only PUTs are honoured (Garage and some S3 servers ignore them).
-            // Nothing relies on it; it tells operators whether a second writer could race.
-            "conditional_create": conditional_create,
-        },
-    });
+    // Anyone may ask: liveness only, nothing about the deployment.
+    let health = serde_json::json!({ "status": "ok" });
     let models = Arc::new(
-        ModelRegistry::open(storage.clone())
+        ModelRegistry::open(storage.clone(), config.model_plans)
             .await
             .context("loading the model registry")?,
     );
@@ -176,6 +176,13 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         bus,
         shutdown: shutdown.clone(),
         tokens,
+        auth_failures: Arc::new(api::auth_limit::AuthFailures::new(config.auth_limit)),
+        streams: Default::default(),
+        body_budget: Arc::new(api::body::BodyBudget::new(api::body::BodyOptions {
+            // A body the host accepts must fit in the budget on its own.
+            budget_bytes: config.body.budget_bytes.max(config.max_body_bytes),
+            ..config.body
+        })),
         hooks: hooks.clone(),
         storage: storage.clone(),
         info: Arc::new(info),
@@ -218,7 +225,10 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
         app,
         shutdown.clone(),
         config.grace,
-        config.header_timeout,
+        api::serve::ServeOptions {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+        },
         pipelines,
     ));
     Ok(Running {
@@ -242,11 +252,11 @@ async fn serve(
     app: axum::Router,
     shutdown: tokio_util::sync::CancellationToken,
     grace: std::time::Duration,
-    header_timeout: std::time::Duration,
+    opts: api::serve::ServeOptions,
     pipelines: Arc<Pipelines>,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
-    let server = api::serve::serve(listener, app, header_timeout, async move {
+    let server = api::serve::serve(listener, app, opts, async move {
         tokio::select! {
             _ = shutdown_signal() => token.cancel(),
             _ = token.cancelled() => {}

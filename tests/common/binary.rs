@@ -49,10 +49,23 @@ pub fn up_with(dir: &Path, garage: Option<&super::garage::Garage>, extra: &[&str
                 .env("AWS_SECRET_ACCESS_KEY", o.secret_access_key.unwrap())
         }
     };
+    cmd.arg("--data-dir").arg(dir.join("data"));
+    spawn(cmd)
+}
+
+/// `aimass up --listen 127.0.0.1:0` with exactly `args` (data dir, store, ...).
+pub fn up_args(args: &[&str]) -> Up {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]).args(args);
+    spawn(cmd)
+}
+
+/// Start an `up` command and wait for its banner (up to the auth lines).
+fn spawn(mut cmd: Command) -> Up {
     let mut child = cmd
-        .arg("--data-dir")
-        .arg(dir.join("data"))
         .env_remove("AIMASS_TOKEN")
+        .env_remove("AIMASS_STORE")
+        .env_remove("AIMASS_DATA_DIR")
         .env("AIMASS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -75,9 +88,9 @@ pub fn up_with(dir: &Path, garage: Option<&super::garage::Garage>, extra: &[&str
         banner.push_str(&line);
         banner.push('\n');
         if line.starts_with("auth:") {
-            // The generated-token case prints two more lines.
+            // The generated-token case prints one more line.
             if line.contains("generated") {
-                for _ in 0..2 {
+                for _ in 0..1 {
                     banner.push_str(&rx.recv_timeout(Duration::from_secs(5)).unwrap());
                     banner.push('\n');
                 }

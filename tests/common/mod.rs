@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub const ADMIN: &str = "test-admin-token";
+pub const ADMIN: &str = "test-admin-token-of-at-least-32-chars";
 
 /// A host running on its own tokio runtime, so it outlives any one test's runtime.
 pub struct TestHost {

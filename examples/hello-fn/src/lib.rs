@@ -15,7 +15,8 @@ use wasip2::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
-struct Hello;
+/// The exported handler (public, so a host build that does not export it still uses it).
+pub struct Hello;
 
 impl wasip2::exports::http::incoming_handler::Guest for Hello {
     fn handle(_request: IncomingRequest, out: ResponseOutparam) {
@@ -39,4 +40,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
     }
 }
 
+// Only a Wasm build exports the handler: a host build (a default workspace member, built by
+// `cargo build` at the root) would hand the linker a symbol name it cannot put in a version script.
+#[cfg(target_arch = "wasm32")]
 wasip2::http::proxy::export!(Hello);

@@ -37,7 +37,8 @@ struct Request {
     rows: Vec<Vec<f32>>,
 }
 
-struct Score;
+/// The exported handler (public, so a host build that does not export it still uses it).
+pub struct Score;
 
 impl wasip2::exports::http::incoming_handler::Guest for Score {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
@@ -139,4 +140,7 @@ fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     OutgoingBody::finish(outgoing, None).expect("finish body");
 }
 
+// Only a Wasm build exports the handler: a host build (a default workspace member, built by
+// `cargo build` at the root) would hand the linker a symbol name it cannot put in a version script.
+#[cfg(target_arch = "wasm32")]
 wasip2::http::proxy::export!(Score);

@@ -20,6 +20,15 @@ fn role_for(min: u8) -> Role {
     }
 }
 
+/// The token of a `Bearer` credential; the scheme is matched in any case (RFC 9110 §11.1).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Proof that the request carries a token with at least the role `MIN`.
 pub struct Authed<const MIN: u8>(pub Role);
 
@@ -27,6 +36,21 @@ impl<const MIN: u8> FromRequestParts<AppState> for Authed<MIN> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = peer
+            && let Err(wait) = state.auth_failures.check(ip)
+        {
+            return Err(ApiError {
+                retry_after: Some(wait.as_secs().max(1) as u32),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many failed authentications from this address; retry later",
+                )
+            });
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -37,20 +61,18 @@ impl<const MIN: u8> FromRequestParts<AppState> for Authed<MIN> {
                     "missing bearer token: send `Authorization: Bearer <token>`",
                 )
             })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Authorization must be `Bearer <token>`",
-                )
-            })?;
-        let role = state
-            .tokens
-            .role_of(token)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid token"))?;
+        let token = bearer(header).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Authorization must be `Bearer <token>`",
+            )
+        })?;
+        let Some(role) = state.tokens.role_of(token) else {
+            if let Some(ip) = peer {
+                state.auth_failures.fail(ip);
+            }
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token"));
+        };
         let needed = role_for(MIN);
         if role < needed {
             return Err(ApiError::new(

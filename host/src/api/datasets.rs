@@ -213,7 +213,7 @@ pub async fn add_part(
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             CommitError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-            CommitError::Storage(e) => ApiError::internal(format!("{e:#}")),
+            CommitError::Storage(e) => ApiError::storage(e),
         })?;
     let ev = Event::part(
         state.storage.url(),

@@ -35,7 +35,7 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 
-    /// A failed store write: 409 for a key the store cannot hold next to another, 507 with
+    /// A failed store operation: 409 for a key the store cannot hold next to another, 507 with
     /// Retry-After when the store is full (nothing was written; retry once space is freed), 500
     /// otherwise.
     pub fn storage(e: anyhow::Error) -> Self {
@@ -49,7 +49,7 @@ impl ApiError {
             }
         } else {
             // The chain names host paths: log it, answer with the top context only.
-            tracing::warn!(error = %format!("{e:#}"), "store write failed");
+            tracing::warn!(error = %format!("{e:#}"), "store operation failed");
             Self::internal(e)
         }
     }

@@ -55,16 +55,32 @@ pub async fn call(State(state): State<AppState>, req: Request) -> Response {
     response
 }
 
-/// Whether `Authorization` holds a bearer token of this host.
-fn carries_host_token(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .is_some_and(|t| state.tokens.role_of(t.trim()).is_some())
+/// Removes every `Authorization` value that holds a token of this host, whatever the scheme's
+/// letter case or the value's position among several; other credentials are the function's own.
+fn strip_host_tokens(headers: &mut axum::http::HeaderMap, state: &AppState) {
+    let is_host_token = |v: &HeaderValue| {
+        v.to_str()
+            .ok()
+            .and_then(super::auth::bearer)
+            .is_some_and(|t| state.tokens.role_of(t).is_some())
+    };
+    if !headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .any(is_host_token)
+    {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter(|v| !is_host_token(v))
+        .cloned()
+        .collect();
+    headers.remove(header::AUTHORIZATION);
+    for v in kept {
+        headers.append(header::AUTHORIZATION, v);
+    }
 }
 
 /// `/fn/{name}/{rest}` → (`name`, `/rest`).
@@ -96,9 +112,7 @@ async fn serve(
         return Err(e);
     }
     // A host token never reaches a function, public or not; other credentials are its own.
-    if carries_host_token(&parts.headers, state) {
-        parts.headers.remove(header::AUTHORIZATION);
-    }
+    strip_host_tokens(&mut parts.headers, state);
     let (Some(entry), Some(live)) = (entry, live) else {
         return Err(ApiError::not_found(format!("no function named {name:?}")));
     };

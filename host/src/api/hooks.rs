@@ -20,7 +20,7 @@ impl From<HookError> for ApiError {
         match e {
             HookError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             HookError::NotFound(_) => ApiError::not_found(e.to_string()),
-            HookError::Storage(e) => ApiError::internal(format!("{e:#}")),
+            HookError::Storage(e) => ApiError::storage(e),
         }
     }
 }
@@ -43,18 +43,23 @@ pub async fn put(
     Ok((super::error::created_or_ok(created), Json(status)).into_response())
 }
 
-pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn list(
+    Authed(role): Authed<READER>,
+    State(state): State<AppState>,
+) -> Json<serde_json::Value> {
     let hooks: Vec<_> = state
         .hooks
         .list()
         .iter()
         .filter_map(|r| state.hooks.status(&r.name))
         .collect();
-    Json(serde_json::json!({ "hooks": hooks }))
+    let mut v = serde_json::json!({ "hooks": hooks });
+    super::redact::configs_for(role, &mut v);
+    Json(v)
 }
 
 pub async fn show(
-    _: Authed<READER>,
+    Authed(role): Authed<READER>,
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Response, ApiError> {
@@ -62,7 +67,9 @@ pub async fn show(
         .hooks
         .status(&name)
         .ok_or_else(|| ApiError::from(HookError::NotFound(name)))?;
-    Ok(Json(status).into_response())
+    let mut v = serde_json::to_value(status).map_err(ApiError::internal)?;
+    super::redact::configs_for(role, &mut v);
+    Ok(Json(v).into_response())
 }
 
 pub async fn delete(

@@ -80,11 +80,13 @@ async fn readiness(
     name: &str,
     version: Option<&str>,
 ) -> Result<Json<Value>, ApiError> {
+    // A version that resolves was loaded and optimised when it was stored: it is ready, and
+    // asking must not load it (readers could otherwise pin every version in memory).
     let v = state.models.resolve(name, version)?;
-    state.models.plan(&v).await?;
-    Ok(Json(
-        json!({ "name": name, "version": v.version.to_string(), "ready": true }),
-    ))
+    Ok(Json(json!({
+        "name": name, "version": v.version.to_string(), "ready": true,
+        "loaded": state.models.is_loaded(&v),
+    })))
 }
 
 pub async fn model_ready(

@@ -53,6 +53,16 @@ pub async fn scrape(_: Authed<READER>, State(state): State<AppState>) -> impl In
             .with_label_values(&hook)
             .set(s.lag_ms as f64 / 1e3);
     }
+    let (loaded, bytes, loads, evictions) = state.models.plan_stats();
+    for (kind, n) in [
+        ("loaded", loaded as u64),
+        ("onnx_bytes", bytes),
+        ("loads", loads),
+        ("evictions", evictions),
+    ] {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        m.model_plans.with_label_values(&[kind]).set(n);
+    }
     for (model, version, requests, batches) in state.models.all_batch_stats() {
         let labels = [model.as_str(), &version.to_string()];
         m.batch_requests

@@ -3,6 +3,8 @@
 //!
 //! | route | role | what |
 //! |---|---|---|
+//! | `GET /` | none | landing page: name, version, links, how to get a token (HTML, or JSON by `Accept`) |
+//! | `GET /docs` | none | the README the binary was built with (Markdown) |
 //! | `GET /healthz` | none | liveness |
 //! | `GET /v1/info` | reader | host version, engine settings, default limits |
 //! | `GET /metrics` | reader | Prometheus text exposition |
@@ -44,11 +46,13 @@
 //! | `POST /v2/models/{name}[/versions/{v}]/infer` | invoker | OIP inference |
 
 pub mod auth;
+pub mod auth_limit;
 pub mod body;
 pub mod datasets;
 pub mod error;
 pub mod events;
 pub mod functions;
+pub mod home;
 pub mod hooks;
 pub mod inference;
 pub mod invoke;
@@ -60,6 +64,7 @@ pub mod oip_binary;
 pub mod path;
 pub mod pipelines;
 pub mod plugins;
+pub mod redact;
 pub mod serve;
 pub mod sse;
 pub mod tokens;
@@ -85,6 +90,12 @@ use std::sync::Arc;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub tokens: Arc<Tokens>,
+    /// Event streams open, per token and in all.
+    pub streams: Arc<sse::StreamSlots>,
+    /// Request bodies in memory, across requests (503 past it).
+    pub body_budget: Arc<body::BodyBudget>,
+    /// Failed authentications per peer address (429 past the limit).
+    pub auth_failures: Arc<auth_limit::AuthFailures>,
     pub hooks: Arc<Hooks>,
     pub models: Arc<ModelRegistry>,
     pub jobs: Arc<Jobs>,
@@ -96,7 +107,7 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     pub storage: Storage,
     pub info: Arc<serde_json::Value>,
-    /// `GET /healthz` body: liveness plus what the store supports.
+    /// `GET /healthz` body: liveness only (anyone may ask).
     pub health: Arc<serde_json::Value>,
     /// Largest request body; larger gets 413.
     pub max_body_bytes: usize,
@@ -105,6 +116,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     Router::new()
+        .route("/", get(home::home))
+        .route("/docs", get(home::docs))
         .route(
             "/healthz",
             get(|State(s): State<AppState>| async move { Json((*s.health).clone()) }),
@@ -212,6 +225,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.body_budget.clone(),
+            body::guard,
+        ))
         .with_state(state)
 }
 

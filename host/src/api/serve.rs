@@ -15,6 +15,9 @@
 //! knowledge (h2c) when a dependency enabled hyper's HTTP/2; its protocol sniffing has no
 //! timeout, which is the hole this module closes.
 //!
+//! A **connection cap**: past `max_connections` open at once, a new connection is answered 503
+//! with `Retry-After` and closed, so sockets and per-connection heap stay bounded.
+//!
 //! The rest is what `axum::serve` did: `TCP_NODELAY` on every connection (a streamed response
 //! written in two parts must not wait for the client's delayed ACK), transient accept errors
 //! (a connection reset before it was accepted) skipped, others (out of file descriptors) logged
@@ -22,32 +25,55 @@
 //! connection finishes its request in flight, then closes.
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
 /// Default for `--header-timeout-secs`.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default for `--max-connections`.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// What a connection past `max_connections` is told before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 58\r\n\r\n\
+{\"error\":\"the host has too many open connections; retry\"}\n";
+
+/// Connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// See the module docs.
+    pub header_timeout: Duration,
+    /// Connections open at once; one more is answered 503 and closed at once.
+    pub max_connections: usize,
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for the connections to
 /// finish their requests in flight (the caller bounds that wait with its grace period).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    header_timeout: Duration,
+    opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(opts.header_timeout);
+    let slots = Arc::new(Semaphore::new(opts.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => {
                     tracing::warn!("accepting a connection failed, retrying in 1 s: {e}");
@@ -59,13 +85,24 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(tcp));
+            continue;
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY not set on a connection: {e}");
         }
-        // The router is shared (an `Arc` clone), never rebuilt per connection.
-        let service = TowerToHyperService::new(app.clone());
+        // The router is shared (an `Arc` clone), never rebuilt per connection. Requests carry
+        // their peer address (`ConnectInfo`), which auth failures are counted against.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            },
+        ));
         let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {
+            let _slot = slot;
             match conn.await {
                 Err(e) if !e.is_timeout() => {
                     tracing::debug!("connection ended with an error: {e}");
@@ -85,4 +122,10 @@ fn is_transient(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset
     )
+}
+
+/// Tells a connection past the cap why it is closed (best effort, bounded by a second).
+async fn refuse(mut tcp: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(TOO_MANY)).await;
+    let _ = tcp.shutdown().await;
 }

@@ -25,6 +25,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     2.5, 10.0,
 ];
 
+/// Kinds of `aimass_security_events_total`.
+pub const SECURITY_EVENTS: &[&str] = &["artifact_rejected", "component_rejected"];
+
 /// Every series the host exports.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +41,7 @@ pub struct Metrics {
     inference_requests: IntCounterVec,
     pipeline_runs: IntCounterVec,
     pipeline_seconds: HistogramVec,
+    security: IntCounterVec,
     /// Sampled at scrape time.
     pub memory_peak: IntGaugeVec,
     pub pool_in_use: IntGauge,
@@ -50,6 +54,8 @@ pub struct Metrics {
     pub hook_processed: IntGaugeVec,
     pub batch_requests: IntGaugeVec,
     pub batch_runs: IntGaugeVec,
+    /// The model-plan cache: versions loaded, their ONNX bytes, loads and evictions so far.
+    pub model_plans: IntGaugeVec,
     /// The allocator's view of the heap (see [`super::memory`]).
     pub allocator_bytes: IntGaugeVec,
 }
@@ -127,6 +133,18 @@ impl Metrics {
             "Time from the start of the poller's last pass to the next (longer than the interval \
              when passes are expensive)",
         );
+        let security = counter(
+            &r,
+            "aimass_security_events_total",
+            "Defences that fired, by kind (artifact_rejected: a compiled artifact from the \
+             store failed its seal and was recompiled; component_rejected: stored component \
+             bytes did not match their digest)",
+            &["kind"],
+        );
+        // Every kind is exported from the start (at 0), so a scrape can tell "none" from "absent".
+        for kind in SECURITY_EVENTS {
+            security.with_label_values(&[kind]);
+        }
         Metrics {
             calls: counter(
                 &r,
@@ -200,6 +218,7 @@ impl Metrics {
                 r.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
+            security,
             pool_in_use,
             pool_capacity,
             hook_pending: gauge(
@@ -234,6 +253,14 @@ impl Metrics {
                 "aimass_inference_batches",
                 "Model runs of a dynamic batcher (requests / batches = mean batch size)",
                 &["model", "version"],
+            ),
+            model_plans: gauge(
+                &r,
+                "aimass_model_plan_cache",
+                "Loaded tract plans of model versions, by kind: loaded (versions in memory), \
+                 onnx_bytes (their ONNX size), loads and evictions (since start; least recently \
+                 used versions leave past the cache's count or size bound)",
+                &["kind"],
             ),
             allocator_bytes: gauge(
                 &r,
@@ -281,6 +308,11 @@ impl Metrics {
         if stats.fuel > 0 {
             self.fuel.with_label_values(&[plugin]).inc_by(stats.fuel);
         }
+    }
+
+    /// A defence fired (see `aimass_security_events_total` for the kinds).
+    pub fn record_security(&self, kind: &str) {
+        self.security.with_label_values(&[kind]).inc();
     }
 
     /// A pipeline run ended.

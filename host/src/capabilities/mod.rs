@@ -10,6 +10,7 @@ pub mod events;
 pub mod formats;
 pub mod hooks;
 pub mod ipc_guard;
+pub mod local_layout;
 pub mod memory;
 pub mod metrics;
 pub mod models;

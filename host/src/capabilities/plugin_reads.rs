@@ -19,10 +19,9 @@ use std::pin::Pin;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
-/// Refuses the host's namespace, in any case: a case-insensitive local file system would map
-/// `Auth/` onto `auth/`.
+/// Refuses the host's namespace (in any case, see [`is_reserved`]).
 fn outside(key: &str) -> Result<()> {
-    if is_reserved(key) || is_reserved(&key.to_ascii_lowercase()) {
+    if is_reserved(key) {
         bail!("{key:?} is in the host's own namespace");
     }
     Ok(())

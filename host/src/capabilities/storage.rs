@@ -32,6 +32,7 @@
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -57,13 +58,34 @@ pub const RESERVED_PREFIXES: &[&str] = &[
     "notifications/",
 ];
 
-/// True if a key lies in the host's own namespace (see [`RESERVED_PREFIXES`]). The generated
-/// admin token file counts too: with the default settings the data dir is the store's root.
+/// Names of the host's local files (in the data dir: the generated admin token, the key that
+/// seals compiled artifacts). The data dir is outside the store's root by default, but an
+/// operator may still point both at one directory, so no key may name these either.
+pub const RESERVED_FILES: &[&str] = &["admin-token", "artifact-key"];
+
+/// True if a key lies in the host's own namespace (see [`RESERVED_PREFIXES`] and
+/// [`RESERVED_FILES`]), in any letter case: a case-insensitive file system (macOS and Windows
+/// defaults) maps `Auth/` onto `auth/`, and folds Unicode as well (`K`, the Kelvin sign, is `k`;
+/// `ſ` is `s`). Every check of a caller-supplied key goes through here.
 pub fn is_reserved(key: &str) -> bool {
-    key == crate::capabilities::tokens::ADMIN_TOKEN_FILE
+    let key = fold(key);
+    RESERVED_FILES.contains(&&*key)
         || RESERVED_PREFIXES
             .iter()
             .any(|p| key.starts_with(p) || key == p.trim_end_matches('/'))
+}
+
+/// Case-folds a key the way case-insensitive file systems compare names: upper-casing first
+/// maps letters such as `ſ` and `ı` onto their ASCII capitals, lower-casing then folds those
+/// and the Kelvin sign. ASCII keys (the common case) are only lower-cased.
+fn fold(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.is_ascii() {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return key.to_ascii_lowercase().into();
+        }
+        return key.into();
+    }
+    key.to_uppercase().to_lowercase().into()
 }
 
 /// What the store reports about one object.
@@ -419,6 +441,25 @@ impl Storage {
     }
 
     /// The object's bytes and metadata (of the same version), or `None`.
+    /// An object's metadata and its bytes as a stream (never whole in memory).
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<(ObjectInfo, BoxStream<'static, Result<Bytes>>)>> {
+        match self.inner.get(&self.key_path(key)?).await {
+            Ok(r) => {
+                let info = ObjectInfo::from_meta(r.meta.clone());
+                let described = key.to_string();
+                let stream = r.into_stream().map_err(move |e| {
+                    anyhow::Error::new(e).context(format!("reading {described}"))
+                });
+                Ok(Some((info, Box::pin(stream))))
+            }
+            Err(e) if missing(&e) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {key}")),
+        }
+    }
+
     pub async fn get_info(&self, key: &str) -> Result<Option<(Bytes, ObjectInfo)>> {
         match self.inner.get(&self.key_path(key)?).await {
             Ok(r) => {
@@ -476,6 +517,34 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_namespace_is_reserved_in_any_case() {
+        for key in [
+            "auth/tokens.json",
+            "Auth/tokens.json",
+            "AUTH",
+            "Cache/compiled/x/y.cwasm",
+            "admin-token",
+            "Admin-Token",
+            "ARTIFACT-KEY",
+            "models/x",
+            // Unicode folds of case-insensitive file systems: the Kelvin sign, the long s.
+            "hoo\u{212a}s/x.json",
+            "plugin\u{17f}/a/meta.json",
+        ] {
+            assert!(is_reserved(key), "{key}");
+        }
+        for key in [
+            "authx/a",
+            "my/auth/tokens.json",
+            "admin-token.txt",
+            "raw/Auth",
+            "caché/x",
+        ] {
+            assert!(!is_reserved(key), "{key}");
+        }
+    }
 
     /// ENOSPC and EDQUOT from the local store become [`StorageFull`] (a 507 at the API), other
     /// I/O failures stay generic: an operator must be told the disk is full, not "writing x".

@@ -6,8 +6,9 @@
 //!
 //! Bootstrap: if `AIMASS_TOKEN` is set when the host starts it is accepted as an admin token (kept
 //! in memory only). Otherwise, on the first start with an empty token file, an admin token is
-//! generated, its hash stored, and the token written to `{data_dir}/admin-token` (mode 0600) and
-//! printed once; the CLI reads that file when no token is given.
+//! generated, its hash stored, and the token written to `{data_dir}/admin-token` (mode 0600),
+//! never printed (logs keep stdout); the CLI reads that file when no token is given.
+//! `AIMASS_TOKEN` must be at least [`MIN_ENV_TOKEN_CHARS`] characters.
 
 use super::storage::Storage;
 use anyhow::Result;
@@ -15,8 +16,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::RwLock;
+use tokio_util::sync::CancellationToken;
 
 const TOKENS_KEY: &str = "auth/tokens.json";
+/// Shortest `AIMASS_TOKEN` accepted: an admin secret someone chose must not be guessable.
+pub const MIN_ENV_TOKEN_CHARS: usize = 32;
 /// File, in the data dir, holding the generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
@@ -60,6 +64,9 @@ pub struct Tokens {
     writes: tokio::sync::Mutex<()>,
     /// Hash of `AIMASS_TOKEN`, if set.
     env_admin: Option<String>,
+    /// Cancelled when the token with this id is revoked: what holds a connection open on a
+    /// token's authority (an event stream) watches it.
+    revoked: std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
 }
 
 fn hash(token: &str) -> String {
@@ -99,6 +106,16 @@ pub enum Bootstrap {
 
 impl Tokens {
     pub async fn load(storage: Storage, env_admin: Option<&str>) -> Result<Tokens> {
+        let env_admin = env_admin.filter(|t| !t.is_empty());
+        if let Some(t) = env_admin
+            && t.chars().count() < MIN_ENV_TOKEN_CHARS
+        {
+            anyhow::bail!(
+                "AIMASS_TOKEN must be at least {MIN_ENV_TOKEN_CHARS} characters (it has {}): \
+                 use a random one, e.g. `openssl rand -hex 32`",
+                t.chars().count()
+            );
+        }
         let records = storage
             .get_json::<Vec<TokenRecord>>(TOKENS_KEY)
             .await?
@@ -107,7 +124,8 @@ impl Tokens {
             storage,
             records: RwLock::new(records),
             writes: tokio::sync::Mutex::new(()),
-            env_admin: env_admin.filter(|t| !t.is_empty()).map(hash),
+            env_admin: env_admin.map(hash),
+            revoked: Default::default(),
         })
     }
 
@@ -187,7 +205,40 @@ impl Tokens {
         }
         self.storage.put_json(TOKENS_KEY, &all).await?;
         *self.records.write().unwrap_or_else(|e| e.into_inner()) = all;
+        let watchers = self
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(w) = watchers {
+            w.cancel();
+        }
         Ok(true)
+    }
+
+    /// The id of a stored token (`None` for `AIMASS_TOKEN`, which cannot be revoked, and for
+    /// unknown tokens).
+    pub fn id_of(&self, token: &str) -> Option<String> {
+        let h = hash(token);
+        self.records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| same(&r.hash, &h))
+            .map(|r| r.id.clone())
+    }
+
+    /// Cancelled when token `id` is revoked.
+    pub fn on_revoke(&self, id: &str) -> CancellationToken {
+        let mut watchers = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        // A token revoked between its check and this call has no record left: cancelled now.
+        let known = self.list_with_hashes().iter().any(|r| r.id == id);
+        let w = watchers.entry(id.to_string()).or_default().clone();
+        if !known {
+            watchers.remove(id);
+            w.cancel();
+        }
+        w
     }
 
     fn list_with_hashes(&self) -> Vec<TokenRecord> {
@@ -210,7 +261,7 @@ impl Tokens {
 }
 
 /// Write a secret to a file only its owner can read.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -234,6 +285,13 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::capabilities::storage::S3Options;
+
+    #[test]
+    fn local_files_are_reserved_store_keys() {
+        use crate::capabilities::storage::is_reserved;
+        assert!(is_reserved(ADMIN_TOKEN_FILE));
+        assert!(is_reserved(crate::capabilities::registry::seal::KEY_FILE));
+    }
 
     #[tokio::test]
     async fn bootstrap_create_check_revoke() {

@@ -5,6 +5,7 @@ use crate::capabilities::formats::Format;
 use crate::capabilities::tokens::ADMIN_TOKEN_FILE;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use percent_encoding::NON_ALPHANUMERIC;
 use reqwest::{Method, RequestBuilder, Response};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -109,9 +110,7 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
                     query.push((k, v.to_string()));
                 }
             }
-            for e in env {
-                query.push(("env", e));
-            }
+
             let grants = [
                 ("outbound", allow_hosts),
                 ("models", models),
@@ -133,13 +132,22 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
                 file.display(),
                 bytes.len() / 1024
             ));
-            let resp = send(
-                c.request(Method::PUT, &format!("/v1/plugins/{name}"))
-                    .query(&query)
-                    .header("content-type", "application/wasm")
-                    .body(bytes),
-            )
-            .await;
+            let mut req = c
+                .request(Method::PUT, &format!("/v1/plugins/{name}"))
+                .query(&query)
+                .header("content-type", "application/wasm");
+            // Values go in headers, which stay out of access logs; the query string does not.
+            for e in env {
+                let value = match e.split_once('=') {
+                    Some((k, v)) => {
+                        let v = percent_encoding::utf8_percent_encode(v, NON_ALPHANUMERIC);
+                        format!("{k}={v}")
+                    }
+                    None => e, // the host answers 400 naming it
+                };
+                req = req.header(crate::api::plugins::ENV_HEADER, value);
+            }
+            let resp = send(req.body(bytes)).await;
             bar.finish_and_clear();
             let v: serde_json::Value = resp?.json().await?;
             let created = v["created"].as_bool().unwrap_or(false);

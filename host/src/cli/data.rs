@@ -181,17 +181,23 @@ pub async fn get(key: String, out: Option<PathBuf>, args: &ClientArgs) -> Result
 /// `aimass ls [PREFIX]`.
 pub async fn ls(prefix: Option<String>, args: &ClientArgs) -> Result<()> {
     let c = Client::new(args)?;
-    let v: serde_json::Value = send(
-        c.request(Method::GET, "/v1/objects")
-            .query(&[("prefix", prefix.unwrap_or_default())]),
-    )
-    .await?
-    .json()
-    .await?;
-    for o in v["objects"].as_array().into_iter().flatten() {
-        println!("{:>12}  {}", o["size"], o["key"].as_str().unwrap_or(""));
+    let prefix = prefix.unwrap_or_default();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = vec![("prefix", prefix.clone())];
+        query.extend(after.take().map(|a| ("start_after", a)));
+        let v: serde_json::Value = send(c.request(Method::GET, "/v1/objects").query(&query))
+            .await?
+            .json()
+            .await?;
+        for o in v["objects"].as_array().into_iter().flatten() {
+            println!("{:>12}  {}", o["size"], o["key"].as_str().unwrap_or(""));
+        }
+        match v["next_start_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 pub async fn dataset(cmd: DatasetCmd, args: &ClientArgs) -> Result<()> {

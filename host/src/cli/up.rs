@@ -1,6 +1,9 @@
 //! `aimass up`: build a [`HostConfig`] from flags and environment, start, print where to connect.
 
+use crate::api::auth_limit::AuthLimit;
+use crate::api::body::BodyOptions;
 use crate::capabilities::hooks::HookOptions;
+use crate::capabilities::models::plans::PlanLimits;
 use crate::capabilities::storage::S3Options;
 use crate::capabilities::tokens::{ADMIN_TOKEN_FILE, Bootstrap};
 use crate::config::HostConfig;
@@ -17,12 +20,21 @@ pub struct UpArgs {
     /// Address to listen on.
     #[arg(long, env = "AIMASS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Object store: file://PATH, memory:// or s3://BUCKET.
-    #[arg(long, env = "AIMASS_STORE", default_value = "file://./aimass-data")]
-    pub store: String,
-    /// Local directory for the generated admin token.
+    /// Object store: file://PATH, memory:// or s3://BUCKET [default: file://<data dir>/store]
+    #[arg(long, env = "AIMASS_STORE")]
+    pub store: Option<String>,
+    /// Local directory for the generated admin token, the artifact key and the compiled cache.
     #[arg(long, env = "AIMASS_DATA_DIR", default_value = "./aimass-data")]
     pub data_dir: PathBuf,
+    /// Key file compiled artifacts in the store are sealed with (default: artifact-key in the
+    /// data dir, created on first start). Hosts sharing a store should share it.
+    #[arg(long, env = "AIMASS_ARTIFACT_KEY_FILE")]
+    pub artifact_key_file: Option<PathBuf>,
+    /// Failed authentications allowed per client address per minute (and in a burst) before
+    /// its requests get 429.
+    #[arg(long, env = "AIMASS_AUTH_FAILURES_PER_MINUTE", default_value_t = AuthLimit::default().per_minute,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failures_per_minute: u32,
     /// S3 endpoint for s3:// stores (default: AWS, or AWS_ENDPOINT_URL).
     #[arg(long, env = "AIMASS_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
@@ -81,6 +93,25 @@ pub struct UpArgs {
     #[arg(long, env = "AIMASS_HEADER_TIMEOUT_SECS", default_value_t = crate::api::serve::HEADER_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[arg(long, env = "AIMASS_MAX_CONNECTIONS", default_value_t = crate::api::serve::MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Seconds a request body may take to arrive in full (408 after).
+    #[arg(long, env = "AIMASS_BODY_TIMEOUT_SECS", default_value_t = BodyOptions::default().timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+    /// MiB of request bodies held in memory at once across requests; a read past it waits up to
+    /// 2 s, then gets 503 (at least --max-body-mb).
+    #[arg(long, env = "AIMASS_MAX_INFLIGHT_BODY_MB", default_value_t = BodyOptions::default().budget_bytes >> 20)]
+    pub max_inflight_body_mb: usize,
+    /// Model versions kept loaded (tract plans) at once; the least recently used is unloaded
+    /// first, and loaded again by its next request.
+    #[arg(long, env = "AIMASS_MAX_LOADED_MODELS", default_value_t = PlanLimits::default().max_plans)]
+    pub max_loaded_models: usize,
+    /// MiB of ONNX (the files of the loaded versions) kept loaded at once.
+    #[arg(long, env = "AIMASS_MAX_LOADED_MODEL_MB", default_value_t = PlanLimits::default().max_bytes >> 20)]
+    pub max_loaded_model_mb: u64,
     /// TOML file of alert rules (`[[alert]]` tables).
     #[arg(long, env = "AIMASS_ALERTS")]
     pub alerts: Option<PathBuf>,
@@ -133,15 +164,34 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    let store_url = match args.store {
+        Some(url) => url,
+        None => {
+            let (url, moved) = crate::capabilities::local_layout::default_store(&args.data_dir)?;
+            if moved > 0 {
+                tracing::info!(
+                    moved,
+                    store = url,
+                    "moved the store out of the data dir's root"
+                );
+            }
+            url
+        }
+    };
     let config = HostConfig {
         listen: args.listen,
-        store_url: args.store,
+        store_url,
         s3: S3Options {
             endpoint: args.s3_endpoint,
             region: args.s3_region,
             ..Default::default()
         },
         data_dir: args.data_dir,
+        artifact_key_file: args.artifact_key_file,
+        auth_limit: AuthLimit {
+            burst: args.auth_failures_per_minute,
+            per_minute: args.auth_failures_per_minute,
+        },
         admin_token: std::env::var("AIMASS_TOKEN").ok(),
         limits: Limits {
             timeout_ms: args.timeout_ms,
@@ -167,6 +217,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         },
         grace: Duration::from_secs(args.grace_secs),
         header_timeout: Duration::from_secs(args.header_timeout_secs),
+        max_connections: args.max_connections as usize,
+        body: BodyOptions {
+            timeout: Duration::from_secs(args.body_timeout_secs),
+            budget_bytes: args.max_inflight_body_mb << 20,
+            ..BodyOptions::default()
+        },
+        model_plans: PlanLimits {
+            max_plans: args.max_loaded_models.max(1),
+            max_bytes: args.max_loaded_model_mb << 20,
+        },
         alerts,
         alert_interval: Duration::from_millis(args.alert_interval_ms.max(100)),
     };
@@ -188,16 +248,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "auth: use the admin token in {} (the CLI finds it), or set AIMASS_TOKEN",
             data_dir.join(ADMIN_TOKEN_FILE).display()
         )?,
-        Bootstrap::Generated { token, file } => {
-            writeln!(out, "auth: generated admin token (shown once): {token}")?;
+        // The token itself stays out of stdout, which CI and container logs keep.
+        Bootstrap::Generated { file, .. } => {
             writeln!(
                 out,
-                "      saved to {} (mode 0600); the CLI reads it from there",
+                "auth: generated an admin token into {} (mode 0600); the CLI reads it from there",
                 file.display()
             )?;
             writeln!(
                 out,
-                "      curl -H 'Authorization: Bearer {token}' http://{}/v1/plugins",
+                "      curl -H \"Authorization: Bearer $(cat {})\" http://{}/v1/plugins",
+                file.display(),
                 running.addr
             )?;
         }

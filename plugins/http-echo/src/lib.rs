@@ -20,7 +20,8 @@ use wasip2::http::types::{
     ResponseOutparam, Scheme,
 };
 
-struct Echo;
+/// The exported handler (public, so a host build that does not export it still uses it).
+pub struct Echo;
 
 impl wasip2::exports::http::incoming_handler::Guest for Echo {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
@@ -230,4 +231,7 @@ impl Sink {
     }
 }
 
+// Only a Wasm build exports the handler: a host build (a default workspace member, built by
+// `cargo build` at the root) would hand the linker a symbol name it cannot put in a version script.
+#[cfg(target_arch = "wasm32")]
 wasip2::http::proxy::export!(Echo);

@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod json_data;
 pub mod metrics;
 pub mod onnx;
+pub mod plans;
 pub mod registry;
 pub mod runner;
 pub mod search;

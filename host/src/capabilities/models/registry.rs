@@ -14,13 +14,13 @@
 use super::batcher::{Batcher, Batching, batchable};
 use super::evaluate::METRICS;
 use super::onnx::{LoadError, LoadedModel, Signature, load};
+use super::plans::{PlanCache, PlanLimits};
 use crate::capabilities::registry::records::{now_secs, valid_name};
 use crate::capabilities::storage::Storage;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use tokio::sync::OnceCell;
 
 /// Alias that `POST /v2/models/{name}/infer` (no version) serves; the latest version otherwise.
 pub const PRODUCTION: &str = "production";
@@ -179,16 +179,15 @@ struct Entry {
     versions: BTreeMap<u32, Arc<ModelVersion>>,
 }
 
-type Plan = Arc<OnceCell<Arc<LoadedModel>>>;
-
 /// The fitted transform states of one version, in order.
 type States = Arc<Vec<bytes::Bytes>>;
 
 pub struct ModelRegistry {
     storage: Storage,
     models: Mutex<BTreeMap<String, Entry>>,
-    /// One loaded plan per version, loaded once (the first request or the upload).
-    plans: Mutex<HashMap<(String, u32), Plan>>,
+    /// Loaded plans, one per version, loaded once (the first request or the upload) and
+    /// bounded by count and size (least recently used out).
+    plans: PlanCache,
     /// The batching queue of each version of a model with batching on.
     batchers: Mutex<HashMap<(String, u32), Arc<Batcher>>>,
     /// Fitted transform states per version, read once.
@@ -231,7 +230,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ModelError> {
 
 impl ModelRegistry {
     /// Load every model's metadata from the store.
-    pub async fn open(storage: Storage) -> anyhow::Result<ModelRegistry> {
+    pub async fn open(storage: Storage, plans: PlanLimits) -> anyhow::Result<ModelRegistry> {
         let mut models = BTreeMap::new();
         for key in storage.list("models/").await? {
             let Some(rest) = key.strip_prefix("models/") else {
@@ -266,7 +265,7 @@ impl ModelRegistry {
         Ok(ModelRegistry {
             storage,
             models: Mutex::new(models),
-            plans: Mutex::default(),
+            plans: PlanCache::new(plans),
             states: Mutex::default(),
             batchers: Mutex::default(),
             write: tokio::sync::Mutex::new(()),
@@ -336,13 +335,7 @@ impl ModelRegistry {
 
     /// The loaded plan of a version: loaded and optimised on first use, shared afterwards.
     pub async fn plan(&self, v: &ModelVersion) -> Result<Arc<LoadedModel>, ModelError> {
-        let cell = {
-            let mut plans = self.plans.lock().unwrap();
-            plans
-                .entry((v.model.clone(), v.version))
-                .or_default()
-                .clone()
-        };
+        let cell = self.plans.cell((v.model.clone(), v.version), v.size);
         let key = format!("{}/model.onnx", version_dir(&v.model, v.version));
         cell.get_or_try_init(|| async {
             let bytes =
@@ -352,10 +345,28 @@ impl ModelRegistry {
             let loaded = tokio::task::spawn_blocking(move || load(&bytes))
                 .await
                 .map_err(|e| ModelError::Storage(anyhow::anyhow!("loading panicked: {e}")))??;
+            self.plans.loaded();
             Ok(Arc::new(loaded))
         })
         .await
         .cloned()
+    }
+
+    /// Whether a version's plan is loaded now (readiness checks ask without loading it).
+    pub fn is_loaded(&self, v: &ModelVersion) -> bool {
+        self.plans.is_loaded(&(v.model.clone(), v.version))
+    }
+
+    /// The plan cache's counters: (versions loaded, their ONNX bytes, loads, evictions).
+    pub fn plan_stats(&self) -> (usize, u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (n, bytes) = self.plans.usage();
+        (
+            n,
+            bytes,
+            self.plans.loads.load(Relaxed),
+            self.plans.evictions.load(Relaxed),
+        )
     }
 
     /// The fitted states of a version's transforms, in order (read from the store once).
@@ -458,12 +469,10 @@ impl ModelRegistry {
             e.record.name = name.to_string();
             e.versions.insert(version, mv.clone());
         }
-        let cell = Plan::default();
-        let _ = cell.set(Arc::new(loaded));
-        self.plans
-            .lock()
-            .unwrap()
-            .insert((name.to_string(), version), cell);
+        let cell = self.plans.cell((name.to_string(), version), mv.size);
+        if cell.set(Arc::new(loaded)).is_ok() {
+            self.plans.loaded();
+        }
         Ok(mv)
     }
 
@@ -656,10 +665,7 @@ impl ModelRegistry {
             .expect("present")
             .versions
             .remove(&version);
-        self.plans
-            .lock()
-            .unwrap()
-            .remove(&(name.to_string(), version));
+        self.plans.remove(&(name.to_string(), version));
         self.storage.delete(&format!("{dir}/model.onnx")).await?;
         for t in &mv.transforms {
             self.storage.delete(&t.state_key).await?;

@@ -16,6 +16,7 @@
 
 pub mod governor;
 pub mod records;
+pub mod seal;
 mod stats;
 
 pub use records::{PluginRecord, Settings, VersionRecord, valid_name};
@@ -184,6 +185,8 @@ pub struct RegistryOptions {
     /// Capacity of the engine's instance pool (pooling allocator only): calls wait for one of
     /// these slots like for their plugin's own, instead of failing when the pool is full.
     pub max_instances: Option<u32>,
+    /// The key compiled artifacts in the store are sealed with (see [`seal`]).
+    pub seal: Arc<seal::Seal>,
 }
 
 pub struct Registry {
@@ -298,6 +301,8 @@ impl Registry {
     /// The compiled component of `digest`: mapped from the cache if an artifact exists and loads,
     /// else compiled again from the stored component (and cached again).
     async fn load_version(&self, digest: &str) -> anyhow::Result<(Compiled, LoadedFrom)> {
+        // The digest names local files and store keys: only a sha256 in hex may.
+        anyhow::ensure!(records::valid_digest(digest), "invalid digest {digest:?}");
         if let Some(path) = self.cached_artifact(digest).await? {
             let rt = self.runtime.clone();
             let p = path.clone();
@@ -314,6 +319,10 @@ impl Registry {
             .get(&component_key(digest))
             .await?
             .context("component bytes missing from the store")?;
+        if hex::encode(Sha256::digest(&bytes)) != digest {
+            self.metrics.record_security("component_rejected");
+            anyhow::bail!("stored component bytes do not match their digest {digest}");
+        }
         let (c, _) = self.compile_and_cache(bytes.to_vec(), digest).await?;
         Ok((c, LoadedFrom::Compiled))
     }
@@ -333,18 +342,29 @@ impl Registry {
     }
 
     /// A local file holding the compiled artifact of `digest`, fetched from the store into the
-    /// local cache if only the store has it; `None` if neither has it.
+    /// local cache if only the store has it with a valid seal; `None` otherwise (an artifact
+    /// whose seal fails is counted, and replaced when the caller recompiles).
     async fn cached_artifact(&self, digest: &str) -> anyhow::Result<Option<PathBuf>> {
         let path = self.local_artifact(digest);
         if path.exists() {
             return Ok(Some(path));
         }
-        match self.storage.get(&self.compiled_key(digest)).await? {
-            Some(bytes) => {
-                write_atomic(&path, &bytes)?;
+        let Some(stored) = self.storage.get(&self.compiled_key(digest)).await? else {
+            return Ok(None);
+        };
+        match self.opts.seal.open(&self.engine_hash, digest, &stored) {
+            Some(artifact) => {
+                write_atomic(&path, artifact)?;
                 Ok(Some(path))
             }
-            None => Ok(None),
+            None => {
+                self.metrics.record_security("artifact_rejected");
+                tracing::warn!(
+                    digest,
+                    "stored compiled artifact has no valid seal; recompiling"
+                );
+                Ok(None)
+            }
         }
     }
 
@@ -366,8 +386,9 @@ impl Registry {
         })
         .await
         .map_err(|e| UploadError::Storage(e.into()))??;
+        let sealed = self.opts.seal.seal(&self.engine_hash, digest, &artifact);
         self.storage
-            .put(&self.compiled_key(digest), artifact.clone())
+            .put(&self.compiled_key(digest), sealed)
             .await
             .map_err(UploadError::Storage)?;
         write_atomic(&self.local_artifact(digest), &artifact).map_err(UploadError::Storage)?;

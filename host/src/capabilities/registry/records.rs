@@ -113,6 +113,12 @@ pub fn component_key(digest: &str) -> String {
     format!("components/{digest}.wasm")
 }
 
+/// A component digest as the registry writes it: a sha256 in 64 lowercase hex characters.
+/// Records come from the store, which others may write; a digest names files and keys.
+pub fn valid_digest(d: &str) -> bool {
+    d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Write a file so readers see all of it or nothing, also after a power cut: a temp file in the
 /// same directory, synced, then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -131,6 +137,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests() {
+        assert!(valid_digest(&"ab01".repeat(16)));
+        assert!(!valid_digest(&"AB01".repeat(16)));
+        assert!(!valid_digest(&"ab01".repeat(15)));
+        assert!(!valid_digest(&format!("../../{}", "a".repeat(58))));
+        assert!(!valid_digest(""));
+    }
 
     #[test]
     fn names() {
