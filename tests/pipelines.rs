@@ -739,3 +739,41 @@ window_s = 60
         kinds.insert(e.event);
     }
 }
+
+/// Manual runs of one pipeline queue up to 16 behind the running one; one more is 429 with
+/// `Retry-After`, so a caller cannot pile up runs (each holding its spec and record). Run lists
+/// come a page at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_runs_are_capped_and_run_lists_paged() {
+    let host = TestHost::start(Default::default());
+    assert_eq!(apply(&host, "busy", &slow("raw/busy/", 2000)).await.0, 201);
+    put_object(&host, "raw/busy/all.csv", &cancer_csv()).await;
+    let mut ids = vec![start(&host, "busy").await];
+    wait_run(&host, &ids[0], Duration::from_secs(60), |r| r["state"] == "running").await;
+    for _ in 0..16 {
+        ids.push(start(&host, "busy").await);
+    }
+    let (status, v) = call(&host, "POST", "/v1/pipelines/busy/runs", None).await;
+    assert_eq!(status, 429, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("16 runs queued"),
+        "{v}"
+    );
+    let (status, page) = call(
+        &host,
+        "GET",
+        "/v1/pipelines/busy/runs?limit=5&offset=5",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (page["runs"].as_array().unwrap().len(), &page["total"]),
+        (5, &json!(17))
+    );
+    let (status, _) = call(&host, "GET", "/v1/pipelines/busy/runs?limit=0", None).await;
+    assert_eq!(status, 400);
+    for id in ids {
+        call(&host, "POST", &format!("/v1/runs/{id}/cancel"), None).await;
+    }
+}

@@ -30,6 +30,10 @@ impl From<PipelineError> for ApiError {
             PipelineError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             PipelineError::NotFound(m) => ApiError::not_found(m),
             PipelineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            PipelineError::Busy(m) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, m)
+            },
             PipelineError::Storage(e) => ApiError::storage(e),
         }
     }
@@ -132,15 +136,39 @@ pub async fn start(
         .into_response())
 }
 
+#[derive(serde::Deserialize)]
+pub struct RunsQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Runs per page by default, and at most.
+const RUNS_LIMIT: usize = 100;
+const MAX_RUNS_LIMIT: usize = 1000;
+
+/// `GET /v1/pipelines/{name}/runs?offset=&limit=`: a page of runs, newest first.
 pub async fn runs(
     _: Authed<READER>,
     State(state): State<AppState>,
     Param(name): Param,
+    query: Result<axum::extract::Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(RUNS_LIMIT);
+    if !(1..=MAX_RUNS_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: 1 to {MAX_RUNS_LIMIT}"
+        )));
+    }
     if state.pipelines.get(&name).is_none() {
         return Err(ApiError::not_found(format!("no pipeline named `{name}`")));
     }
-    Ok(Json(json!({ "runs": state.pipelines.runs_of(&name) })))
+    let all = state.pipelines.runs_of(&name);
+    let offset = q.offset.unwrap_or(0);
+    let page: Vec<_> = all.iter().skip(offset).take(limit).collect();
+    Ok(Json(
+        json!({ "runs": page, "total": all.len(), "offset": offset }),
+    ))
 }
 
 /// A run as `role` may see it (the spec it ran, with configs redacted below admin).

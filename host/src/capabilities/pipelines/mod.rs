@@ -59,6 +59,9 @@ pub enum PipelineError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many runs waiting (429).
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
@@ -84,6 +87,10 @@ pub struct Pipelines {
     submits: tokio::sync::Mutex<()>,
     me: Weak<Pipelines>,
 }
+
+/// Runs of one pipeline that may wait to start; a manual run past it is refused (429).
+/// Automatic triggers never add to the queue past one run (they join it).
+pub const MAX_QUEUED_RUNS: usize = 16;
 
 fn spec_key(name: &str) -> String {
     format!("pipelines/specs/{name}.json")
@@ -358,7 +365,19 @@ impl Pipelines {
         v
     }
 
-    /// Start a run (manual: always a new one; automatic: joins a queued automatic run).
+    /// Runs of `name` waiting to start.
+    fn queued_runs(&self, name: &str) -> usize {
+        let runs = self.runs.lock().unwrap();
+        (runs.values())
+            .filter(|r| {
+                let r = r.snapshot();
+                r.pipeline == name && r.state == RunState::Queued
+            })
+            .count()
+    }
+
+    /// Start a run (manual: a new one, unless [`MAX_QUEUED_RUNS`] wait already; automatic:
+    /// joins a queued automatic run).
     pub async fn submit(&self, name: &str, trigger: Trigger) -> Result<Run, PipelineError> {
         let _one_at_a_time = self.submits.lock().await;
         let spec = self
@@ -366,6 +385,15 @@ impl Pipelines {
             .ok_or_else(|| PipelineError::NotFound(format!("no pipeline named `{name}`")))?
             .spec;
         let automatic = trigger.kind != "manual";
+        if !automatic {
+            let queued = self.queued_runs(name);
+            if queued >= MAX_QUEUED_RUNS {
+                return Err(PipelineError::Busy(format!(
+                    "pipeline `{name}` has {queued} runs queued already (at most \
+                     {MAX_QUEUED_RUNS}); retry when some have started"
+                )));
+            }
+        }
         if automatic {
             let queued = self.queued_auto.lock().unwrap().get(name).cloned();
             if let Some(live) = queued.and_then(|id| self.runs.lock().unwrap().get(&id).cloned()) {
