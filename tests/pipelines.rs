@@ -749,7 +749,10 @@ async fn queued_runs_are_capped_and_run_lists_paged() {
     assert_eq!(apply(&host, "busy", &slow("raw/busy/", 2000)).await.0, 201);
     put_object(&host, "raw/busy/all.csv", &cancer_csv()).await;
     let mut ids = vec![start(&host, "busy").await];
-    wait_run(&host, &ids[0], Duration::from_secs(60), |r| r["state"] == "running").await;
+    wait_run(&host, &ids[0], Duration::from_secs(60), |r| {
+        r["state"] == "running"
+    })
+    .await;
     for _ in 0..16 {
         ids.push(start(&host, "busy").await);
     }

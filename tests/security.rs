@@ -943,3 +943,77 @@ async fn object_listings_are_paged() {
     assert_eq!(r.headers()["content-length"], "8");
     assert_eq!(r.text().await.unwrap(), "object 7");
 }
+
+/// A loopback server standing in for the host's own API or a metadata endpoint; counts requests.
+async fn counting_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let hits = std::sync::Arc::new(AtomicU64::new(0));
+    let seen = hits.clone();
+    let app = axum::Router::new().route(
+        "/ping",
+        axum::routing::get(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { "pong" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, hits)
+}
+
+/// An outbound grant by name does not reach loopback: `localhost` (a name resolving to
+/// 127.0.0.1 through /etc/hosts, as an attacker's DNS name could) is refused after resolution,
+/// and the server never sees a request; a grant naming the IP literal reaches it. A bare host
+/// grant means ports 80 and 443 only.
+#[tokio::test]
+async fn outbound_grants_by_name_do_not_reach_loopback() {
+    let host = common::shared();
+    let (up, hits) = counting_upstream().await;
+    let port = up.port();
+    let fetch = |f: &'static str, url: String| async move {
+        let path = format!(
+            "/fn/{f}/fetch?url={}&times=1",
+            url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+        );
+        let r = client()
+            .get(host.url(&path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    push(
+        host,
+        "by-name",
+        wasm("http-echo"),
+        &format!("?outbound=localhost:{port}"),
+    )
+    .await;
+    push(host, "bare-name", wasm("http-echo"), "?outbound=localhost").await;
+    push(
+        host,
+        "by-ip",
+        wasm("http-echo"),
+        &format!("?outbound=127.0.0.1:{port}"),
+    )
+    .await;
+    let (status, body) = fetch("by-name", format!("http://localhost:{port}/ping")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("DestinationIpProhibited"), "{body}");
+    let (status, body) = fetch("bare-name", format!("http://localhost:{port}/ping")).await;
+    assert!(
+        status == 502 && body.contains("HttpRequestDenied"),
+        "{status} {body}"
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        fetch("by-ip", format!("http://127.0.0.1:{port}/ping")).await,
+        (200, "200 pong".into())
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

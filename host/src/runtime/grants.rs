@@ -51,12 +51,25 @@ impl Grants {
         plain_key(key) && self.storage.iter().any(|p| key.starts_with(p.as_str()))
     }
 
-    /// Whether an outbound request to `host` (without brackets for IPv6) on `port` is allowed.
+    /// Whether a grant names `ip` itself (an IP literal, with or without a port): only such a
+    /// grant lets a plugin reach a loopback, private or link-local address.
+    pub fn names_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.outbound
+            .iter()
+            .any(|entry| split_port(entry).0.parse::<std::net::IpAddr>() == Ok(ip))
+    }
+
+    /// Whether an outbound request to `host` (without brackets for IPv6) on `port` is allowed
+    /// (a grant without a port allows 80 and 443).
     pub fn allows_host(&self, host: &str, port: u16) -> bool {
         let host = host.to_ascii_lowercase();
         self.outbound.iter().any(|entry| {
             let (pattern, want_port) = split_port(entry);
-            let port_ok = want_port.is_none_or(|p| p == port);
+            // A bare host grant means the web's ports only, not every service on the host.
+            let port_ok = match want_port {
+                Some(p) => p == port,
+                None => port == 80 || port == 443,
+            };
             let host_ok = match pattern.strip_prefix("*.") {
                 Some(domain) => host
                     .strip_suffix(domain)
@@ -138,10 +151,13 @@ mod tests {
         assert!(!g.allows_host("evil-api.example.com", 443));
         assert!(g.allows_host("127.0.0.1", 9000));
         assert!(!g.allows_host("127.0.0.1", 9001));
-        assert!(g.allows_host("a.internal", 1));
-        assert!(g.allows_host("a.b.internal", 1));
-        assert!(!g.allows_host("internal", 1));
-        assert!(!g.allows_host("xinternal", 1));
+        assert!(g.allows_host("a.internal", 443));
+        assert!(g.allows_host("a.b.internal", 80));
+        assert!(!g.allows_host("internal", 443));
+        assert!(!g.allows_host("xinternal", 443));
+        // A bare host means the web's ports only.
+        assert!(!g.allows_host("api.example.com", 22));
+        assert!(!g.allows_host("a.internal", 6379));
         assert!(!Grants::default().allows_host("api.example.com", 443));
     }
 
@@ -192,7 +208,10 @@ mod tests {
     fn ipv6_entries() {
         let g = grants(&["[::1]:8080", "::1"]);
         assert!(g.allows_host("::1", 8080));
-        assert!(g.allows_host("::1", 1));
+        assert!(g.allows_host("::1", 443));
+        assert!(!g.allows_host("::1", 1));
+        assert!(g.names_ip("::1".parse().unwrap()));
+        assert!(!grants(&["localhost"]).names_ip("127.0.0.1".parse().unwrap()));
         assert_eq!(split_port("[::1]:8080"), ("::1", Some(8080)));
         assert_eq!(split_port("::1"), ("::1", None));
     }

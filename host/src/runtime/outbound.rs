@@ -8,12 +8,22 @@
 //! `error-code.HTTP-request-denied`, a request past the cap as `connection-limit-reached` and an
 //! oversized response as `HTTP-response-body-size`.
 //!
+//! A granted *name* is not trusted to stay where it points: before a request goes out its host is
+//! resolved, and loopback, private, link-local, shared (CGNAT), unspecified and multicast
+//! addresses are refused (`destination-IP-prohibited`) unless a grant names that IP literal —
+//! so a name whose DNS an attacker controls cannot reach the host's own API or a cloud metadata
+//! endpoint. A plain `http` request is then sent to the address that was checked (its `Host`
+//! header keeps the name), so no second lookup can slip another address in; an `https` request
+//! keeps the name, which TLS verifies against the certificate, so a rebound address can take a
+//! TCP connection but never the request.
+//!
 //! Raw sockets stay denied: the WASI context grants no socket addresses.
 
 use super::grants::Grants;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -108,7 +118,9 @@ impl WasiHttpHooks for OutboundPolicy {
             return Box::new(async move { Err(e) });
         }
         let limit = self.max_response_bytes;
+        let (plugin, grants) = (self.plugin.clone(), self.grants.clone());
         Box::new(async move {
+            let request = pin_destination(&plugin, &grants, request).await?;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             let declared = response
                 .headers()
@@ -130,6 +142,91 @@ impl WasiHttpHooks for OutboundPolicy {
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
+    }
+}
+
+/// Resolves the request's host, refuses restricted addresses the grants do not name, and sends
+/// a plain `http` request to the checked address (see the module docs).
+async fn pin_destination(
+    plugin: &str,
+    grants: &Grants,
+    mut request: http::Request<WasiBody>,
+) -> Result<http::Request<WasiBody>, Error> {
+    let uri = request.uri().clone();
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| Error::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            })?
+            .collect(),
+    };
+    let Some(first) = addrs.first().copied() else {
+        return Err(Error::DestinationNotFound);
+    };
+    if let Some(bad) = addrs
+        .iter()
+        .find(|a| restricted(a.ip()) && !grants.names_ip(a.ip()))
+    {
+        tracing::warn!(plugin, host, address = %bad.ip(), "outbound request to a restricted address denied");
+        return Err(Error::DestinationIpProhibited);
+    }
+    if !https && host.parse::<IpAddr>().is_err() {
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let mut parts = uri.into_parts();
+        parts.authority = Some(
+            first
+                .to_string()
+                .parse()
+                .map_err(|_| Error::HttpRequestUriInvalid)?,
+        );
+        *request.uri_mut() =
+            http::Uri::from_parts(parts).map_err(|_| Error::HttpRequestUriInvalid)?;
+        let host_header =
+            http::HeaderValue::from_str(&authority).map_err(|_| Error::HttpRequestUriInvalid)?;
+        request
+            .headers_mut()
+            .insert(http::header::HOST, host_header);
+    }
+    Ok(request)
+}
+
+/// Addresses a plugin reaches only through a grant naming them: loopback, private (RFC 1918,
+/// IPv6 unique local), link-local (cloud metadata lives at 169.254.169.254), shared (RFC 6598),
+/// "this network", unspecified, broadcast and multicast; IPv4-mapped IPv6 like its IPv4.
+pub fn restricted(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| restricted(IpAddr::V4(v4)))
+        }
     }
 }
 
@@ -168,5 +265,42 @@ impl Body for CappedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restricted_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(restricted(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!restricted(ip.parse().unwrap()), "{ip}");
+        }
     }
 }
