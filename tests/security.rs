@@ -944,7 +944,8 @@ async fn object_listings_are_paged() {
     assert_eq!(r.text().await.unwrap(), "object 7");
 }
 
-/// A loopback server standing in for the host's own API or a metadata endpoint; counts requests.
+/// A loopback server standing in for the host's own API or a metadata endpoint; counts requests
+/// of any method.
 async fn counting_upstream() -> (
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -954,7 +955,7 @@ async fn counting_upstream() -> (
     let seen = hits.clone();
     let app = axum::Router::new().route(
         "/ping",
-        axum::routing::get(move || {
+        axum::routing::any(move || {
             seen.fetch_add(1, Ordering::SeqCst);
             async { "pong" }
         }),
@@ -1016,4 +1017,68 @@ async fn outbound_grants_by_name_do_not_reach_loopback() {
         (200, "200 pong".into())
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// With `webhooks_deny_private`, a webhook pointing at the host's network (an IP literal, or a
+/// name resolving there) is never delivered to, and what the host records of the failure never
+/// carries the URL (which can hold a credential).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_can_be_kept_out_of_private_networks() {
+    let host = TestHost::start(HostConfig {
+        webhooks_deny_private: true,
+        register_bundled: false,
+        ..HostConfig::default()
+    });
+    let (up, hits) = counting_upstream().await;
+    let port = up.port();
+    for (name, url) in [
+        (
+            "literal",
+            format!("http://127.0.0.1:{port}/ping?token=url-secret-1"),
+        ),
+        (
+            "by-name",
+            format!("http://localhost:{port}/ping?token=url-secret-2"),
+        ),
+    ] {
+        let r = client()
+            .put(host.url(&format!("/v1/notifications/webhooks/{name}")))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"url": url, "max_attempts": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = client()
+        .put(host.url("/v1/models/iris?alias=production"))
+        .bearer_auth(ADMIN)
+        .body(include_bytes!("data/sklearn-iris-logreg.onnx").to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for name in ["literal", "by-name"] {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            let v: serde_json::Value = client()
+                .get(host.url(&format!("/v1/notifications/webhooks/{name}")))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            last = v["last_attempt"].clone();
+            if v["failed"].as_u64() > Some(0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let text = last.to_string();
+        assert!(text.contains("error"), "{name}: {text}");
+        assert!(!text.contains("url-secret"), "{name}: {text}");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

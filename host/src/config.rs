@@ -55,6 +55,8 @@ pub struct HostConfig {
     pub body: crate::api::body::BodyOptions,
     /// Loaded model plans kept in memory: by count and by ONNX size, least recently used out.
     pub model_plans: crate::capabilities::models::plans::PlanLimits,
+    /// Refuse webhook deliveries to loopback, private and link-local addresses.
+    pub webhooks_deny_private: bool,
     /// Alert rules (see `capabilities::notify::alerts`), evaluated every `alert_interval`.
     pub alerts: Vec<crate::capabilities::notify::alerts::AlertRule>,
     pub alert_interval: Duration,
@@ -81,6 +83,7 @@ impl Default for HostConfig {
             max_connections: crate::api::serve::MAX_CONNECTIONS,
             body: Default::default(),
             model_plans: Default::default(),
+            webhooks_deny_private: false,
             alerts: Vec::new(),
             alert_interval: Duration::from_secs(15),
         }

@@ -151,7 +151,7 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
     let bus = Arc::new(Notifier::default());
     models.set_notifier(bus.clone());
     hooks.set_notifier(bus.clone());
-    let webhooks = Webhooks::open(storage.clone())
+    let webhooks = Webhooks::open(storage.clone(), config.webhooks_deny_private)
         .await
         .context("loading webhooks")?;
     webhooks.start(&bus);

@@ -112,6 +112,10 @@ pub struct UpArgs {
     /// MiB of ONNX (the files of the loaded versions) kept loaded at once.
     #[arg(long, env = "AIMASS_MAX_LOADED_MODEL_MB", default_value_t = PlanLimits::default().max_bytes >> 20)]
     pub max_loaded_model_mb: u64,
+    /// Refuse webhook deliveries to loopback, private and link-local addresses (checked on the
+    /// addresses connected to, so a name cannot lead there either).
+    #[arg(long, env = "AIMASS_WEBHOOKS_DENY_PRIVATE")]
+    pub webhooks_deny_private: bool,
     /// TOML file of alert rules (`[[alert]]` tables).
     #[arg(long, env = "AIMASS_ALERTS")]
     pub alerts: Option<PathBuf>,
@@ -227,6 +231,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             max_plans: args.max_loaded_models.max(1),
             max_bytes: args.max_loaded_model_mb << 20,
         },
+        webhooks_deny_private: args.webhooks_deny_private,
         alerts,
         alert_interval: Duration::from_millis(args.alert_interval_ms.max(100)),
     };

@@ -9,11 +9,19 @@
 //! other 4xx are the receiver refusing the payload and are not retried. Deliveries still pending
 //! when the host stops are lost (the bus is in memory); the subscription records are kept in the
 //! store.
+//!
+//! Each subscription has a bounded queue ([`QUEUE`] events) drained by at most [`IN_FLIGHT`]
+//! deliveries at once: a receiver that is slow or down holds that much, and events past a full
+//! queue are dropped and counted (`dropped`), instead of a task per event retried for minutes.
+//! A URL can be a credential, so it is never logged: error texts are taken without it.
+//! With `deny_private` (`--webhooks-deny-private`), deliveries to loopback, private and
+//! link-local addresses are refused, checked on the addresses actually connected to.
 
 use super::{Notification, Notifier, valid_filter};
 use crate::capabilities::events::now_ms;
 use crate::capabilities::registry::records::valid_name;
 use crate::capabilities::storage::Storage;
+use crate::runtime::outbound::restricted;
 use anyhow::Result;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -23,6 +31,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub const SIGNATURE_HEADER: &str = "x-aimass-signature-256";
+/// Events waiting per subscription; more are dropped (counted).
+pub const QUEUE: usize = 1024;
+/// Deliveries (each with its retries) in flight per subscription.
+pub const IN_FLIGHT: usize = 8;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 fn default_events() -> Vec<String> {
@@ -99,6 +111,7 @@ struct Stats {
     delivered: AtomicU64,
     retries: AtomicU64,
     failed: AtomicU64,
+    dropped: AtomicU64,
     last: Mutex<Option<serde_json::Value>>,
 }
 
@@ -106,6 +119,8 @@ struct Hook {
     spec: WebhookSpec,
     created_ms: u64,
     stats: Arc<Stats>,
+    /// Its queue; the worker draining it ends when the hook is replaced or removed.
+    queue: tokio::sync::mpsc::Sender<Arc<Notification>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +144,8 @@ pub struct WebhookView {
     pub delivered: u64,
     pub retries: u64,
     pub failed: u64,
+    /// Events dropped because the queue was full.
+    pub dropped: u64,
     /// The last attempt: time, status or error.
     pub last_attempt: Option<serde_json::Value>,
 }
@@ -137,6 +154,7 @@ pub struct Webhooks {
     storage: Storage,
     hooks: RwLock<BTreeMap<String, Hook>>,
     client: reqwest::Client,
+    deny_private: bool,
 }
 
 fn key(name: &str) -> String {
@@ -152,29 +170,48 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 impl Webhooks {
-    pub async fn open(storage: Storage) -> Result<Arc<Webhooks>> {
-        let mut hooks = BTreeMap::new();
-        for k in storage.list("notifications/webhooks/").await? {
-            if let Some(r) = storage.get_json::<Record>(&k).await? {
-                hooks.insert(
-                    r.name,
-                    Hook {
-                        spec: r.spec,
-                        created_ms: r.created_ms,
-                        stats: Arc::default(),
-                    },
-                );
+    /// Load the subscriptions; with `deny_private`, deliveries never reach loopback, private or
+    /// link-local addresses.
+    pub async fn open(storage: Storage, deny_private: bool) -> Result<Arc<Webhooks>> {
+        let mut client = reqwest::Client::builder()
+            .user_agent(concat!("aimass/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none());
+        if deny_private {
+            client = client.dns_resolver(PublicOnly);
+        }
+        let this = Webhooks {
+            storage,
+            hooks: RwLock::default(),
+            client: client.build()?,
+            deny_private,
+        };
+        for k in this.storage.list("notifications/webhooks/").await? {
+            if let Some(r) = this.storage.get_json::<Record>(&k).await? {
+                let hook = this.hook(&r.name, r.spec, r.created_ms);
+                this.hooks.write().unwrap().insert(r.name, hook);
             }
         }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("aimass/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Arc::new(Webhooks {
-            storage,
-            hooks: RwLock::new(hooks),
-            client,
-        }))
+        Ok(Arc::new(this))
+    }
+
+    /// A subscription with its queue and the worker draining it.
+    fn hook(&self, name: &str, spec: WebhookSpec, created_ms: u64) -> Hook {
+        let (queue, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let stats = Arc::<Stats>::default();
+        let target = Target {
+            client: self.client.clone(),
+            name: name.to_string(),
+            spec: spec.clone(),
+            stats: stats.clone(),
+            deny_private: self.deny_private,
+        };
+        tokio::spawn(drain(Arc::new(target), rx));
+        Hook {
+            spec,
+            created_ms,
+            stats,
+            queue,
+        }
     }
 
     /// Deliver every event of `bus` from now on.
@@ -211,14 +248,8 @@ impl Webhooks {
             .put_json(&key(name), &record)
             .await
             .map_err(|e| format!("storing the webhook: {e:#}"))?;
-        let old = self.hooks.write().unwrap().insert(
-            name.into(),
-            Hook {
-                spec,
-                created_ms,
-                stats: Arc::default(),
-            },
-        );
+        let hook = self.hook(name, spec, created_ms);
+        let old = self.hooks.write().unwrap().insert(name.into(), hook);
         Ok(old.is_none())
     }
 
@@ -242,9 +273,16 @@ impl Webhooks {
     fn fan_out(&self, n: Arc<Notification>) {
         let hooks = self.hooks.read().unwrap();
         for (name, h) in hooks.iter().filter(|(_, h)| h.spec.wants(&n)) {
-            let (client, spec, stats) = (self.client.clone(), h.spec.clone(), h.stats.clone());
-            let (name, n) = (name.clone(), n.clone());
-            tokio::spawn(async move { deliver(client, &name, spec, stats, n).await });
+            if h.queue.try_send(n.clone()).is_err() {
+                let dropped = h.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(
+                        webhook = name,
+                        dropped,
+                        "webhook queue full: events dropped"
+                    );
+                }
+            }
         }
     }
 }
@@ -262,18 +300,99 @@ fn view(name: &str, h: &Hook) -> WebhookView {
         delivered: h.stats.delivered.load(Ordering::Relaxed),
         retries: h.stats.retries.load(Ordering::Relaxed),
         failed: h.stats.failed.load(Ordering::Relaxed),
+        dropped: h.stats.dropped.load(Ordering::Relaxed),
         last_attempt: h.stats.last.lock().unwrap().clone(),
     }
 }
 
-/// POST one event until it is accepted, refused, or out of attempts.
-async fn deliver(
+/// Where one subscription delivers.
+struct Target {
     client: reqwest::Client,
-    name: &str,
+    name: String,
     spec: WebhookSpec,
     stats: Arc<Stats>,
-    n: Arc<Notification>,
-) {
+    deny_private: bool,
+}
+
+/// Delivers a subscription's queue, [`IN_FLIGHT`] events at a time, until the queue closes.
+async fn drain(target: Arc<Target>, mut rx: tokio::sync::mpsc::Receiver<Arc<Notification>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    while let Some(n) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let target = target.clone();
+        tokio::spawn(async move {
+            deliver(&target, n).await;
+            drop(slot);
+        });
+    }
+}
+
+/// A resolver that leaves out loopback, private and link-local addresses (and fails when
+/// nothing else is left), so a webhook name cannot lead deliveries into the host's network.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !restricted(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to addresses webhooks may not reach \
+                    (loopback, private, link-local)"
+                )
+                .into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An error's text with its causes, without the URL (which can hold a credential).
+fn error_text(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Whether `url` names a restricted IP literal (names are checked by [`PublicOnly`]).
+fn restricted_literal(url: &str) -> bool {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()));
+    match host {
+        Some(url::Host::Ipv4(ip)) => restricted(ip.into()),
+        Some(url::Host::Ipv6(ip)) => restricted(ip.into()),
+        _ => false,
+    }
+}
+
+/// POST one event until it is accepted, refused, or out of attempts.
+async fn deliver(target: &Target, n: Arc<Notification>) {
+    let Target {
+        client,
+        name,
+        spec,
+        stats,
+        deny_private,
+    } = target;
+    if *deny_private && restricted_literal(&spec.url) {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        *stats.last.lock().unwrap() = Some(serde_json::json!({
+            "time_ms": now_ms(), "event": n.id, "attempt": 0,
+            "error": "the URL is a loopback, private or link-local address, which webhooks may not reach"}));
+        return;
+    }
     let body = serde_json::to_vec(&*n).expect("events serialise");
     let mut backoff = Duration::from_millis(spec.backoff_ms);
     for attempt in 1..=spec.max_attempts {
@@ -301,7 +420,8 @@ async fn deliver(
                 let retry = s.is_server_error() || s.as_u16() == 408 || s.as_u16() == 429;
                 (retry, serde_json::json!({"status": s.as_u16()}))
             }
-            Err(e) => (true, serde_json::json!({"error": e.to_string()})),
+            // Without the URL: it can hold a credential, and this text is logged.
+            Err(e) => (true, serde_json::json!({"error": error_text(e)})),
         };
         let mut last = outcome;
         last["time_ms"] = now_ms().into();
@@ -326,6 +446,47 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A receiver that takes connections and never answers holds [`IN_FLIGHT`] deliveries and
+    /// a full queue; every event past that is dropped and counted, not spawned.
+    #[tokio::test]
+    async fn a_stuck_receiver_holds_a_bounded_queue() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().collect();
+            drop(held);
+        });
+        let storage = Storage::open("memory://", &Default::default()).unwrap();
+        let hooks = Webhooks::open(storage, false).await.unwrap();
+        let spec = serde_json::json!({"url": format!("http://{addr}/x"), "max_attempts": 1,
+            "timeout_ms": 60000});
+        hooks
+            .put("stuck", serde_json::from_value(spec).unwrap())
+            .await
+            .unwrap();
+        let bus = Notifier::default();
+        let sent = QUEUE + IN_FLIGHT + 100;
+        for _ in 0..sent {
+            hooks.fan_out(bus.emit("run.failed", serde_json::json!({})));
+        }
+        let dropped = hooks.get("stuck").unwrap().dropped as usize;
+        assert!(
+            (99..=IN_FLIGHT + 100).contains(&dropped),
+            "{dropped} of {sent}"
+        );
+    }
+
+    #[test]
+    fn deny_private_refuses_ip_literals_of_the_hosts_network() {
+        assert!(restricted_literal("http://127.0.0.1:8080/hook"));
+        assert!(restricted_literal(
+            "http://169.254.169.254/latest/meta-data"
+        ));
+        assert!(restricted_literal("https://[::1]/"));
+        assert!(!restricted_literal("https://93.184.216.34/"));
+        assert!(!restricted_literal("https://hooks.example.com/"));
+    }
 
     #[test]
     fn signature_matches_a_known_hmac_sha256() {
