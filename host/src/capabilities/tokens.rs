@@ -380,8 +380,15 @@ mod tests {
     #[tokio::test]
     async fn env_token_is_admin() {
         let storage = Storage::open("memory://", &S3Options::default()).unwrap();
-        let tokens = Tokens::load(storage, Some("s3cret")).await.unwrap();
-        assert_eq!(tokens.role_of("s3cret"), Some(Role::Admin));
-        assert_eq!(tokens.role_of("s3cre"), None);
+        let chosen = "s3cret-chosen-by-an-admin-32-chars";
+        let tokens = Tokens::load(storage.clone(), Some(chosen)).await.unwrap();
+        assert_eq!(tokens.role_of(chosen), Some(Role::Admin));
+        assert_eq!(tokens.role_of(&chosen[1..]), None);
+        let short = Tokens::load(storage, Some("s3cret")).await.err().unwrap();
+        assert!(
+            short
+                .to_string()
+                .contains("at least 32 characters (it has 6)")
+        );
     }
 }
