@@ -34,10 +34,11 @@ async fn invoke_csv(up: &Up, token: &str, plugin: &str, csv: &str) -> (u16, Stri
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// The value of `aimass_security_events_total{kind=...}` (which must be exported).
-async fn security_events(up: &Up, token: &str, kind: &str) -> f64 {
+/// The value of one `/metrics` series (name with labels, as exposed; it must be there) of the
+/// host at `base`.
+async fn metric(base: &str, token: &str, series: &str) -> f64 {
     let body = reqwest::Client::new()
-        .get(format!("{}/metrics", up.url))
+        .get(format!("{base}/metrics"))
         .bearer_auth(token)
         .send()
         .await
@@ -45,10 +46,20 @@ async fn security_events(up: &Up, token: &str, kind: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    let name = format!("aimass_security_events_total{{kind=\"{kind}\"}} ");
+    let prefix = format!("{series} ");
     body.lines()
-        .find_map(|l| l.strip_prefix(&name)?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
+}
+
+/// The value of `aimass_security_events_total{kind=...}`.
+async fn security_events(up: &Up, token: &str, kind: &str) -> f64 {
+    metric(
+        &up.url,
+        token,
+        &format!("aimass_security_events_total{{kind=\"{kind}\"}}"),
+    )
+    .await
 }
 
 fn stop(mut host: Up) {
@@ -787,19 +798,12 @@ async fn plugin_env_values_travel_in_headers() {
 
 /// The series `aimass_model_plan_cache{kind=...}` of a host.
 async fn plan_cache(host: &TestHost, kind: &str) -> f64 {
-    let body = client()
-        .get(host.url("/metrics"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let name = format!("aimass_model_plan_cache{{kind=\"{kind}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&name)?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    metric(
+        &host.url,
+        ADMIN,
+        &format!("aimass_model_plan_cache{{kind=\"{kind}\"}}"),
+    )
+    .await
 }
 
 async fn infer_iris(host: &TestHost, version: u32) -> u16 {
