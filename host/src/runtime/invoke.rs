@@ -67,7 +67,7 @@ pub enum InvokeError {
     #[error("plugin trapped: {0}")]
     Trap(String),
     /// `size` is unknown when the copy out of the guest was refused part-way (see
-    /// [`hostcall_fuel`]).
+    /// `hostcall_fuel`).
     #[error(
         "plugin output{} exceeds the limit of {limit} bytes",
         size.map(|s| format!(" of {s} bytes")).unwrap_or_default()

@@ -11,7 +11,7 @@
 //! whose column names or types differ is refused with [`CommitError::SchemaMismatch`].
 //!
 //! The catalog (per dataset: each part's id, time, size and source, ~130 bytes) is cached in
-//! memory after the first read (see [`catalog`]); this host is its only writer. Several replicas
+//! memory after the first read (see the `catalog` module); this host is its only writer. Several replicas
 //! will need the event bus to share commits (the NATS issue).
 
 mod catalog;

@@ -1,7 +1,7 @@
 //! Change detection by listing, for stores that cannot notify (local files, Garage).
 //!
 //! Each watched prefix keeps the map key → version-token hash (of the etag, else version, else
-//! size+mtime) it last saw, persisted in shards under `events/poller/{digest}/` (see [`shards`]).
+//! size+mtime) it last saw, persisted in shards under `events/poller/{digest}/` (see the `shards` module).
 //! A pass lists the prefix and reports keys that are new or whose token changed (created) and
 //! keys that vanished (deleted); the caller enqueues those events and only then
 //! [`Poller::commit`]s them, so a crash in between re-reports the same versions — with the same
