@@ -23,24 +23,36 @@
 //! (a connection reset before it was accepted) skipped, others (out of file descriptors) logged
 //! and retried after a second, and a graceful shutdown: the listener closes at once and every
 //! connection finishes its request in flight, then closes.
+//!
+//! A **lingering close**, as nginx's `lingering_close`: when hyper is done with a connection
+//! whose client may still be sending (a request answered 401 or 408 before its body arrived),
+//! closing the socket with unread bytes would make the kernel send a reset, and a reset makes
+//! the client's kernel drop the answer it has not read yet. So the write side is shut first and
+//! the socket is read and discarded for up to [`LINGER`] (until the client's FIN) before it
+//! closes; the connection keeps its slot meanwhile.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 /// Default for `--header-timeout-secs`.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default for `--max-connections`.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Longest a closed connection is read and discarded so its client sees the last answer.
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// What a connection past `max_connections` is told before it is closed.
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
@@ -100,9 +112,9 @@ pub async fn serve(
                 req
             },
         ));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(Lingering::new(tcp, slot));
+        let conn = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
-            let _slot = slot;
             match conn.await {
                 Err(e) if !e.is_timeout() => {
                     tracing::debug!("connection ended with an error: {e}");
@@ -128,4 +140,89 @@ fn is_transient(e: &std::io::Error) -> bool {
 async fn refuse(mut tcp: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(TOO_MANY)).await;
     let _ = tcp.shutdown().await;
+}
+
+/// A connection that lingers when dropped (see the module docs), then gives back its slot.
+struct Lingering {
+    tcp: Option<TcpStream>,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Lingering {
+    fn new(tcp: TcpStream, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            tcp: Some(tcp),
+            slot: Some(slot),
+        }
+    }
+
+    fn tcp(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.tcp.as_mut().expect("the stream is taken only on drop"))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(tcp), slot) = (self.tcp.take(), self.slot.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                linger(tcp).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Shuts the write side, then reads and discards until the client's FIN or [`LINGER`].
+async fn linger(mut tcp: TcpStream) {
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.tcp().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.tcp().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.tcp().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| t.is_write_vectored())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_shutdown(cx)
+    }
 }
