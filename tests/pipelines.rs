@@ -780,3 +780,74 @@ async fn queued_runs_are_capped_and_run_lists_paged() {
         call(&host, "POST", &format!("/v1/runs/{id}/cancel"), None).await;
     }
 }
+
+/// Past the last 50 finished runs of a pipeline, run records leave memory: they are still
+/// listed (newest first, in one order with the rest) and shown whole, read from the store, and
+/// `/metrics` counts where records are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_run_records_leave_memory_and_are_read_from_the_store() {
+    let host = TestHost::start(Default::default());
+    // No objects under the source prefix: each run ends at once.
+    let text = example_pipeline(|t| no_trigger(t).replace("raw/cancer/", "raw/nothing/"));
+    assert_eq!(apply(&host, "many", &text).await.0, 201);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let mut batch = Vec::new();
+        for _ in 0..15 {
+            batch.push(start(&host, "many").await);
+        }
+        for id in &batch {
+            wait_run(&host, id, Duration::from_secs(60), ended).await;
+        }
+        ids.extend(batch);
+    }
+    let metrics = client()
+        .get(host.url("/metrics"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let records = |place: &str| {
+        let series = format!("aimass_pipeline_run_records{{place=\"{place}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series}"))
+    };
+    assert_eq!((records("memory"), records("store_only")), (50.0, 10.0));
+    let (status, v) = call(&host, "GET", "/v1/pipelines/many/runs?limit=1000", None).await;
+    assert_eq!((status, &v["total"]), (200, &json!(60)), "{v}");
+    let listed: Vec<(u64, String)> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["created_ms"].as_u64().unwrap(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        listed.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {listed:?}"
+    );
+    let mut seen: Vec<&String> = listed.iter().map(|(_, id)| id).collect();
+    let mut started: Vec<&String> = ids.iter().collect();
+    seen.sort();
+    started.sort();
+    assert_eq!(seen, started);
+    // The oldest, whose record is only in the store: listed last, shown whole, not cancellable.
+    let (_, oldest) = listed.last().unwrap();
+    let (status, page) = call(&host, "GET", "/v1/pipelines/many/runs?offset=59", None).await;
+    assert_eq!((status, &page["runs"][0]["id"]), (200, &json!(oldest)));
+    let r = run(&host, oldest).await;
+    assert!(ended(&r) && r["spec"]["source"].is_object(), "{r}");
+    let (status, _) = call(&host, "POST", &format!("/v1/runs/{oldest}/cancel"), None).await;
+    assert_eq!(status, 409);
+    let (_, v) = call(&host, "GET", "/v1/pipelines/many", None).await;
+    assert_eq!(v["runs"], 60, "{v}");
+}

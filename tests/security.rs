@@ -880,6 +880,220 @@ async fn model_plans_are_bounded_and_readiness_does_not_load() {
     assert_eq!(plan_cache(&host, "loads").await, 1.0);
 }
 
+/// A host with the iris model (one FP32 input `X`, shape `[-1, 4]`) as version 1.
+async fn iris_host() -> TestHost {
+    let host = TestHost::start(HostConfig {
+        register_bundled: false,
+        ..HostConfig::default()
+    });
+    let r = client()
+        .put(host.url("/v1/models/iris"))
+        .bearer_auth(ADMIN)
+        .body(include_bytes!("data/sklearn-iris-logreg.onnx").to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    host
+}
+
+/// POST an inference request body; (status, body).
+async fn infer_raw(host: &TestHost, body: impl Into<reqwest::Body>) -> (u16, String) {
+    let r = client()
+        .post(host.url("/v2/models/iris/infer"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The parts of an OIP request that would be parsed into trees many times their size are
+/// bounded before they are: `parameters` objects, the number of tensors and dimensions, and the
+/// elements of a BYTES tensor (each its own `String`).
+#[tokio::test]
+async fn oip_requests_cannot_amplify_memory() {
+    let host = iris_host().await;
+    let row = serde_json::json!([5.1, 3.5, 1.4, 0.2]);
+    let big = serde_json::Value::Object(
+        (0..2_000)
+            .map(|i| (format!("key{i}"), serde_json::json!("vvvvvv")))
+            .collect(),
+    );
+    let x = |parameters: &serde_json::Value| {
+        serde_json::json!({"name": "X", "shape": [1, 4], "datatype": "FP32", "data": row,
+            "parameters": parameters})
+    };
+    let small = serde_json::json!({"binary_data": false});
+    let ok = serde_json::json!({"parameters": small, "inputs": [x(&small)],
+        "outputs": [{"name": "label", "parameters": small}]});
+    assert_eq!(infer_raw(&host, ok.to_string()).await.0, 200);
+    let too_big = [
+        serde_json::json!({"parameters": big, "inputs": [x(&small)]}),
+        serde_json::json!({"inputs": [x(&big)]}),
+        serde_json::json!({"inputs": [x(&small)], "outputs": [{"name": "label", "parameters": big}]}),
+    ];
+    for body in too_big {
+        let (status, text) = infer_raw(&host, body.to_string()).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(
+            text.contains("`parameters` is") && text.contains("16384"),
+            "{text}"
+        );
+    }
+    let many: Vec<_> = (0..1_025).map(|_| x(&small)).collect();
+    let (status, text) = infer_raw(&host, serde_json::json!({"inputs": many}).to_string()).await;
+    assert_eq!(
+        (status, text.contains("more than 1024 items")),
+        (400, true),
+        "{text}"
+    );
+    let dims = serde_json::json!({"inputs": [{"name": "X", "shape": vec![1; 65],
+        "datatype": "FP32", "data": [1]}]});
+    let (status, text) = infer_raw(&host, dims.to_string()).await;
+    assert_eq!(
+        (status, text.contains("more than 64 items")),
+        (400, true),
+        "{text}"
+    );
+    // Two million one-letter strings: 8 MB of JSON, 100+ MB as strings.
+    let words = vec!["a"; 2_000_000];
+    let bytes = serde_json::json!({"inputs": [{"name": "X", "shape": [2_000_000],
+        "datatype": "BYTES", "data": words}]});
+    let (status, text) = infer_raw(&host, bytes.to_string()).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("at most 1048576 elements"), "{text}");
+}
+
+/// Parsing a large JSON tensor happens on the blocking pool: while requests of ~100 MB of JSON
+/// (with one bad value at the very end, so all of it is parsed and then refused) occupy more
+/// parsers than the host has async workers, its health endpoint keeps answering at once.
+/// Parsed on the async workers, each health check would wait for a parse to finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_inference_bodies_are_parsed_off_the_async_workers() {
+    let host = iris_host().await;
+    let rows = 6_000_000;
+    let mut data = String::with_capacity(rows * 16 + 16);
+    data.push('[');
+    for i in 0..rows * 4 - 1 {
+        data.push_str(if i % 2 == 0 { "5.1," } else { "3.25," });
+    }
+    data.push_str("\"x\"]");
+    let body = bytes::Bytes::from(format!(
+        r#"{{"inputs": [{{"name": "X", "shape": [{rows}, 4], "datatype": "FP32", "data": {data}}}]}}"#
+    ));
+    drop(data);
+    let started = std::time::Instant::now();
+    let parses: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (host.url("/v2/models/iris/infer"), body.clone());
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                let r = client()
+                    .post(url)
+                    .bearer_auth(ADMIN)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap();
+                (status, text, t.elapsed())
+            })
+        })
+        .collect();
+    // Health checks while the parses run.
+    let mut worst = std::time::Duration::ZERO;
+    let mut checks = 0;
+    while !parses.iter().all(|p| p.is_finished()) {
+        let t = std::time::Instant::now();
+        let r = client()
+            .get(host.url("/v2/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        worst = worst.max(t.elapsed());
+        checks += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut fastest = std::time::Duration::MAX;
+    for p in parses {
+        let (status, text, took) = p.await.unwrap();
+        assert_eq!(status, 400, "{}", &text[..text.len().min(300)]);
+        assert!(text.contains("is not a valid FP32"), "{text}");
+        fastest = fastest.min(took);
+    }
+    eprintln!(
+        "4 parses in {:?} (fastest {fastest:?}); {checks} health checks, worst {worst:?}",
+        started.elapsed()
+    );
+    assert!(checks >= 3, "{checks} health checks");
+    assert!(
+        worst * 4 < fastest,
+        "a health check waited {worst:?} while parses took {fastest:?}"
+    );
+}
+
+/// Anonymous callers of a public HTTP function take slots of their own and count against a
+/// quota of their own: they cannot hold the slots token holders use, nor spend their quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_callers_have_their_own_slots_and_quota() {
+    let host = common::shared();
+    let invoker = token(host, "invoker").await;
+    let call = |path: &str, token: Option<&str>| {
+        let mut r = client().get(host.url(&format!("/fn/{path}")));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    push(
+        host,
+        "open-slots",
+        wasm("http-echo"),
+        "?public=true&concurrency=1&public_concurrency=1",
+    )
+    .await;
+    // An anonymous call holds the one anonymous slot for 3 s.
+    let held = tokio::spawn(call("open-slots/sleep?ms=3000", None));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(call("open-slots/sleep?ms=1", None).await, 503, "anonymous");
+    assert_eq!(
+        call("open-slots/sleep?ms=1", Some(&invoker)).await,
+        200,
+        "token"
+    );
+    assert_eq!(held.await.unwrap(), 200);
+
+    push(
+        host,
+        "open-quota",
+        wasm("http-echo"),
+        "?public=true&quota=4&public_quota=2",
+    )
+    .await;
+    for expected in [200, 200, 429] {
+        assert_eq!(call("open-quota/", None).await, expected, "anonymous");
+    }
+    for expected in [200, 200, 200, 200, 429] {
+        assert_eq!(call("open-quota/", Some(&invoker)).await, expected, "token");
+    }
+    let detail = client()
+        .get(host.url("/v1/plugins/open-quota"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(detail["public_governance"]["refused_quota"], 1, "{detail}");
+    assert_eq!(detail["governance"]["refused_quota"], 1, "{detail}");
+}
+
 /// `GET /v1/objects` returns a page at a time (default 1,000, at most 10,000) with the key to
 /// continue after, instead of the whole store in one response.
 #[tokio::test]
@@ -946,6 +1160,76 @@ async fn object_listings_are_paged() {
         .unwrap();
     assert_eq!(r.headers()["content-length"], "8");
     assert_eq!(r.text().await.unwrap(), "object 7");
+}
+
+/// A Parquet part that decodes to far more than its size (one long string, repeated) is refused
+/// instead of decoded whole; rows stream out a part at a time, only the rows asked for decoded.
+#[tokio::test]
+async fn parquet_decoding_is_capped_and_rows_stream() {
+    use arrow_array::{RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let host = common::shared();
+    let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+    let long = "x".repeat(1000);
+    let column = StringArray::from_iter_values(std::iter::repeat_n(&long, 600_000));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
+    let bomb = aimass::capabilities::warehouse::parquet::encode(&schema, &[batch]).unwrap();
+    assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
+    let r = client()
+        .post(host.url("/v1/datasets/bomb/parts"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/vnd.apache.parquet")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("decodes to more than 512 MiB"), "{text}");
+
+    for part in 0..3 {
+        let csv: String = std::iter::once("id,v\n".to_string())
+            .chain((part * 1000..(part + 1) * 1000).map(|i| format!("{i},{}\n", i * 2)))
+            .collect();
+        let r = client()
+            .post(host.url("/v1/datasets/streamed/parts"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    for accept in ["text/csv", "application/json"] {
+        let r = client()
+            .get(host.url("/v1/datasets/streamed/rows?offset=900&limit=1200"))
+            .bearer_auth(ADMIN)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Streamed: chunked, with no length known up front.
+        assert!(
+            r.headers().get("content-length").is_none(),
+            "{:?}",
+            r.headers()
+        );
+        let body = r.text().await.unwrap();
+        let ids: Vec<i64> = if accept == "text/csv" {
+            body.lines()
+                .skip(1)
+                .map(|l| l.split(',').next().unwrap().parse().unwrap())
+                .collect()
+        } else {
+            let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+            rows.iter().map(|r| r["id"].as_i64().unwrap()).collect()
+        };
+        assert_eq!(ids, (900..2100).collect::<Vec<_>>(), "{accept}");
+    }
 }
 
 /// A loopback server standing in for the host's own API or a metadata endpoint; counts requests

@@ -5,8 +5,8 @@ use super::auth::{ADMIN, Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::path::Param;
 use crate::capabilities::events::{Event, EventKind, Lineage, digest};
-use crate::capabilities::formats::{self, Format};
-use crate::capabilities::warehouse::{CommitError, PartLineage, part_key};
+use crate::capabilities::formats::{self, Format, RowEncoder};
+use crate::capabilities::warehouse::{CommitError, PartLineage, RowParts, part_key};
 use arrow_array::RecordBatch;
 use axum::Json;
 use axum::body::Body;
@@ -83,17 +83,6 @@ pub struct RowsQuery {
     offset: u64,
 }
 
-/// JSON array of row objects (the default for `Accept: application/json` or none).
-fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, String> {
-    let mut w = arrow_json::ArrayWriter::new(Vec::new());
-    for b in batches {
-        w.write(b).map_err(|e| e.to_string())?;
-    }
-    w.finish().map_err(|e| e.to_string())?;
-    let out = w.into_inner();
-    Ok(if out.is_empty() { b"[]".to_vec() } else { out })
-}
-
 /// The response format: `None` for JSON (no `Accept`, `application/json` or `*/*` first),
 /// else the first table format listed; 406 if nothing listed is supported.
 fn rows_format(accept: Option<&str>) -> Result<Option<Format>, ApiError> {
@@ -136,26 +125,61 @@ pub async fn rows(
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = rows_format(accept)?;
-    let (schema, batches) = state
+    let (schema, mut parts) = state
         .hooks
         .warehouse()
-        .rows(&name, q.offset, limit)
+        .row_stream(&name, q.offset, limit)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no dataset named {name:?}")))?;
-    let (bytes, media) = tokio::task::spawn_blocking(move || match format {
-        None => json_rows(&batches).map(|b| (b, "application/json")),
-        Some(f) => formats::encode_ipc(&schema, &batches)
-            .and_then(|ipc| formats::from_ipc(f, &ipc))
-            .map(|b| (b, f.media_type())),
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    let mut resp = Response::new(Body::from(bytes));
+    let encoder = RowEncoder::new(format, &schema).map_err(ApiError::internal)?;
+    // The first part before the head, so a dataset that cannot be read at all is still a 500;
+    // a failure further on breaks the streamed body.
+    let first = parts.recv().await.transpose().map_err(ApiError::internal)?;
+    let media = format.map_or("application/json", |f| f.media_type());
+    let mut resp = Response::new(Body::from_stream(encoded(first, parts, encoder)));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     Ok(resp)
+}
+
+/// The rows of `first` and then of every part from `parts`, encoded on the blocking pool, and
+/// the encoder's closing bytes.
+fn encoded(
+    first: Option<Vec<RecordBatch>>,
+    parts: RowParts,
+    encoder: RowEncoder,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    let failed = |e: String| {
+        tracing::warn!("streaming dataset rows: {e}");
+        std::io::Error::other(e)
+    };
+    futures::stream::unfold(Some((first, parts, encoder)), move |state| async move {
+        let (first, mut parts, mut enc) = state?;
+        let next = match first {
+            Some(batches) => Some(Ok(batches)),
+            None => parts.recv().await,
+        };
+        let batches = match next {
+            None => return Some((enc.finish().map(Into::into).map_err(failed), None)),
+            Some(Err(e)) => return Some((Err(failed(format!("{e:#}"))), None)),
+            Some(Ok(b)) => b,
+        };
+        let encoded = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for b in &batches {
+                out.extend(enc.batch(b)?);
+            }
+            Ok::<_, String>((out, enc))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        Some(match encoded {
+            Ok((out, enc)) => (Ok(out.into()), Some((None, parts, enc))),
+            Err(e) => (Err(failed(e)), None),
+        })
+    })
 }
 
 /// `POST /v1/datasets/{name}/parts`: add a table (Arrow IPC, CSV, NDJSON or Parquet body) as a

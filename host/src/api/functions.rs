@@ -3,13 +3,15 @@
 //! Any method. The function sees the request as if it were served at `/`: the path after the
 //! prefix, the query, the headers and a streaming body; its response streams back. Invoking needs
 //! the `invoker` role unless the live version was uploaded with `public=true`; a bearer token of
-//! the host is removed before the request reaches any function. Every request is logged on the
+//! the host is removed before the request reaches any function. Calls to a public function
+//! without an invoker token are admitted through its anonymous slots, rate and quota. Every request is logged on the
 //! `aimass::access` target and counted in the function's statistics.
 
 use super::AppState;
 use super::auth::{Authed, INVOKER};
 use super::error::ApiError;
-use crate::capabilities::registry::PluginEntry;
+use crate::capabilities::registry::{Caller, PluginEntry};
+use crate::capabilities::tokens::Role;
 use crate::runtime::component::World;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
@@ -83,6 +85,18 @@ fn strip_host_tokens(headers: &mut axum::http::HeaderMap, state: &AppState) {
     }
 }
 
+/// Whether the request carries a host token that may invoke (a public function's caller with
+/// one is served as a token holder, not as an anonymous caller).
+fn invoker_token(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
+    headers.get_all(header::AUTHORIZATION).iter().any(|v| {
+        v.to_str()
+            .ok()
+            .and_then(super::auth::bearer)
+            .and_then(|t| state.tokens.role_of(t))
+            .is_some_and(|r| r >= Role::Invoker)
+    })
+}
+
 /// `/fn/{name}/{rest}` → (`name`, `/rest`).
 fn split(path: &str) -> (&str, &str) {
     let after = path.strip_prefix("/fn/").unwrap_or_default();
@@ -111,6 +125,12 @@ async fn serve(
         super::body::drain(&parts.headers, body, max).await;
         return Err(e);
     }
+    // Anonymous calls of a public function get slots, a rate and a quota of their own.
+    let caller = if !public || invoker_token(&parts.headers, state) {
+        Caller::Token
+    } else {
+        Caller::Anonymous
+    };
     // A host token never reaches a function, public or not; other credentials are its own.
     strip_host_tokens(&mut parts.headers, state);
     let (Some(entry), Some(live)) = (entry, live) else {
@@ -156,7 +176,7 @@ async fn serve(
         }
     });
     let req = hyper::Request::from_parts(parts, body);
-    let response = state.registry.call_http(entry, live, req).await?;
+    let response = state.registry.call_http(entry, live, req, caller).await?;
     Ok(response.map(Body::new))
 }
 

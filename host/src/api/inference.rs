@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::oip_binary;
 use super::path::{Param, Params};
 use crate::capabilities::models::batcher::BatchError;
+use crate::capabilities::models::onnx::LoadedModel;
 use crate::capabilities::models::registry::ModelVersion;
 use crate::capabilities::models::serve::{self, InferError, InferRequest, InferResponse};
 use crate::capabilities::models::transforms::{self, TransformError};
@@ -24,7 +25,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tract_onnx::prelude::IntoTensor;
+use tract_onnx::prelude::{IntoTensor, TValue, TVec};
 
 pub async fn server_metadata() -> Json<Value> {
     Json(json!({
@@ -114,15 +115,45 @@ impl From<InferError> for ApiError {
     }
 }
 
+/// Bodies larger than this are parsed on the blocking pool: parsing a large JSON tensor takes
+/// long enough to hold up every other request sharing an async worker.
+const OFF_THREAD_BYTES: usize = 64 << 10;
+
+/// The request's id, and its inputs converted and checked for `plan` (with the outputs asked
+/// for). The body is freed once its tensors are built.
+async fn decode(
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+    plan: &Arc<LoadedModel>,
+) -> Result<Decoded, ApiError> {
+    fn run(
+        headers: &HeaderMap,
+        body: bytes::Bytes,
+        plan: &LoadedModel,
+    ) -> Result<Decoded, ApiError> {
+        let req: InferRequest = oip_binary::parse(headers, body)?;
+        let (inputs, wanted) = serve::prepare(plan, &req)?;
+        Ok((req.id, inputs, wanted))
+    }
+    if body.len() <= OFF_THREAD_BYTES {
+        return run(headers, body, plan);
+    }
+    let (headers, plan) = (headers.clone(), plan.clone());
+    tokio::task::spawn_blocking(move || run(&headers, body, &plan))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+type Decoded = (Option<String>, TVec<TValue>, Vec<serve::Wanted>);
+
 async fn infer(
     state: &AppState,
     v: Arc<ModelVersion>,
     headers: &HeaderMap,
     body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
-    let req: InferRequest = oip_binary::parse(headers, body)?;
     let plan = state.models.plan(&v).await?;
-    let (mut inputs, wanted) = serve::prepare(&plan, &req)?;
+    let (id, mut inputs, wanted) = decode(headers, body, &plan).await?;
     if !v.transforms.is_empty() {
         let states = state.models.transform_states(&v).await?;
         let raw = inputs.remove(0);
@@ -160,9 +191,7 @@ async fn infer(
     Ok(oip_binary::respond(InferResponse {
         model_name: v.model.clone(),
         model_version: v.version.to_string(),
-        id: req
-            .id
-            .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>())),
+        id: id.unwrap_or_else(|| format!("{:032x}", rand::random::<u128>())),
         outputs,
     }))
 }

@@ -63,6 +63,10 @@ pub async fn scrape(_: Authed<READER>, State(state): State<AppState>) -> impl In
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         m.model_plans.with_label_values(&[kind]).set(n);
     }
+    let (memory, stored) = state.pipelines.record_counts();
+    for (place, n) in [("memory", memory), ("store_only", stored)] {
+        (m.pipeline_run_records.with_label_values(&[place])).set(n as i64);
+    }
     for (model, version, requests, batches) in state.models.all_batch_stats() {
         let labels = [model.as_str(), &version.to_string()];
         m.batch_requests

@@ -54,7 +54,7 @@ fn view(state: &AppState, name: &str, role: Role) -> Option<serde_json::Value> {
         "updated_ms": p.updated_ms,
         "next_cron_ms": state.pipelines.next_cron_ms(name),
         "last_run": runs.first(),
-        "runs": runs.len(),
+        "runs": runs.len() + state.pipelines.stored_only_runs(name),
     }))
 }
 
@@ -163,19 +163,19 @@ pub async fn runs(
     if state.pipelines.get(&name).is_none() {
         return Err(ApiError::not_found(format!("no pipeline named `{name}`")));
     }
-    let all = state.pipelines.runs_of(&name);
     let offset = q.offset.unwrap_or(0);
-    let page: Vec<_> = all.iter().skip(offset).take(limit).collect();
+    let (page, total) = state.pipelines.runs_page(&name, offset, limit).await?;
     Ok(Json(
-        json!({ "runs": page, "total": all.len(), "offset": offset }),
+        json!({ "runs": page, "total": total, "offset": offset }),
     ))
 }
 
 /// A run as `role` may see it (the spec it ran, with configs redacted below admin).
-fn run_json(state: &AppState, id: &str, role: Role) -> Result<serde_json::Value, ApiError> {
+async fn run_json(state: &AppState, id: &str, role: Role) -> Result<serde_json::Value, ApiError> {
     let (run, progress) = state
         .pipelines
-        .run(id)
+        .run_anywhere(id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
     let mut v = serde_json::to_value(&run).map_err(ApiError::internal)?;
     v["progress"] = json!(progress);
@@ -188,7 +188,7 @@ pub async fn show_run(
     State(state): State<AppState>,
     Param(id): Param,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    run_json(&state, &id, role).map(Json)
+    run_json(&state, &id, role).await.map(Json)
 }
 
 pub async fn cancel(
@@ -197,7 +197,11 @@ pub async fn cancel(
     Param(id): Param,
 ) -> Result<Response, ApiError> {
     state.pipelines.cancel(&id)?;
-    Ok((StatusCode::ACCEPTED, Json(run_json(&state, &id, role)?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(run_json(&state, &id, role).await?),
+    )
+        .into_response())
 }
 
 /// `GET /v1/runs/{id}/events`: a `snapshot` event with the run as it is, then its `run.*`
@@ -209,7 +213,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before the snapshot, so nothing falls between the two.
     let rx = state.bus.subscribe();
-    let snapshot = run_json(&state, &id, auth.role)?;
+    let snapshot = run_json(&state, &id, auth.role).await?;
     let done = snapshot["state"]
         .as_str()
         .is_some_and(|s| matches!(s, "succeeded" | "failed" | "cancelled"));

@@ -2,7 +2,8 @@
 //!
 //! Upload settings are query parameters: limits (`timeout_ms`, `memory_mb`, `output_mb`,
 //! `concurrency`, `outbound_requests`, `outbound_mb`), governance (`rate` calls/s, `burst`,
-//! `quota` calls per `quota_window_s`), grants (`models=a,b`,
+//! `quota` calls per `quota_window_s`), the same for anonymous calls of a public HTTP function,
+//! counted apart from token holders' (`public_concurrency`, `public_rate`, `public_quota`), grants (`models=a,b`,
 //! `outbound=host,host:port,*.domain`, `storage=raw/,lookups/`), environment (`env=KEY=VALUE`, repeatable) and, for HTTP
 //! functions, `public=true` (callable without a token).
 
@@ -39,6 +40,10 @@ pub struct LimitQuery {
     /// Calls per quota window, and the window in seconds (default a day).
     pub quota: Option<u64>,
     pub quota_window_s: Option<u64>,
+    /// Public HTTP functions: anonymous calls at once, per second, and per quota window.
+    pub public_concurrency: Option<u32>,
+    pub public_rate: Option<u32>,
+    pub public_quota: Option<u64>,
     /// Models the plugin may call through the `inference` import: `models=a,b` or `models=*`.
     pub models: Option<String>,
     /// Hosts the plugin may reach with outbound HTTP: `outbound=api.example.com,10.0.0.5:8080`.
@@ -179,6 +184,8 @@ impl LimitQuery {
             self.rate.map(u64::from),
             self.burst.map(u64::from),
             self.quota_window_s,
+            self.public_concurrency.map(u64::from),
+            self.public_rate.map(u64::from),
         ];
         if positive.contains(&Some(0)) {
             return Err(ApiError::bad_request("limits must be positive"));
@@ -201,6 +208,9 @@ impl LimitQuery {
             burst: self.burst,
             quota_calls: self.quota,
             quota_window_s: self.quota_window_s,
+            public_concurrency: self.public_concurrency,
+            public_rate_per_sec: self.public_rate,
+            public_quota_calls: self.public_quota,
         })
     }
 }
@@ -249,6 +259,9 @@ pub struct Detail {
     pub stats: StatsView,
     /// Usage against the rate limit and quota.
     pub governance: crate::capabilities::registry::governor::Usage,
+    /// Public HTTP functions: anonymous calls' usage against their own rate limit and quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_governance: Option<crate::capabilities::registry::governor::Usage>,
 }
 
 fn summary(e: &PluginEntry) -> Summary {
@@ -299,6 +312,9 @@ pub async fn show(
         versions: e.record().versions.into_iter().map(redact).collect(),
         stats: e.stats.view(),
         governance: e.governor.usage(&live.limits),
+        public_governance: live
+            .public
+            .then(|| e.public_governor.usage(&live.limits.anonymous())),
     }))
 }
 

@@ -172,9 +172,121 @@ pub fn from_ipc(format: Format, ipc: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Rows written out batch by batch, so a response can stream: a JSON array of row objects
+/// (`format` `None`), or a table format. The concatenated output equals writing every batch
+/// at once.
+pub struct RowEncoder {
+    format: Option<Format>,
+    /// JSON: `[` written; CSV: the header written.
+    started: bool,
+    ipc: Option<StreamWriter<Vec<u8>>>,
+}
+
+impl RowEncoder {
+    pub fn new(format: Option<Format>, schema: &SchemaRef) -> Result<RowEncoder, String> {
+        let ipc = match format {
+            Some(Format::ArrowStream) => {
+                Some(StreamWriter::try_new(Vec::new(), schema).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        Ok(RowEncoder {
+            format,
+            started: false,
+            ipc,
+        })
+    }
+
+    /// The bytes of one more batch.
+    pub fn batch(&mut self, b: &RecordBatch) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let e = |e: arrow_schema::ArrowError| e.to_string();
+        match self.format {
+            None => {
+                let mut w = arrow_json::ArrayWriter::new(Vec::new());
+                w.write(b).map_err(e)?;
+                w.finish().map_err(e)?;
+                let array = w.into_inner();
+                // `[row,row]` → `[row,row` first, `,row,row` after; nothing for no rows.
+                let rows = array.get(1..array.len().saturating_sub(1));
+                if let Some(rows) = rows.filter(|r| !r.is_empty()) {
+                    out.push(if self.started { b',' } else { b'[' });
+                    out.extend_from_slice(rows);
+                    self.started = true;
+                }
+            }
+            Some(Format::Ndjson) => {
+                let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+                w.write(b).map_err(e)?;
+                w.finish().map_err(e)?;
+            }
+            Some(Format::Csv) => {
+                let mut w = arrow_csv::WriterBuilder::new()
+                    .with_header(!self.started)
+                    .build(&mut out);
+                w.write(b).map_err(e)?;
+                self.started = true;
+            }
+            Some(Format::ArrowStream) => {
+                let w = self.ipc.as_mut().expect("made in new");
+                w.write(b).map_err(e)?;
+                out = std::mem::take(w.get_mut());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The closing bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, String> {
+        match (self.format, self.ipc.take()) {
+            (None, _) if self.started => Ok(b"]".to_vec()),
+            (None, _) => Ok(b"[]".to_vec()),
+            (Some(Format::ArrowStream), Some(mut w)) => {
+                w.finish().map_err(|e| e.to_string())?;
+                Ok(std::mem::take(w.get_mut()))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_written_batch_by_batch_equal_rows_written_at_once() {
+        let ipc = to_ipc(Format::Csv, b"id,name\n1,a\n2,\n3,c\n").unwrap();
+        let (schema, batches) = decode_ipc(&ipc).unwrap();
+        let whole = &batches[0];
+        let parts = [whole.slice(0, 2), whole.slice(2, 0), whole.slice(2, 1)];
+        for format in [None, Some(Format::Csv), Some(Format::Ndjson)] {
+            let mut e = RowEncoder::new(format, &schema).unwrap();
+            let mut out = Vec::new();
+            for p in &parts {
+                out.extend(e.batch(p).unwrap());
+            }
+            out.extend(e.finish().unwrap());
+            let expected = match format {
+                None => br#"[{"id":1,"name":"a"},{"id":2},{"id":3,"name":"c"}]"#.to_vec(),
+                Some(f) => from_ipc(f, &ipc).unwrap(),
+            };
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+        let mut e = RowEncoder::new(Some(Format::ArrowStream), &schema).unwrap();
+        let mut out = Vec::new();
+        for p in &parts {
+            out.extend(e.batch(p).unwrap());
+        }
+        out.extend(e.finish().unwrap());
+        let (_, back) = decode_ipc(&out).unwrap();
+        assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+        let empty = RowEncoder::new(None, &schema).unwrap();
+        assert_eq!(empty.finish().unwrap(), b"[]");
+    }
 
     #[test]
     fn csv_round_trip_with_inference() {

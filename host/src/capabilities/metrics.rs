@@ -58,6 +58,8 @@ pub struct Metrics {
     pub model_plans: IntGaugeVec,
     /// The allocator's view of the heap (see [`super::memory`]).
     pub allocator_bytes: IntGaugeVec,
+    /// Pipeline run records held in memory, and those only in the store.
+    pub pipeline_run_records: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -269,6 +271,13 @@ impl Metrics {
                  allocations), resident (in RAM, freed but not yet returned included), retained \
                  (mapped for reuse, not in RAM)",
                 &["kind"],
+            ),
+            pipeline_run_records: gauge(
+                &r,
+                "aimass_pipeline_run_records",
+                "Pipeline run records by place: memory (unfinished runs and the last finished \
+                 ones per pipeline) or store_only (older finished runs, read when asked for)",
+                &["place"],
             ),
             registry: r,
         }

@@ -1,6 +1,6 @@
 //! The HTTP client side of the CLI.
 
-use super::{ClientArgs, InvokeArgs, PluginCmd, TokenCmd};
+use super::{ClientArgs, InvokeArgs, PluginCmd, PushArgs, TokenCmd};
 use crate::capabilities::formats::Format;
 use crate::capabilities::tokens::ADMIN_TOKEN_FILE;
 use anyhow::{Context, Result, bail};
@@ -84,19 +84,23 @@ pub(super) async fn send(rb: RequestBuilder) -> Result<Response> {
 pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
     let c = Client::new(args)?;
     match cmd {
-        PluginCmd::Push {
-            name,
-            file,
-            timeout_ms,
-            memory_mb,
-            output_mb,
-            concurrency,
-            env,
-            allow_hosts,
-            models,
-            read_prefixes,
-            public,
-        } => {
+        PluginCmd::Push(push) => {
+            let PushArgs {
+                name,
+                file,
+                timeout_ms,
+                memory_mb,
+                output_mb,
+                concurrency,
+                env,
+                allow_hosts,
+                models,
+                read_prefixes,
+                public,
+                public_concurrency,
+                public_rate,
+                public_quota,
+            } = *push;
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut query = Vec::new();
@@ -105,6 +109,9 @@ pub async fn plugin(cmd: PluginCmd, args: &ClientArgs) -> Result<()> {
                 ("memory_mb", memory_mb),
                 ("output_mb", output_mb),
                 ("concurrency", concurrency.map(u64::from)),
+                ("public_concurrency", public_concurrency.map(u64::from)),
+                ("public_rate", public_rate.map(u64::from)),
+                ("public_quota", public_quota),
             ] {
                 if let Some(v) = v {
                     query.push((k, v.to_string()));

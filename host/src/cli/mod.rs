@@ -165,45 +165,59 @@ pub enum PipelineCmd {
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
     /// Upload a component as a new version of NAME (hot swap; no restart).
-    Push {
-        name: String,
-        file: PathBuf,
-        /// Deadline per call, in milliseconds.
-        #[arg(long)]
-        timeout_ms: Option<u64>,
-        /// Total linear memory per instance, in MiB.
-        #[arg(long)]
-        memory_mb: Option<u64>,
-        /// Largest output per call, in MiB.
-        #[arg(long)]
-        output_mb: Option<u64>,
-        /// Instances that may run at once.
-        #[arg(long)]
-        concurrency: Option<u32>,
-        /// Environment variable the plugin sees through WASI (repeatable).
-        #[arg(long = "env", value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// Host the plugin may send HTTP requests to: `host`, `host:port` or `*.domain`
-        /// (repeatable; collectors and HTTP functions only).
-        #[arg(long = "allow-host", value_name = "HOST")]
-        allow_hosts: Vec<String>,
-        /// Model the plugin may call through the inference import, or `*` (repeatable).
-        #[arg(long = "model", value_name = "NAME")]
-        models: Vec<String>,
-        /// Store prefix the plugin may read through the storage import, ending with `/`
-        /// (repeatable).
-        #[arg(long = "read-prefix", value_name = "PREFIX/")]
-        read_prefixes: Vec<String>,
-        /// HTTP functions: serve at /fn/NAME without a token.
-        #[arg(long)]
-        public: bool,
-    },
+    Push(Box<PushArgs>),
     /// List plugins.
     Ls,
     /// Show a plugin's versions, limits and call statistics.
     Show { name: String },
     /// Remove a plugin.
     Rm { name: String },
+}
+
+/// `aimass plugin push`.
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    pub name: String,
+    pub file: PathBuf,
+    /// Deadline per call, in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Total linear memory per instance, in MiB.
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
+    /// Largest output per call, in MiB.
+    #[arg(long)]
+    pub output_mb: Option<u64>,
+    /// Instances that may run at once.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Environment variable the plugin sees through WASI (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Host the plugin may send HTTP requests to: `host`, `host:port` or `*.domain`
+    /// (repeatable; collectors and HTTP functions only).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// Model the plugin may call through the inference import, or `*` (repeatable).
+    #[arg(long = "model", value_name = "NAME")]
+    pub models: Vec<String>,
+    /// Store prefix the plugin may read through the storage import, ending with `/`
+    /// (repeatable).
+    #[arg(long = "read-prefix", value_name = "PREFIX/")]
+    pub read_prefixes: Vec<String>,
+    /// HTTP functions: serve at /fn/NAME without a token.
+    #[arg(long)]
+    pub public: bool,
+    /// Public HTTP functions: anonymous calls at once, in slots of their own (default half
+    /// of --concurrency).
+    #[arg(long)]
+    pub public_concurrency: Option<u32>,
+    /// Public HTTP functions: anonymous calls per second.
+    #[arg(long)]
+    pub public_rate: Option<u32>,
+    /// Public HTTP functions: anonymous calls per quota window (a day unless set).
+    #[arg(long)]
+    pub public_quota: Option<u64>,
 }
 
 #[derive(Args, Debug)]

@@ -44,6 +44,19 @@ pub struct Limits {
     /// Length of a quota window, seconds (default a day).
     #[serde(default = "default_quota_window")]
     pub quota_window_s: u64,
+    /// Public HTTP functions: calls without a host token that may run at once, in slots of their
+    /// own beside the `max_concurrency` slots of token holders; `None`: half of
+    /// `max_concurrency` (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_concurrency: Option<u32>,
+    /// Calls per second without a host token (a bucket of their own, bursts of one second's
+    /// worth); `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_rate_per_sec: Option<u32>,
+    /// Calls without a host token per quota window, counted apart from token holders' quota;
+    /// `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_quota_calls: Option<u64>,
 }
 
 fn default_quota_window() -> u64 {
@@ -71,6 +84,9 @@ impl Default for Limits {
             burst: None,
             quota_calls: None,
             quota_window_s: default_quota_window(),
+            public_concurrency: None,
+            public_rate_per_sec: None,
+            public_quota_calls: None,
         }
     }
 }
@@ -78,6 +94,21 @@ impl Default for Limits {
 impl Limits {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The limits anonymous calls of a public HTTP function run under: the same call limits, with
+    /// the `public_*` concurrency, rate and quota in place of token holders' ones.
+    pub fn anonymous(&self) -> Limits {
+        Limits {
+            max_concurrency: self
+                .public_concurrency
+                .unwrap_or(self.max_concurrency / 2)
+                .max(1),
+            rate_per_sec: self.public_rate_per_sec,
+            burst: None,
+            quota_calls: self.public_quota_calls,
+            ..*self
+        }
     }
 
     /// Apply the overrides that are set.
@@ -112,6 +143,15 @@ impl Limits {
         if let Some(v) = o.quota_window_s {
             self.quota_window_s = v;
         }
+        if o.public_concurrency.is_some() {
+            self.public_concurrency = o.public_concurrency;
+        }
+        if o.public_rate_per_sec.is_some() {
+            self.public_rate_per_sec = o.public_rate_per_sec;
+        }
+        if o.public_quota_calls.is_some() {
+            self.public_quota_calls = o.public_quota_calls;
+        }
         self
     }
 }
@@ -139,6 +179,12 @@ pub struct LimitOverrides {
     pub quota_calls: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_window_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_rate_per_sec: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_quota_calls: Option<u64>,
 }
 
 /// A `ResourceLimiter` bounding the SUM of all linear memories of a store.

@@ -199,9 +199,81 @@ impl<'de, T: Element> Visitor<'de> for Level<'_, T> {
     }
 }
 
+/// Counts the scalars of a JSON value (an array's items, recursively) without keeping any.
+struct Scalars<'a>(&'a mut usize);
+
+impl<'de> DeserializeSeed<'de> for Scalars<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Scalars<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Scalars(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+            .is_some()
+        {}
+        *self.0 += 1;
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        *self.0 += 1;
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        *self.0 += 1;
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        *self.0 += 1;
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        *self.0 += 1;
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        *self.0 += 1;
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.0 += 1;
+        Ok(())
+    }
+}
+
+/// How many values `data` holds, counted without allocating any.
+fn count_values(json: &str) -> Result<usize, String> {
+    let mut n = 0;
+    let mut de = serde_json::Deserializer::from_str(json);
+    Scalars(&mut n)
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
 /// Parse the JSON text of `data` into `count` elements of `T`, nested like `shape` or flat.
+/// The values are counted first, so a shape that disagrees with the data is refused before
+/// anything is allocated for it.
 pub fn parse<T: Element>(json: &str, shape: &[usize], count: usize) -> Result<Vec<T>, String> {
-    let mut out = Vec::with_capacity(count.min(json.len() / 2 + 1));
+    let found = count_values(json)?;
+    if found != count && json.trim_start().starts_with('[') {
+        return Err(format!(
+            "shape {shape:?} needs {count} values, `data` has {found}"
+        ));
+    }
+    let mut out = Vec::with_capacity(count);
     let mut layout = None;
     let level = Level {
         out: &mut out,
@@ -251,6 +323,16 @@ mod tests {
     }
 
     #[test]
+    fn a_shape_larger_than_the_data_is_refused_before_allocating() {
+        // Allocating for the shape first would ask for 4 TiB and abort the process.
+        let huge = 1usize << 40;
+        let e = parse::<f32>("[1, 2]", &[huge], huge).unwrap_err();
+        assert!(e.contains("`data` has 2"), "{e}");
+        let e = parse::<String>(r#"["a"]"#, &[huge, 2], huge * 2).unwrap_err();
+        assert!(e.contains("`data` has 1"), "{e}");
+    }
+
+    #[test]
     fn errors_say_what_is_wrong() {
         let err = |json: &str, shape: &[usize]| {
             parse::<i8>(json, shape, shape.iter().product()).unwrap_err()
@@ -261,7 +343,7 @@ mod tests {
             err("[1, 300]", &[2])
         );
         assert!(err("[1, 2, 3]", &[2, 2]).contains("needs 4 values"));
-        assert!(err("[1, 2, 3, 4, 5]", &[2, 2]).contains("more values than the shape"));
+        assert!(err("[1, 2, 3, 4, 5]", &[2, 2]).contains("needs 4 values, `data` has 5"));
         assert!(err("[[1, 2, 3], [4]]", &[2, 2]).contains("does not follow the shape"));
         assert!(err("[[1, 2], 3, 4]", &[2, 2]).contains("does not follow the shape"));
         assert!(err("[1, [2, 3], 4]", &[2, 2]).contains("does not follow the shape"));

@@ -15,11 +15,19 @@ use tract_onnx::prelude::*;
 pub struct InferRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::tensor::bounded_parameters"
+    )]
     pub parameters: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(deserialize_with = "super::tensor::deserialize_inputs")]
     pub inputs: Vec<InferTensor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::tensor::bounded_outputs"
+    )]
     pub outputs: Option<Vec<RequestedOutput>>,
 }
 
@@ -27,7 +35,11 @@ pub struct InferRequest {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RequestedOutput {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::tensor::bounded_parameters"
+    )]
     pub parameters: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

@@ -98,28 +98,112 @@ pub struct InferTensor {
     pub json: Option<Box<serde_json::value::RawValue>>,
 }
 
+/// Longest `parameters` object of a request, a tensor or a requested output, as JSON text:
+/// parameters are small flags, and a parsed JSON tree takes several times its text.
+pub const MAX_PARAMETERS_BYTES: usize = 16 << 10;
+/// Most tensors in a request's `inputs` or `outputs`, and most dimensions in a shape.
+pub const MAX_TENSORS: usize = 1024;
+pub const MAX_DIMS: usize = 64;
+/// Most elements of one BYTES tensor: each becomes a `String` of its own (24 bytes plus its
+/// text), many times the 3 or 4 bytes a short element takes in the body.
+pub const MAX_BYTES_ELEMENTS: usize = 1 << 20;
+
+/// `deserialize_with` for `parameters`: refused past [`MAX_PARAMETERS_BYTES`] before any tree
+/// is built.
+pub fn bounded_parameters<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Map<String, Value>>, D::Error> {
+    let Some(raw) = Option::<Box<serde_json::value::RawValue>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if raw.get().len() > MAX_PARAMETERS_BYTES {
+        return Err(serde::de::Error::custom(format!(
+            "`parameters` is {} bytes of JSON, more than the {MAX_PARAMETERS_BYTES} allowed",
+            raw.get().len()
+        )));
+    }
+    serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)
+}
+
+/// A JSON array of at most `N` items, refused as soon as it runs past.
+pub struct Bounded<T, const N: usize>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Bounded<T, N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<T, const N: usize>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Items<T, N> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "an array of at most {N} items")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<T>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == N {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {N} items in an array"
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(items)
+            }
+        }
+        d.deserialize_seq(Items::<T, N>(std::marker::PhantomData))
+            .map(Bounded)
+    }
+}
+
+/// `deserialize_with` for a request's optional `outputs`, at most [`MAX_TENSORS`] of them.
+pub fn bounded_outputs<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Bounded<T, MAX_TENSORS>>::deserialize(d)?.map(|b| b.0))
+}
+
 /// A request tensor as it arrives.
 #[derive(Deserialize)]
 struct WireTensor {
     name: String,
-    shape: Vec<i64>,
+    shape: Bounded<i64, MAX_DIMS>,
     datatype: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_parameters")]
     parameters: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     data: Option<Box<serde_json::value::RawValue>>,
 }
 
-/// `deserialize_with` for a request's `inputs`: `data` stays raw JSON text.
+/// `deserialize_with` for a request's `inputs`: `data` stays raw JSON text, `parameters` are
+/// bounded, and so are the number of tensors and of their dimensions.
 pub fn deserialize_inputs<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<InferTensor>, D::Error> {
-    let wire = Vec::<WireTensor>::deserialize(d)?;
+    let wire = Bounded::<WireTensor, MAX_TENSORS>::deserialize(d)?.0;
+    if let Some(w) = wire.iter().find(|w| {
+        // Negative dimensions are refused later, naming them.
+        let elements = w
+            .shape
+            .0
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(0) as u64));
+        w.datatype == "BYTES" && elements.is_none_or(|n| n > MAX_BYTES_ELEMENTS as u64)
+    }) {
+        return Err(serde::de::Error::custom(format!(
+            "input `{}`: a BYTES tensor holds at most {MAX_BYTES_ELEMENTS} elements, shape {:?} \
+             has more",
+            w.name, w.shape.0
+        )));
+    }
     Ok(wire
         .into_iter()
         .map(|w| InferTensor {
             name: w.name,
-            shape: w.shape,
+            shape: w.shape.0,
             datatype: w.datatype,
             parameters: w.parameters,
             data: Data::None,

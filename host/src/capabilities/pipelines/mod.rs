@@ -12,6 +12,8 @@
 //!   A run is never left `running` forever.
 //! - Intermediate datasets are named by run and step; once a pipeline has more than `runs.keep`
 //!   finished runs, the older runs' datasets are deleted (their records stay).
+//! - Records of finished runs past the newest [`KEPT_RUN_RECORDS`] per pipeline (or `runs.keep`)
+//!   leave memory and are read from the store when asked for.
 //!
 //! Cron schedules are evaluated in UTC while the host runs; schedules missed while it was down
 //! are not caught up (like a Kubernetes CronJob without `startingDeadlineSeconds`).
@@ -31,7 +33,7 @@ use exec::{Ctx, LiveRun, run_key};
 use record::{Run, RunState, RunSummary, StepState, Trigger, plan};
 use serde::{Deserialize, Serialize};
 use spec::PipelineSpec;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::Semaphore;
 
@@ -77,6 +79,9 @@ pub struct Pipelines {
     hooks: Arc<Hooks>,
     pipelines: RwLock<BTreeMap<String, Entry>>,
     runs: Mutex<BTreeMap<String, Arc<LiveRun>>>,
+    /// Finished runs whose records left memory ([`KEPT_RUN_RECORDS`]): id → (pipeline, created).
+    /// Their records are read from the store when asked for.
+    stored_only: Mutex<BTreeMap<String, (Arc<str>, u64)>>,
     /// Per pipeline, the automatically triggered run still waiting to start.
     queued_auto: Mutex<HashMap<String, String>>,
     /// Per pipeline, ids of the object events that triggered it lately: the same object version
@@ -92,6 +97,10 @@ pub struct Pipelines {
 /// Automatic triggers never add to the queue past one run (they join it).
 pub const MAX_QUEUED_RUNS: usize = 16;
 
+/// Finished runs per pipeline whose whole record (spec copy included) stays in memory, or its
+/// `runs.keep` if larger; older records are read from the store when asked for.
+pub const KEPT_RUN_RECORDS: usize = 50;
+
 fn spec_key(name: &str) -> String {
     format!("pipelines/specs/{name}.json")
 }
@@ -106,6 +115,7 @@ impl Pipelines {
             hooks,
             pipelines: RwLock::default(),
             runs: Mutex::default(),
+            stored_only: Mutex::default(),
             queued_auto: Mutex::default(),
             seen_events: Mutex::default(),
             submits: tokio::sync::Mutex::new(()),
@@ -159,6 +169,12 @@ impl Pipelines {
             }
             let live = LiveRun::new(run.clone(), &this.ctx);
             this.runs.lock().unwrap().insert(run.id.clone(), live);
+        }
+        let names: BTreeSet<String> = (this.runs.lock().unwrap().values())
+            .map(|r| r.snapshot().pipeline)
+            .collect();
+        for name in names {
+            this.evict(&name);
         }
         Ok(this)
     }
@@ -352,7 +368,90 @@ impl Pipelines {
         Some((live.snapshot(), progress))
     }
 
-    /// Runs of a pipeline, newest first.
+    /// A run as stored, in memory or not (its live progress when in memory).
+    pub async fn run_anywhere(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Run, crate::runtime::state::Progress)>, PipelineError> {
+        if let Some(found) = self.run(id) {
+            return Ok(Some(found));
+        }
+        if !self.stored_only.lock().unwrap().contains_key(id) {
+            return Ok(None);
+        }
+        let run = self.ctx.deps.storage.get_json::<Run>(&run_key(id)).await?;
+        Ok(run.map(|r| (r, Default::default())))
+    }
+
+    /// Runs of a pipeline, and the total; newest first, from `offset`, at most `limit`.
+    pub async fn runs_page(
+        &self,
+        name: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<RunSummary>, usize), PipelineError> {
+        let mut all: Vec<(u64, String, Option<RunSummary>)> = (self.runs_of(name).into_iter())
+            .map(|r| (r.created_ms, r.id.clone(), Some(r)))
+            .collect();
+        all.extend(
+            (self.stored_only.lock().unwrap().iter())
+                .filter(|(_, (p, _))| &**p == name)
+                .map(|(id, (_, created))| (*created, id.clone(), None)),
+        );
+        all.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let total = all.len();
+        let mut page = Vec::new();
+        for (_, id, summary) in all.into_iter().skip(offset).take(limit) {
+            match summary {
+                Some(s) => page.push(s),
+                None => match self.ctx.deps.storage.get_json::<Run>(&run_key(&id)).await? {
+                    Some(r) => page.push(r.summary()),
+                    None => tracing::warn!(run = id, "a run record left the store"),
+                },
+            }
+        }
+        Ok((page, total))
+    }
+
+    /// Runs of a pipeline whose records are only in the store.
+    pub fn stored_only_runs(&self, name: &str) -> usize {
+        (self.stored_only.lock().unwrap().values())
+            .filter(|(p, _)| &**p == name)
+            .count()
+    }
+
+    /// Run records (in memory, only in the store), for `/metrics`.
+    pub fn record_counts(&self) -> (usize, usize) {
+        let memory = self.runs.lock().unwrap().len();
+        (memory, self.stored_only.lock().unwrap().len())
+    }
+
+    /// Take the finished runs of `name` past the newest [`KEPT_RUN_RECORDS`] (or `runs.keep`)
+    /// out of memory, once retention has dealt with their datasets; their records stay in the
+    /// store.
+    fn evict(&self, name: &str) {
+        let keep = self.get(name).map(|p| p.spec.runs.keep);
+        let limit = keep.unwrap_or(0).max(KEPT_RUN_RECORDS);
+        let mut runs = self.runs.lock().unwrap();
+        let mut finished: Vec<(u64, String, bool)> = (runs.values())
+            .map(|l| l.snapshot())
+            .filter(|r| r.pipeline == name && r.state.is_terminal())
+            .map(|r| (r.created_ms, r.id, r.datasets_deleted || keep.is_none()))
+            .collect();
+        if finished.len() <= limit {
+            return;
+        }
+        finished.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let name: Arc<str> = name.into();
+        let mut stored = self.stored_only.lock().unwrap();
+        for (created, id, _) in finished.into_iter().skip(limit).filter(|f| f.2) {
+            runs.remove(&id);
+            stored.insert(id, (name.clone(), created));
+        }
+    }
+
+    /// Runs of a pipeline in memory, newest first: every run not yet finished, and the last
+    /// finished ones.
     pub fn runs_of(&self, name: &str) -> Vec<RunSummary> {
         let runs: Vec<Arc<LiveRun>> = self.runs.lock().unwrap().values().cloned().collect();
         let mut v: Vec<RunSummary> = runs
@@ -447,13 +546,12 @@ impl Pipelines {
     /// Ask a run to stop; it ends `cancelled` at once if queued, else as soon as its current
     /// plugin call is abandoned.
     pub fn cancel(&self, id: &str) -> Result<Run, PipelineError> {
-        let live = self
-            .runs
-            .lock()
-            .unwrap()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| PipelineError::NotFound(format!("no run `{id}`")))?;
+        let live = self.runs.lock().unwrap().get(id).cloned().ok_or_else(|| {
+            match self.stored_only.lock().unwrap().contains_key(id) {
+                true => PipelineError::Conflict(format!("run {id} already ended")),
+                false => PipelineError::NotFound(format!("no run `{id}`")),
+            }
+        })?;
         let run = live.snapshot();
         if run.state.is_terminal() {
             return Err(PipelineError::Conflict(format!(
@@ -548,6 +646,7 @@ impl Pipelines {
         );
         drop(permit);
         self.retain(&r.pipeline).await;
+        self.evict(&r.pipeline);
     }
 
     /// Delete the intermediate datasets of finished runs beyond the pipeline's `runs.keep`.

@@ -13,6 +13,8 @@
 //! Admission: a call first takes one of its plugin's `max_concurrency` slots (one semaphore per
 //! plugin, kept across swaps unless the limit changes), then, with the pooling allocator, one of
 //! the engine's instance slots, both within `queue_timeout`; past it the caller gets 503.
+//! Anonymous calls of a public HTTP function take slots of their own instead, and count against
+//! their own rate and quota, so callers without a token cannot crowd out token holders.
 
 pub mod governor;
 pub mod records;
@@ -81,11 +83,24 @@ pub struct PluginEntry {
     pub stats: Stats,
     /// Rate limit and quota counters.
     pub governor: governor::Governor,
+    /// Slots and counters of anonymous calls to a public HTTP function, apart from token
+    /// holders' so anonymous traffic cannot use up theirs ([`Limits::anonymous`]).
+    public_slots: Arc<Semaphore>,
+    pub public_governor: governor::Governor,
+}
+
+/// Who makes a call, for admission: token holders and anonymous callers of a public HTTP
+/// function take separate slots and are counted against separate rates and quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Token,
+    Anonymous,
 }
 
 impl PluginEntry {
     fn new(record: PluginRecord, live: LiveVersion) -> Self {
         let slots = Semaphore::new(live.limits.max_concurrency.max(1) as usize);
+        let public_slots = Semaphore::new(live.limits.anonymous().max_concurrency as usize);
         PluginEntry {
             name: record.name.as_str().into(),
             record: RwLock::new(record),
@@ -93,6 +108,8 @@ impl PluginEntry {
             slots: Arc::new(slots),
             stats: Stats::default(),
             governor: Default::default(),
+            public_slots: Arc::new(public_slots),
+            public_governor: Default::default(),
         }
     }
 
@@ -109,24 +126,37 @@ impl PluginEntry {
 
     /// Make `live` the serving version (and `record` the stored state).
     fn swap(&self, record: PluginRecord, live: LiveVersion) {
-        let old = self.live().limits.max_concurrency.max(1) as usize;
-        let new = live.limits.max_concurrency.max(1) as usize;
-        if new > old {
-            self.slots.add_permits(new - old);
-        } else if new < old {
-            // Take away free permits now and the rest as running calls return them.
-            let owed = (old - new) - self.slots.forget_permits(old - new);
-            if owed > 0 {
-                let slots = self.slots.clone();
-                tokio::spawn(async move {
-                    if let Ok(p) = slots.acquire_many_owned(owed as u32).await {
-                        p.forget();
-                    }
-                });
-            }
-        }
+        let old = self.live().limits;
+        resize(
+            &self.slots,
+            old.max_concurrency.max(1),
+            live.limits.max_concurrency.max(1),
+        );
+        resize(
+            &self.public_slots,
+            old.anonymous().max_concurrency,
+            live.limits.anonymous().max_concurrency,
+        );
         *self.record.write().unwrap_or_else(|e| e.into_inner()) = record;
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+    }
+}
+
+/// Resize a semaphore of `old` permits to `new`: free permits go now, the rest as running calls
+/// return them, so a swap never lets more calls in than the limit.
+fn resize(slots: &Arc<Semaphore>, old: u32, new: u32) {
+    if new > old {
+        slots.add_permits((new - old) as usize);
+    } else if new < old {
+        let owed = (old - new) as usize - slots.forget_permits((old - new) as usize);
+        if owed > 0 {
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = slots.acquire_many_owned(owed as u32).await {
+                    p.forget();
+                }
+            });
+        }
     }
 }
 
@@ -608,6 +638,7 @@ impl Registry {
         entry: &PluginEntry,
         live: &LiveVersion,
         deadline: Option<tokio::time::Instant>,
+        caller: Caller,
     ) -> Result<Admission, CallError> {
         /// Wait for a permit until the deadline, or forever without one.
         async fn wait(
@@ -622,7 +653,15 @@ impl Registry {
                 None => sem.clone().acquire_owned().await.ok(),
             }
         }
-        if let Err(refusal) = entry.governor.admit(&live.limits) {
+        let (limits, governor, slots) = match caller {
+            Caller::Token => (live.limits, &entry.governor, &entry.slots),
+            Caller::Anonymous => (
+                live.limits.anonymous(),
+                &entry.public_governor,
+                &entry.public_slots,
+            ),
+        };
+        if let Err(refusal) = governor.admit(&limits) {
             self.metrics.record_limited(&entry.name, &refusal);
             return Err(refusal.into());
         }
@@ -631,9 +670,9 @@ impl Registry {
             self.metrics.record_busy(&entry.name);
             e
         };
-        let plugin_slot = wait(&entry.slots, deadline)
+        let plugin_slot = wait(slots, deadline)
             .await
-            .ok_or_else(|| busy(CallError::Busy(live.limits.max_concurrency)))?;
+            .ok_or_else(|| busy(CallError::Busy(limits.max_concurrency)))?;
         let instance_slot = match &self.instances {
             Some((slots, n)) => Some(
                 wait(slots, deadline)
@@ -666,7 +705,7 @@ impl Registry {
         deadline: Option<tokio::time::Instant>,
         timeout_ms: Option<u64>,
     ) -> Result<Outcome, CallError> {
-        let admission = self.admit(entry, &live, deadline).await?;
+        let admission = self.admit(entry, &live, deadline, Caller::Token).await?;
         let in_flight = InFlight::start(&entry.stats);
         let mut limits = live.limits;
         if let Some(t) = timeout_ms {
@@ -716,6 +755,7 @@ impl Registry {
         entry: &Arc<PluginEntry>,
         live: Arc<LiveVersion>,
         req: hyper::Request<B>,
+        caller: Caller,
     ) -> Result<hyper::Response<HyperOutgoingBody>, CallError>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -730,7 +770,7 @@ impl Registry {
             .into());
         };
         let deadline = tokio::time::Instant::now() + self.opts.queue_timeout;
-        let admission = self.admit(entry, &live, Some(deadline)).await?;
+        let admission = self.admit(entry, &live, Some(deadline), caller).await?;
         let target = HttpTarget {
             name: entry.name.clone(),
             version: live.version,

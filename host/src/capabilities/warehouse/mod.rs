@@ -99,6 +99,27 @@ pub struct Warehouse {
     datasets: Mutex<HashMap<String, Handle>>,
 }
 
+/// A dataset's rows as they are read, one message per part (see [`Warehouse::row_stream`]).
+pub type RowParts = tokio::sync::mpsc::Receiver<Result<Vec<RecordBatch>>>;
+
+/// Rows `skip..skip+take` of one part; `None` if the part is gone.
+async fn read_rows(
+    storage: &Storage,
+    dataset: &str,
+    id: &str,
+    skip: u64,
+    take: u64,
+) -> Result<Option<Vec<RecordBatch>>> {
+    let Some(bytes) = storage.get(&part_key(dataset, id)).await? else {
+        return Ok(None);
+    };
+    let (skip, take) = (skip as usize, usize::try_from(take).unwrap_or(usize::MAX));
+    let (_, batches) = tokio::task::spawn_blocking(move || parquet::decode_rows(bytes, skip, take))
+        .await?
+        .with_context(|| format!("part {id} of {dataset}"))?;
+    Ok(Some(batches))
+}
+
 pub fn part_key(dataset: &str, id: &str) -> String {
     format!("datasets/{dataset}/parts/{id}.parquet")
 }
@@ -437,6 +458,26 @@ impl Warehouse {
         offset: u64,
         limit: u64,
     ) -> Result<Option<(SchemaRef, Vec<RecordBatch>)>> {
+        let Some((schema, mut parts)) = self.row_stream(name, offset, limit).await? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        while let Some(batches) = parts.recv().await {
+            out.extend(batches?);
+        }
+        Ok(Some((schema, out)))
+    }
+
+    /// Rows `offset..offset+limit` in part order, a part at a time: only the rows asked for
+    /// are decoded, and the next part is read once the receiver has taken the last one, so a
+    /// response streams with about one part in memory. Dropping the receiver stops the reads.
+    /// `None` if the dataset does not exist.
+    pub async fn row_stream(
+        &self,
+        name: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(SchemaRef, RowParts)>> {
         let plan = self
             .with_catalog(name, async |c| {
                 let meta = c.meta.as_ref()?;
@@ -447,38 +488,35 @@ impl Warehouse {
             return Ok(None);
         };
         let schema = Arc::new(schema.unwrap_or_else(Schema::empty));
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (storage, name) = (self.storage.clone(), name.to_string());
         let (mut skip, mut left) = (offset, limit);
-        let mut out = Vec::new();
-        for (id, p) in parts {
-            if left == 0 {
-                break;
-            }
-            if skip >= p.rows {
-                skip -= p.rows;
-                continue;
-            }
-            let Some(bytes) = self.storage.get(&part_key(name, &id)).await? else {
-                continue; // retracted while we read
-            };
-            let (_, batches) = tokio::task::spawn_blocking(move || parquet::decode(bytes))
-                .await?
-                .with_context(|| format!("part {id} of {name}"))?;
-            for b in batches {
-                let n = b.num_rows() as u64;
-                if skip >= n {
-                    skip -= n;
-                    continue;
+        let wanted: Vec<(String, u64, u64)> = parts
+            .into_iter()
+            .filter_map(|(id, p)| {
+                if left == 0 || skip >= p.rows {
+                    skip -= skip.min(p.rows);
+                    return None;
                 }
-                let take = (n - skip).min(left);
-                out.push(b.slice(skip as usize, take as usize));
-                left -= take;
-                skip = 0;
-                if left == 0 {
-                    break;
+                let take = (p.rows - skip).min(left);
+                let range = (id, skip, take);
+                (skip, left) = (0, left - take);
+                Some(range)
+            })
+            .collect();
+        tokio::spawn(async move {
+            for (id, skip, take) in wanted {
+                let read = read_rows(&storage, &name, &id, skip, take).await;
+                let failed = read.is_err();
+                let Some(batches) = read.transpose() else {
+                    continue; // retracted while we read
+                };
+                if tx.send(batches).await.is_err() || failed {
+                    return;
                 }
             }
-        }
-        Ok(Some((schema, out)))
+        });
+        Ok(Some((schema, rx)))
     }
 
     /// Read one part's Parquet bytes back as batches (hook input).
