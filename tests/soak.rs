@@ -10,15 +10,20 @@ mod common;
 use common::binary::{admin_token, up};
 use std::process::Command;
 
-/// The numbers on the soak's summary line that starts with `label`, in order.
-fn numbers(out: &str, label: &str) -> Vec<f64> {
+/// The soak's `summary-json:` line.
+fn summary(out: &str) -> serde_json::Value {
     let line = out
         .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no {label:?} line in:\n{out}"));
-    line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .filter_map(|t| t.trim_matches('.').parse().ok())
-        .collect()
+        .find_map(|l| l.strip_prefix("summary-json: "))
+        .unwrap_or_else(|| panic!("no summary-json line in:\n{out}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// A summary field that must be a number.
+fn number(s: &serde_json::Value, field: &str) -> f64 {
+    s[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} is not a number in {s}"))
 }
 
 #[cfg(target_os = "linux")]
@@ -50,15 +55,19 @@ fn a_short_soak_fails_no_request_and_loses_no_event() {
             "{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let requests = numbers(&text, "requests:");
-        assert!(requests[0] > 100.0, "a load ran: {requests:?}");
-        assert_eq!(requests[1], 0.0, "failed requests");
-        let pool = numbers(&text, "instance pool:");
-        assert_eq!(pool[1], 0.0, "pool slots held when idle");
-        // hook: PUTS objects put (...), ROWS rows in soak-raw, PENDING events pending.
-        let hook = numbers(&text, "hook:");
-        let (puts, rows, pending) = (hook[0], hook[hook.len() - 2], hook[hook.len() - 1]);
-        assert_eq!(pending, 0.0, "events left unprocessed");
+        let s = summary(&text);
+        assert!(number(&s, "requests_ok") > 100.0, "a load ran: {s}");
+        assert_eq!(number(&s, "requests_failed"), 0.0, "failed requests: {s}");
+        assert_eq!(
+            number(&s, "pool_idle"),
+            0.0,
+            "pool slots held when idle: {s}"
+        );
+        assert_eq!(number(&s, "pending"), 0.0, "events left unprocessed: {s}");
+        assert_eq!(number(&s, "dead_letters"), 0.0, "dead letters: {s}");
+        let puts = number(&s, "hook_puts");
+        assert!(puts > 0.0, "objects were put: {s}");
+        let rows = number(&s, "rows");
         let want = if keys == "0" { puts } else { puts.min(40.0) };
         assert_eq!(rows, want, "one row per object (per key in rotation)");
     }

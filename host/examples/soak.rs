@@ -90,10 +90,14 @@ impl Load {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(name))
+        // The sum over the series' labels; a series that is not exported is an error, never 0.
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            .collect();
+        assert!(!values.is_empty(), "no series {name} in /metrics");
+        values.iter().sum()
     }
 
     async fn put(&self, path: &str, body: Vec<u8>) {
@@ -367,6 +371,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    let dead_letters = load.metric("aimass_hook_dead_letters").await;
     let rows: serde_json::Value = load
         .http
         .get(format!("{}/v1/datasets/soak-raw", load.url))
@@ -411,9 +416,17 @@ async fn main() {
     };
     println!(
         "hook: {hooked} objects put ({keys}), {} rows in soak-raw, {pending} events pending after \
-         the drain",
+         the drain, {dead_letters} dead letters",
         rows["rows"]
     );
+    // The same figures for scripts and tests, by name.
+    let summary = serde_json::json!({
+        "requests_ok": total_ok, "requests_failed": total_err,
+        "pool_max": pool_max, "pool_idle": pool_idle,
+        "hook_puts": hooked, "keys": load.keys, "rows": rows["rows"],
+        "pending": pending, "dead_letters": dead_letters, "rss_growth_percent": rss_growth,
+    });
+    println!("summary-json: {summary}");
 }
 
 fn fmt_rates(r: &[f64]) -> String {
