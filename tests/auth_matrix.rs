@@ -1,8 +1,10 @@
 //! Every route × every credential (no token, a wrong token, a revoked token, reader, invoker,
 //! admin) against a real host: routes below the caller's role answer 401 (no valid token) or 403
-//! (role too low), and never anything else; routes at or above it never answer 401/403. The
-//! table mirrors the one in `host/src/api/mod.rs`: a route added there without a row here is
-//! caught by `every_route_is_in_the_matrix`.
+//! (role too low), and never anything else; callers at or above it get one of the statuses the
+//! row expects (never 401/403, never 5xx). The table mirrors the router in
+//! `host/src/api/mod.rs`: `every_route_is_in_the_matrix` asks the router which methods each of
+//! its paths takes (anything but 405) and fails on a (method, path) without a row here. The
+//! counts RELIABILITY.md states are checked against this table.
 
 mod common;
 
@@ -18,79 +20,138 @@ enum Need {
     Admin,
 }
 
-/// (method, path, who may call it). Names are ones that do not exist, so allowed calls answer
-/// 404/400/422 without changing anything that matters.
-const ROUTES: &[(&str, &str, Need)] = &[
-    ("GET", "/", Need::Nobody),
-    ("GET", "/docs", Need::Nobody),
-    ("GET", "/healthz", Need::Nobody),
-    ("GET", "/v1/info", Need::Reader),
-    ("GET", "/metrics", Need::Reader),
-    ("GET", "/v1/plugins", Need::Reader),
-    ("PUT", "/v1/plugins/m-nope", Need::Admin),
-    ("GET", "/v1/plugins/m-nope", Need::Reader),
-    ("DELETE", "/v1/plugins/m-nope", Need::Admin),
-    ("POST", "/v1/plugins/m-nope/invoke", Need::Invoker),
-    ("GET", "/fn/m-nope", Need::Invoker),
-    ("POST", "/fn/m-nope/", Need::Invoker),
-    ("PUT", "/fn/m-nope/a/b", Need::Invoker),
-    ("POST", "/v1/tokens", Need::Admin),
-    ("GET", "/v1/tokens", Need::Admin),
-    ("DELETE", "/v1/tokens/m-nope", Need::Admin),
-    ("GET", "/v1/objects", Need::Reader),
-    ("PUT", "/v1/objects/m-matrix/x.txt", Need::Invoker),
-    ("GET", "/v1/objects/m-matrix/none.txt", Need::Reader),
-    ("DELETE", "/v1/objects/m-matrix/none.txt", Need::Invoker),
-    ("POST", "/v1/events/s3", Need::Invoker),
-    ("GET", "/v1/hooks", Need::Reader),
-    ("PUT", "/v1/hooks/m-nope", Need::Admin),
-    ("GET", "/v1/hooks/m-nope", Need::Reader),
-    ("DELETE", "/v1/hooks/m-nope", Need::Admin),
-    ("POST", "/v1/hooks/m-nope/pause", Need::Admin),
-    ("POST", "/v1/hooks/m-nope/resume", Need::Admin),
-    ("POST", "/v1/hooks/m-nope/redrive", Need::Admin),
-    ("GET", "/v1/hooks/m-nope/dead-letters", Need::Reader),
-    ("GET", "/v1/datasets", Need::Reader),
-    ("GET", "/v1/datasets/m-nope", Need::Reader),
-    ("DELETE", "/v1/datasets/m-nope", Need::Admin),
-    ("GET", "/v1/datasets/m-nope/rows", Need::Reader),
-    ("POST", "/v1/datasets/m-nope/parts", Need::Invoker),
-    ("POST", "/v1/train", Need::Admin),
-    ("GET", "/v1/train", Need::Reader),
-    ("GET", "/v1/train/m-nope", Need::Reader),
-    ("GET", "/v1/pipelines", Need::Reader),
-    ("PUT", "/v1/pipelines/m-nope", Need::Admin),
-    ("GET", "/v1/pipelines/m-nope", Need::Reader),
-    ("DELETE", "/v1/pipelines/m-nope", Need::Admin),
-    ("POST", "/v1/pipelines/m-nope/runs", Need::Invoker),
-    ("GET", "/v1/pipelines/m-nope/runs", Need::Reader),
-    ("GET", "/v1/runs/m-nope", Need::Reader),
-    ("GET", "/v1/runs/m-nope/events", Need::Reader),
-    ("POST", "/v1/runs/m-nope/cancel", Need::Invoker),
-    ("GET", "/v1/notifications/webhooks", Need::Admin),
-    ("PUT", "/v1/notifications/webhooks/m-nope", Need::Admin),
-    ("GET", "/v1/notifications/webhooks/m-nope", Need::Admin),
-    ("DELETE", "/v1/notifications/webhooks/m-nope", Need::Admin),
-    ("GET", "/v1/events/stream?types=run.boom", Need::Reader),
-    ("GET", "/v1/alerts", Need::Reader),
-    ("GET", "/v1/models", Need::Reader),
-    ("PUT", "/v1/models/m-nope", Need::Admin),
-    ("GET", "/v1/models/m-nope", Need::Reader),
-    ("GET", "/v1/models/m-nope/versions/1", Need::Reader),
-    ("DELETE", "/v1/models/m-nope/versions/1", Need::Admin),
-    ("PUT", "/v1/models/m-nope/aliases/prod", Need::Admin),
-    ("DELETE", "/v1/models/m-nope/aliases/prod", Need::Admin),
-    ("PUT", "/v1/models/m-nope/gate", Need::Admin),
-    ("PUT", "/v1/models/m-nope/batching", Need::Admin),
-    ("GET", "/v2", Need::Nobody),
-    ("GET", "/v2/health/live", Need::Nobody),
-    ("GET", "/v2/health/ready", Need::Nobody),
-    ("GET", "/v2/models/m-nope", Need::Reader),
-    ("GET", "/v2/models/m-nope/ready", Need::Reader),
-    ("POST", "/v2/models/m-nope/infer", Need::Invoker),
-    ("GET", "/v2/models/m-nope/versions/1", Need::Reader),
-    ("GET", "/v2/models/m-nope/versions/1/ready", Need::Reader),
-    ("POST", "/v2/models/m-nope/versions/1/infer", Need::Invoker),
+/// (method, path, who may call it, what it answers those who may). Names are ones that do not
+/// exist, so allowed calls answer 404/400/422 without changing anything that matters.
+type Row = (&'static str, &'static str, Need, &'static [u16]);
+
+const ROUTES: &[Row] = &[
+    ("GET", "/", Need::Nobody, &[200]),
+    ("GET", "/docs", Need::Nobody, &[200]),
+    ("GET", "/healthz", Need::Nobody, &[200]),
+    ("GET", "/v1/info", Need::Reader, &[200]),
+    ("GET", "/metrics", Need::Reader, &[200]),
+    ("GET", "/v1/plugins", Need::Reader, &[200]),
+    ("PUT", "/v1/plugins/m-nope", Need::Admin, &[400]),
+    ("GET", "/v1/plugins/m-nope", Need::Reader, &[404]),
+    ("DELETE", "/v1/plugins/m-nope", Need::Admin, &[404]),
+    ("POST", "/v1/plugins/m-nope/invoke", Need::Invoker, &[404]),
+    ("GET", "/fn/m-nope", Need::Invoker, &[404]),
+    ("POST", "/fn/m-nope", Need::Invoker, &[404]),
+    ("PUT", "/fn/m-nope", Need::Invoker, &[404]),
+    ("DELETE", "/fn/m-nope", Need::Invoker, &[404]),
+    ("PATCH", "/fn/m-nope", Need::Invoker, &[404]),
+    ("GET", "/fn/m-nope/", Need::Invoker, &[404]),
+    ("POST", "/fn/m-nope/", Need::Invoker, &[404]),
+    ("PUT", "/fn/m-nope/", Need::Invoker, &[404]),
+    ("DELETE", "/fn/m-nope/", Need::Invoker, &[404]),
+    ("PATCH", "/fn/m-nope/", Need::Invoker, &[404]),
+    ("GET", "/fn/m-nope/a/b", Need::Invoker, &[404]),
+    ("POST", "/fn/m-nope/a/b", Need::Invoker, &[404]),
+    ("PUT", "/fn/m-nope/a/b", Need::Invoker, &[404]),
+    ("DELETE", "/fn/m-nope/a/b", Need::Invoker, &[404]),
+    ("PATCH", "/fn/m-nope/a/b", Need::Invoker, &[404]),
+    ("POST", "/v1/tokens", Need::Admin, &[400]),
+    ("GET", "/v1/tokens", Need::Admin, &[200]),
+    ("DELETE", "/v1/tokens/m-nope", Need::Admin, &[404]),
+    ("GET", "/v1/objects", Need::Reader, &[200]),
+    ("PUT", "/v1/objects/m-matrix/x.txt", Need::Invoker, &[201]),
+    ("GET", "/v1/objects/m-matrix/none.txt", Need::Reader, &[404]),
+    (
+        "DELETE",
+        "/v1/objects/m-matrix/none.txt",
+        Need::Invoker,
+        &[404],
+    ),
+    ("POST", "/v1/events/s3", Need::Invoker, &[400]),
+    ("GET", "/v1/hooks", Need::Reader, &[200]),
+    ("PUT", "/v1/hooks/m-nope", Need::Admin, &[400]),
+    ("GET", "/v1/hooks/m-nope", Need::Reader, &[404]),
+    ("DELETE", "/v1/hooks/m-nope", Need::Admin, &[404]),
+    ("POST", "/v1/hooks/m-nope/pause", Need::Admin, &[404]),
+    ("POST", "/v1/hooks/m-nope/resume", Need::Admin, &[404]),
+    ("POST", "/v1/hooks/m-nope/redrive", Need::Admin, &[404]),
+    ("GET", "/v1/hooks/m-nope/dead-letters", Need::Reader, &[404]),
+    ("GET", "/v1/datasets", Need::Reader, &[200]),
+    ("GET", "/v1/datasets/m-nope", Need::Reader, &[404]),
+    ("DELETE", "/v1/datasets/m-nope", Need::Admin, &[404]),
+    ("GET", "/v1/datasets/m-nope/rows", Need::Reader, &[404]),
+    ("POST", "/v1/datasets/m-nope/parts", Need::Invoker, &[415]),
+    ("POST", "/v1/train", Need::Admin, &[400]),
+    ("GET", "/v1/train", Need::Reader, &[200]),
+    ("GET", "/v1/train/m-nope", Need::Reader, &[404]),
+    ("GET", "/v1/pipelines", Need::Reader, &[200]),
+    ("PUT", "/v1/pipelines/m-nope", Need::Admin, &[400]),
+    ("GET", "/v1/pipelines/m-nope", Need::Reader, &[404]),
+    ("DELETE", "/v1/pipelines/m-nope", Need::Admin, &[404]),
+    ("POST", "/v1/pipelines/m-nope/runs", Need::Invoker, &[404]),
+    ("GET", "/v1/pipelines/m-nope/runs", Need::Reader, &[404]),
+    ("GET", "/v1/runs/m-nope", Need::Reader, &[404]),
+    ("GET", "/v1/runs/m-nope/events", Need::Reader, &[404]),
+    ("POST", "/v1/runs/m-nope/cancel", Need::Invoker, &[404]),
+    ("GET", "/v1/notifications/webhooks", Need::Admin, &[200]),
+    (
+        "PUT",
+        "/v1/notifications/webhooks/m-nope",
+        Need::Admin,
+        &[400],
+    ),
+    (
+        "GET",
+        "/v1/notifications/webhooks/m-nope",
+        Need::Admin,
+        &[404],
+    ),
+    (
+        "DELETE",
+        "/v1/notifications/webhooks/m-nope",
+        Need::Admin,
+        &[404],
+    ),
+    (
+        "GET",
+        "/v1/events/stream?types=run.boom",
+        Need::Reader,
+        &[400],
+    ),
+    ("GET", "/v1/alerts", Need::Reader, &[200]),
+    ("GET", "/v1/models", Need::Reader, &[200]),
+    ("PUT", "/v1/models/m-nope", Need::Admin, &[400]),
+    ("GET", "/v1/models/m-nope", Need::Reader, &[404]),
+    ("GET", "/v1/models/m-nope/versions/1", Need::Reader, &[404]),
+    (
+        "DELETE",
+        "/v1/models/m-nope/versions/1",
+        Need::Admin,
+        &[404],
+    ),
+    ("PUT", "/v1/models/m-nope/aliases/prod", Need::Admin, &[400]),
+    (
+        "DELETE",
+        "/v1/models/m-nope/aliases/prod",
+        Need::Admin,
+        &[404],
+    ),
+    ("PUT", "/v1/models/m-nope/gate", Need::Admin, &[400]),
+    ("PUT", "/v1/models/m-nope/batching", Need::Admin, &[400]),
+    ("GET", "/v2", Need::Nobody, &[200]),
+    ("GET", "/v2/health/live", Need::Nobody, &[200]),
+    ("GET", "/v2/health/ready", Need::Nobody, &[200]),
+    ("GET", "/v2/models/m-nope", Need::Reader, &[404]),
+    ("GET", "/v2/models/m-nope/ready", Need::Reader, &[404]),
+    ("POST", "/v2/models/m-nope/infer", Need::Invoker, &[404]),
+    ("GET", "/v2/models/m-nope/versions/1", Need::Reader, &[404]),
+    (
+        "GET",
+        "/v2/models/m-nope/versions/1/ready",
+        Need::Reader,
+        &[404],
+    ),
+    (
+        "POST",
+        "/v2/models/m-nope/versions/1/infer",
+        Need::Invoker,
+        &[404],
+    ),
 ];
 
 async fn status(host: &TestHost, method: &str, path: &str, token: Option<&str>) -> u16 {
@@ -159,19 +220,21 @@ async fn every_route_enforces_its_role_for_every_credential() {
     ];
     let mut checked = 0;
     let mut failures = vec![];
-    for (method, path, need) in ROUTES {
+    for (method, path, need, expected) in ROUTES {
         for (who, token, role) in &callers {
             let got = status(&host, method, path, *token).await;
             let allowed = *need == Need::Nobody || role.is_some_and(|r| r >= *need);
             let ok = if allowed {
-                got != 401 && got != 403
+                expected.contains(&got) && !matches!(got, 401 | 403 | 500..)
             } else if role.is_none() {
                 got == 401
             } else {
                 got == 403
             };
             if !ok {
-                failures.push(format!("{method} {path} as {who}: {got} (needs {need:?})"));
+                failures.push(format!(
+                    "{method} {path} as {who}: {got} (needs {need:?}, expected {expected:?})"
+                ));
             }
             checked += 1;
         }
@@ -182,7 +245,42 @@ async fn every_route_enforces_its_role_for_every_credential() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(checked, ROUTES.len() * 6);
+    let (routes, checks) = stated_counts();
+    assert_eq!(
+        (routes, checks),
+        (ROUTES.len(), checked),
+        "RELIABILITY.md states {routes} routes and {checks} checks"
+    );
+}
+
+/// The "N routes × 6 callers = M checks" RELIABILITY.md states, and that its revocation row
+/// names the same N.
+fn stated_counts() -> (usize, usize) {
+    let doc = include_str!("../RELIABILITY.md");
+    let number_before = |marker: &str| -> usize {
+        let at = doc
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker:?} not in RELIABILITY.md"));
+        let digits: String = doc[..at]
+            .chars()
+            .rev()
+            .skip_while(|c| *c == ' ')
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let routes = number_before("routes × 6 callers");
+    let checks = number_before("checks, 0 failures");
+    assert_eq!(
+        number_before("routes |"),
+        routes,
+        "the revocation row names another route count"
+    );
+    (routes, checks)
 }
 
 /// Does a concrete path match an axum route pattern (`{param}`, `{*rest}`)?
@@ -202,9 +300,23 @@ fn matches(pattern: &str, path: &str) -> bool {
     p.len() == q.len()
 }
 
-#[test]
-fn every_route_is_in_the_matrix() {
-    // Every `.route("pattern", ...)` the router registers has a row above.
+/// A concrete path for a router pattern.
+fn concrete(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match seg {
+            s if s.starts_with("{*") => "m-matrix/none.txt",
+            s if s.starts_with('{') => "m-nope",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every (method, path) the router takes has a row above: the paths are the router's
+/// `.route(...)` patterns, and the methods each takes are the ones it does not answer 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_in_the_matrix() {
     let source = include_str!("../host/src/api/mod.rs");
     let patterns: Vec<&str> = source
         .split(".route(")
@@ -212,14 +324,42 @@ fn every_route_is_in_the_matrix() {
         .filter_map(|rest| rest.split('"').nth(1))
         .collect();
     assert!(patterns.len() >= 50, "{patterns:?}");
-    let missing: Vec<&&str> = patterns
+    let host = TestHost::start(aimass::config::HostConfig {
+        register_bundled: false,
+        ..Default::default()
+    });
+    let mut routed = Vec::new();
+    for pattern in &patterns {
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if status(&host, method, &concrete(pattern), Some(ADMIN)).await != 405 {
+                routed.push((method, *pattern));
+            }
+        }
+    }
+    // The probe itself can tell: every pattern takes at least one method.
+    for pattern in &patterns {
+        assert!(
+            routed.iter().any(|(_, p)| p == pattern),
+            "{pattern} answers 405 to every method"
+        );
+    }
+    let missing: Vec<_> = routed
         .iter()
-        .filter(|p| !ROUTES.iter().any(|(_, path, _)| matches(p, path)))
+        .filter(|(m, p)| {
+            !ROUTES
+                .iter()
+                .any(|(method, path, ..)| method == m && matches(p, path))
+        })
         .collect();
     assert!(
         missing.is_empty(),
         "routes without a row in the matrix: {missing:?}"
     );
+    let stale: Vec<_> = ROUTES
+        .iter()
+        .filter(|(method, path, ..)| !routed.iter().any(|(m, p)| m == method && matches(p, path)))
+        .collect();
+    assert!(stale.is_empty(), "rows the router does not take: {stale:?}");
     assert!(matches("/fn/{name}/{*rest}", "/fn/a/b/c"));
     assert!(!matches("/fn/{name}", "/fn/a/b"));
     assert!(matches("/fn/{name}/", "/fn/a/"));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::binary::{BIN, Up, admin_token, up, up_on, up_with};
+use common::binary::{BIN, Up, admin_token, up, up_on, up_on_small_tmpfs, up_with};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -227,7 +227,8 @@ async fn metrics_break_down_the_binarys_memory() {
         allocated <= active && active <= resident && resident < rss,
         "allocated {allocated} <= active {active} <= resident {resident} < RSS {rss}"
     );
-    assert!(kind("retained") >= 0.0);
+    // Present (a missing series fails the read); its value may well be 0.
+    kind("retained");
     assert!(value("process_threads") >= 2.0);
     assert!(value("process_open_fds") >= 3.0);
 }
@@ -386,7 +387,136 @@ fn kill_and_restart_reloads_from_the_compiled_cache() {
     assert_eq!(out, "a\n1\n");
 }
 
-/// The admin token a fresh `up` generated.
+/// A full store: writes answer 507 with `Retry-After`, and hook deliveries that cannot write
+/// their output retry instead of failing or dead-lettering; once space is freed, every queued
+/// event is processed exactly once. The store is a real file system filled to ENOSPC (a small
+/// tmpfs in the host's own mount namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_makes_hook_deliveries_wait_and_lose_nothing() {
+    const N: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let host = up_on_small_tmpfs(dir.path(), 128);
+    let token = admin_token(&dir.path().join("data"));
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        http.request(method, format!("{}{path}", host.url))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    let spec =
+        serde_json::json!({"plugin": "csv-collector", "prefix": "full/", "output": "full-raw"});
+    let r = send(
+        reqwest::Method::PUT,
+        "/v1/hooks/full",
+        spec.to_string().into(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let r = send(reqwest::Method::POST, "/v1/hooks/full/pause", vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for i in 0..N {
+        let body = format!("n,v\n{i},{}\n", i * 2).into_bytes();
+        let r = send(
+            reqwest::Method::PUT,
+            &format!("/v1/objects/full/{i:03}.csv"),
+            body,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // Fill the file system, in smaller and smaller objects, until not even 1 KiB fits.
+    let mut fillers = 0;
+    for size in [1 << 20, 64 << 10, 4 << 10, 1 << 10] {
+        loop {
+            let path = format!("/v1/objects/filler/{fillers:05}");
+            let r = send(reqwest::Method::PUT, &path, vec![b'x'; size])
+                .await
+                .unwrap();
+            if r.status() == 507 {
+                assert!(r.headers().contains_key("retry-after"));
+                let text = r.text().await.unwrap();
+                assert!(text.contains("full"), "{text}");
+                break;
+            }
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            fillers += 1;
+        }
+    }
+    assert!(fillers > 0);
+    // Let the hook go against the full store: its outputs cannot be written. Resuming writes
+    // the hook's record, so it needs a page or two: free the smallest fillers until it fits.
+    let mut freed = 0;
+    loop {
+        let r = send(reqwest::Method::POST, "/v1/hooks/full/resume", vec![])
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 507);
+        assert!(freed < 8, "resuming still finds the store full");
+        fillers -= 1;
+        freed += 1;
+        let path = format!("/v1/objects/filler/{fillers:05}");
+        let r = send(reqwest::Method::DELETE, &path, vec![]).await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = status_of(&http, &host, &token, "full").await;
+    assert!(during["pending"].as_u64().unwrap() > 0, "{during}");
+    assert_eq!(during["dead_lettered"], 0, "{during}");
+    assert!(
+        during["last_error"].to_string().contains("full"),
+        "no failed write while the store was full: {during}"
+    );
+    // Free the space: the queue drains, every event processed exactly once.
+    for i in 0..fillers {
+        let r = send(
+            reqwest::Method::DELETE,
+            &format!("/v1/objects/filler/{i:05}"),
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let after = loop {
+        let st = status_of(&http, &host, &token, "full").await;
+        if st["pending"] == 0 && st["in_flight"] == 0 {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "{st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(after["dead_lettered"], 0, "{after}");
+    let rows: Vec<serde_json::Value> = get_as(
+        &http,
+        &host,
+        &token,
+        "/v1/datasets/full-raw/rows?limit=1000",
+    )
+    .await;
+    let mut ns: Vec<u64> = rows.iter().map(|r| r["n"].as_u64().unwrap()).collect();
+    ns.sort();
+    assert_eq!(
+        ns,
+        (0..N as u64).collect::<Vec<_>>(),
+        "every object exactly once"
+    );
+    eprintln!(
+        "store full ({fillers} fillers): {} of {N} events pending 3 s later, 0 dead-lettered \
+         (last error: {}); after freeing space all {N} processed exactly once",
+        during["pending"], during["last_error"]
+    );
+}
+
+/// A hook's status.
 async fn status_of(http: &reqwest::Client, up: &Up, token: &str, hook: &str) -> serde_json::Value {
     get_as(http, up, token, &format!("/v1/hooks/{hook}")).await
 }
@@ -483,21 +613,22 @@ async fn kill_9_during_500_events(garage: Option<&common::garage::Garage>) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let killed_at = loop {
         let st = status_of(&http, &host, &token, "crash-collect").await;
         let done = st["processed"].as_u64().unwrap();
         if done >= 50 {
             break done;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hook never got going: {st}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     host.child.kill().unwrap(); // SIGKILL, mid-processing.
     host.child.wait().unwrap();
     drop(host);
-    assert!(
-        killed_at < N as u64,
-        "the kill landed before the work was done"
-    );
 
     let host = up_on(dir.path(), garage);
     let start = std::time::Instant::now();
@@ -507,6 +638,13 @@ async fn kill_9_during_500_events(garage: Option<&common::garage::Garage>) {
         if a["pending"] == 0 && b["pending"] == 0 {
             assert_eq!(a["dead_lettered"], 0, "{a}");
             assert_eq!(b["dead_lettered"], 0, "{b}");
+            // Counters start at each start: work settled after the restart proves the kill
+            // landed with events still queued.
+            let settled = a["processed"].as_u64().unwrap() + a["duplicates"].as_u64().unwrap();
+            assert!(
+                settled > 0,
+                "the kill landed after the work was done (killed at {killed_at}): {a}"
+            );
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(120), "{a}\n{b}");
@@ -887,7 +1025,14 @@ async fn sigterm_drains_in_flight_requests_within_the_grace_period() {
         };
         assert!(status.success(), "{status}");
         let took = signalled.elapsed();
-        if !finishes {
+        if finishes {
+            // The request ends ~1.2 s after the signal; an event stream holding the shutdown
+            // would keep the host up for the whole 10 s grace.
+            assert!(
+                took < Duration::from_secs(4),
+                "the open event stream held the shutdown: exited {took:?} after SIGTERM"
+            );
+        } else {
             assert!(
                 took >= Duration::from_secs(1) && took < Duration::from_secs(4),
                 "{took:?}"

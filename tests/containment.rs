@@ -57,6 +57,13 @@ async fn deadlines_fire_within_20_ms_of_the_timeout() {
                 (TIMEOUT_MS..=TIMEOUT_MS + SLACK_MS).contains(&ms),
                 "{query}: stopped after {ms} ms, deadline {TIMEOUT_MS} ms"
             );
+            // What the caller sees: the answer, not only the host's own figure, within the
+            // slack plus as much again for instantiation and the round trip.
+            assert!(
+                (u128::from(TIMEOUT_MS)..=u128::from(TIMEOUT_MS + 2 * SLACK_MS))
+                    .contains(&client_ms),
+                "{query}: answered after {client_ms} ms at the client, deadline {TIMEOUT_MS} ms"
+            );
             worst = (worst.0.max(ms), worst.1.max(client_ms));
         }
     }
@@ -172,11 +179,16 @@ async fn a_trainer_that_never_returns_from_a_batch_is_stopped_at_its_deadline() 
         .as_str()
         .unwrap()
         .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let job = loop {
         let job = get_json(host, &format!("/v1/train/{id}")).await;
         if job["state"] == "failed" || job["state"] == "succeeded" {
             break job;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never ended: {job:#}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     normal.finish().await;
@@ -251,21 +263,34 @@ async fn a_collector_probing_for_what_it_was_not_granted_is_denied_everything() 
         }
         seen.push(probe[i].clone());
     }
-    for p in [
-        "file-read",
-        "file-write",
-        "dir-list",
-        "env-var",
-        "tcp",
-        "udp",
-        "dns",
-        "http",
-    ] {
-        assert!(
-            seen.iter().any(|s| s == p),
-            "probe {p} did not run: {seen:?}"
-        );
-    }
+    // Every probe ran, each once: 12 attempts denied, and the environment listing.
+    let mut ran: Vec<(String, String)> = (0..batch.num_rows())
+        .map(|i| (probe[i].clone(), target[i].clone()))
+        .collect();
+    ran.sort();
+    let udp_tcp = addr.to_string();
+    let url = format!("http://{addr}/secret");
+    let mut expected: Vec<(String, String)> = [
+        ("file-read", "/etc/passwd"),
+        ("file-read", "/proc/self/environ"),
+        ("file-read", "./Cargo.toml"),
+        ("file-read", "../../Cargo.toml"),
+        ("file-write", "/tmp/aimass-prober"),
+        ("dir-list", "/"),
+        ("dir-list", "."),
+        ("env-var", "PATH"),
+        ("tcp", udp_tcp.as_str()),
+        ("udp", udp_tcp.as_str()),
+        ("dns", "localhost"),
+        ("http", url.as_str()),
+    ]
+    .iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect();
+    expected.push(("env".into(), "*".into()));
+    expected.sort();
+    assert_eq!(ran, expected, "the probes that ran: {seen:?}");
+    assert_eq!(outcome.iter().filter(|o| *o == "denied").count(), 12);
     let http = (0..batch.num_rows()).find(|&i| probe[i] == "http").unwrap();
     assert!(
         detail[http].contains("HttpRequestDenied"),

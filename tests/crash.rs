@@ -28,6 +28,9 @@ struct Acked {
     model_versions: BTreeSet<u64>,
     runs: BTreeSet<String>,
     objects: BTreeSet<u64>,
+    /// Answers that were neither a success nor an allowed refusal (a 5xx above all): failures
+    /// of the host, unlike the transport errors its kill causes.
+    failures: Vec<String>,
 }
 
 struct Client {
@@ -100,73 +103,76 @@ fn numbers(v: &Value, field: &str) -> Vec<u64> {
 }
 
 /// One cycle's workload, each stream in a loop until the host dies under it.
+/// One request of a workload loop: `Some(body)` on success; `None` on a transport error (the
+/// kill), which ends the loop. Any other answer is recorded as a failure (the loop goes on),
+/// except a 429 where `busy_ok` (a documented cap, not a fault).
+async fn step(
+    c: &Client,
+    acked: &Mutex<Acked>,
+    method: reqwest::Method,
+    path: &str,
+    body: Vec<u8>,
+    busy_ok: bool,
+) -> Option<Option<Value>> {
+    let (status, v) = c.send(method.clone(), path, body).await.ok()?;
+    if (200..300).contains(&status) {
+        return Some(Some(v));
+    }
+    if !(busy_ok && status == 429) {
+        let failure = format!("{method} {path}: {status} {v}");
+        acked.lock().unwrap().failures.push(failure);
+    }
+    Some(None)
+}
+
 async fn workload(c: Arc<Client>, cycle: u64, acked: Arc<Mutex<Acked>>) {
     // Two different components in turn, so every upload is a new version.
     let wasm = [common::wasm("noop"), common::wasm("hostile")];
-    let uploads = {
-        let (c, acked) = (c.clone(), acked.clone());
-        async move {
-            for i in 0.. {
-                let body = wasm[i % 2].clone();
-                match c
-                    .send(reqwest::Method::PUT, "/v1/plugins/churn", body)
-                    .await
-                {
-                    Ok((201 | 200, v)) => {
-                        let version = v["version"].as_u64().unwrap();
-                        acked.lock().unwrap().plugin_versions.insert(version)
-                    }
-                    _ => break,
-                };
+    let put = reqwest::Method::PUT;
+    let uploads = async {
+        for i in 0.. {
+            let body = wasm[i % 2].clone();
+            let Some(answer) =
+                step(&c, &acked, put.clone(), "/v1/plugins/churn", body, false).await
+            else {
+                break;
+            };
+            if let Some(v) = answer {
+                let version = v["version"].as_u64().unwrap();
+                acked.lock().unwrap().plugin_versions.insert(version);
             }
         }
     };
-    let parts = {
-        let (c, acked) = (c.clone(), acked.clone());
-        async move {
-            for seq in 0.. {
-                let id = cycle * 1_000_000 + seq;
-                let body = format!("id,v\n{id},{}\n", id * 3).into_bytes();
-                match c
-                    .send(reqwest::Method::POST, "/v1/datasets/crash-ds/parts", body)
-                    .await
-                {
-                    Ok((201 | 200, _)) => acked.lock().unwrap().part_ids.insert(id),
-                    _ => break,
-                };
+    let parts = async {
+        for seq in 0.. {
+            let id = cycle * 1_000_000 + seq;
+            let body = format!("id,v\n{id},{}\n", id * 3).into_bytes();
+            let path = "/v1/datasets/crash-ds/parts";
+            let Some(answer) = step(&c, &acked, reqwest::Method::POST, path, body, false).await
+            else {
+                break;
+            };
+            if answer.is_some() {
+                acked.lock().unwrap().part_ids.insert(id);
             }
         }
     };
-    let models = {
-        let (c, acked) = (c.clone(), acked.clone());
-        async move {
-            while let Ok((201 | 200, v)) = c
-                .send(
-                    reqwest::Method::PUT,
-                    "/v1/models/crash-iris?alias=production",
-                    IRIS.to_vec(),
-                )
-                .await
-            {
+    let models = async {
+        let path = "/v1/models/crash-iris?alias=production";
+        while let Some(answer) = step(&c, &acked, put.clone(), path, IRIS.to_vec(), false).await {
+            if let Some(v) = answer {
                 let version = v["version"].as_u64().unwrap();
                 acked.lock().unwrap().model_versions.insert(version);
             }
         }
     };
-    let runs = {
-        let (c, acked) = (c.clone(), acked.clone());
-        async move {
-            if let Ok((200..=202, v)) = c
-                .send(
-                    reqwest::Method::POST,
-                    "/v1/pipelines/crash-pipe/runs",
-                    Vec::new(),
-                )
-                .await
-            {
-                let id = v["id"].as_str().unwrap().to_string();
-                acked.lock().unwrap().runs.insert(id);
-            }
+    let runs = async {
+        // One run per life; past 16 queued runs a start is refused (429), which is allowed.
+        let path = "/v1/pipelines/crash-pipe/runs";
+        let answer = step(&c, &acked, reqwest::Method::POST, path, Vec::new(), true).await;
+        if let Some(Some(v)) = answer {
+            let id = v["id"].as_str().unwrap().to_string();
+            acked.lock().unwrap().runs.insert(id);
         }
     };
     tokio::join!(uploads, parts, models, runs);
@@ -245,8 +251,8 @@ async fn check(c: &Client, acked: &Acked) {
     }
 }
 
-/// The hook, with its 1000 events queued (while paused) and then let go, so the kills land
-/// while it works through them; the pipeline and its training data.
+/// The pipeline and its training data; the hook, with its 1000 events queued (while paused) and
+/// then let go, so the kills land while it works through them.
 async fn setup(c: &Client, acked: &Mutex<Acked>) {
     let spec = json!({"plugin": "csv-collector", "prefix": "crash/", "output": "crash-raw"});
     let (s, v) = c
@@ -281,15 +287,6 @@ async fn setup(c: &Client, acked: &Mutex<Acked>) {
             async {}
         })
         .await;
-    let resume = c
-        .send(
-            reqwest::Method::POST,
-            "/v1/hooks/crash-hook/resume",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(resume.0, 200, "{}", resume.1);
     let cancer = common::pipelines::cancer_csv();
     let (s, v) = c
         .send(
@@ -312,6 +309,16 @@ async fn setup(c: &Client, acked: &Mutex<Acked>) {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Let the hook go last, so the first kill lands 100–800 ms into its work.
+    let resume = c
+        .send(
+            reqwest::Method::POST,
+            "/v1/hooks/crash-hook/resume",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resume.0, 200, "{}", resume.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,7 +357,11 @@ async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
         tokio::time::sleep(delay).await;
         host.child.kill().unwrap(); // SIGKILL
         host.child.wait().unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(30), work).await;
+        // Every loop ends at its first transport error after the kill; a panic in one fails here.
+        tokio::time::timeout(Duration::from_secs(30), work)
+            .await
+            .expect("the workload stops once the host is gone")
+            .expect("the workload ran without a panic");
     }
 
     // The last start: check, then let the queued work finish.
@@ -422,6 +433,27 @@ async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
     let alias = model["aliases"]["production"].as_u64().unwrap();
     assert!(numbers(&model["versions"], "version").contains(&alias));
 
+    assert!(
+        acked.failures.is_empty(),
+        "the host failed requests: {:#?}",
+        acked.failures
+    );
+    for (what, n) in [
+        ("plugin versions", acked.plugin_versions.len()),
+        ("dataset parts", acked.part_ids.len()),
+        ("model versions", acked.model_versions.len()),
+        ("pipeline runs", acked.runs.len()),
+        ("objects", acked.objects.len()),
+    ] {
+        assert!(
+            n > 0,
+            "no {what} were acknowledged: the workload did not run"
+        );
+    }
+    assert!(
+        during_events >= 1,
+        "no kill landed while hook events were queued, so none tested recovery of queued work"
+    );
     starts.sort();
     let (median, max_start) = (starts[starts.len() / 2], starts[starts.len() - 1]);
     eprintln!(
@@ -491,9 +523,34 @@ async fn a_garage_restart_pauses_hook_work_which_then_completes() {
         .await
         .unwrap();
     assert_eq!(s, 200, "{v}");
-    let before = c.get("/v1/hooks/g-hook").await;
+    // Stop Garage as soon as the hook has started on the queue; while it is down, events must
+    // still be pending (the fault hit queued work) and the hook must be failing to reach it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.get("/v1/hooks/g-hook").await["processed"] == 0 {
+        assert!(Instant::now() < deadline, "the hook never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     garage = tokio::task::spawn_blocking(move || {
-        garage.restart(Duration::from_secs(3));
+        garage.kill();
+        garage
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = c.get("/v1/hooks/g-hook").await;
+    let pending = during["pending"]
+        .as_u64()
+        .expect("pending while Garage is down");
+    assert!(
+        pending > 0,
+        "the queue drained before Garage stopped: {during}"
+    );
+    assert!(
+        during["last_error"].is_object(),
+        "no failed attempt while Garage was down: {during}"
+    );
+    garage = tokio::task::spawn_blocking(move || {
+        garage.resume();
         garage
     })
     .await
@@ -513,9 +570,9 @@ async fn a_garage_restart_pauses_hook_work_which_then_completes() {
     ns.sort();
     assert_eq!(ns, (0..N).collect::<Vec<_>>(), "every object exactly once");
     eprintln!(
-        "garage down 3 s with {} of {N} events pending: all {N} processed exactly once \
-         afterwards, 0 dead-lettered",
-        before["pending"]
+        "garage down 3 s with {pending} of {N} events pending: all {N} processed exactly once \
+         afterwards, 0 dead-lettered; last error while down: {}",
+        during["last_error"]
     );
     drop(garage);
 }

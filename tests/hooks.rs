@@ -471,9 +471,21 @@ async fn recursion_guard_and_lineage_depth_cap(e: &Env) {
             .unwrap();
         assert_eq!(resp.status(), 201);
     };
+    // The positive control: another hook on the same prefix sees both parts, the seed and
+    // selfloop's own output, so that output's event was delivered; selfloop skipped it.
+    put_hook(
+        h,
+        "selfloop-watcher",
+        json!({"plugin": "dedup", "prefix": "datasets/selfloop/", "output": "selfloop-watched"}),
+    )
+    .await;
     seed("selfloop").await;
     wait_hook(h, "selfloop", WAIT, |v| {
         v["processed"] == 1 && v["pending"] == 0
+    })
+    .await;
+    wait_hook(h, "selfloop-watcher", WAIT, |v| {
+        v["processed"] == 2 && v["pending"] == 0
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -530,9 +542,17 @@ async fn paused_hooks_keep_events_until_resumed(e: &Env) {
         json!({"plugin": "csv-collector", "prefix": "pausable/", "output": "pausable"}),
     )
     .await;
+    // The positive control: the same hook, not paused, on the same prefix.
+    put_hook(
+        h,
+        "pausable-control",
+        json!({"plugin": "csv-collector", "prefix": "pausable/", "output": "pausable-control"}),
+    )
+    .await;
     let (s, v) = call(h, "POST", "/v1/hooks/pausable/pause", None).await;
     assert_eq!((s, &v["paused"]), (200, &json!(true)));
     put_object(h, "pausable/a.csv", "n\n1\n2\n").await;
+    wait_hook(h, "pausable-control", WAIT, |v| v["processed"] == 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let st = hook(h, "pausable").await;
     assert_eq!(

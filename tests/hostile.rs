@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT_MS: u64 = 400;
 
+/// The tests of this binary run one at a time: their timing windows (a deadline plus 300 ms, a
+/// 503 after ~1 s of waiting) hold on a host that is not also running the others' hostile calls.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn setup() -> &'static TestHost {
     let host = shared();
     push(
@@ -35,6 +39,7 @@ async fn hostile(host: &TestHost, query: &str) -> (u16, String, Duration) {
 
 #[tokio::test]
 async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
+    let _turn = TURN.lock().await;
     let host = setup().await;
 
     // Normal traffic on a well-behaved plugin during the whole test.
@@ -96,6 +101,7 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
 
 #[tokio::test]
 async fn busy_plugin_answers_503_with_retry_after() {
+    let _turn = TURN.lock().await;
     let host = shared();
     push(
         host,
@@ -136,6 +142,7 @@ async fn busy_plugin_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn instance_pool_exhaustion_is_503_and_recovers() {
+    let _turn = TURN.lock().await;
     use aimass::config::HostConfig;
     use aimass::runtime::engine::EngineOptions;
     let host = TestHost::start(HostConfig {
@@ -195,6 +202,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
 
 #[tokio::test]
 async fn on_demand_allocation_works_too() {
+    let _turn = TURN.lock().await;
     use aimass::config::HostConfig;
     use aimass::runtime::engine::EngineOptions;
     let host = TestHost::start(HostConfig {
@@ -224,6 +232,7 @@ async fn on_demand_allocation_works_too() {
 
 #[tokio::test]
 async fn a_caller_hanging_up_frees_its_slot_and_is_counted() {
+    let _turn = TURN.lock().await;
     let host = shared();
     push(
         host,
@@ -273,6 +282,7 @@ async fn a_caller_hanging_up_frees_its_slot_and_is_counted() {
 
 #[tokio::test]
 async fn lowering_concurrency_in_a_new_version_counts_calls_still_running() {
+    let _turn = TURN.lock().await;
     let host = shared();
     push(
         host,

@@ -115,6 +115,36 @@ fn direct(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> (Vec<i6
     (values(&out[0]), values(&out[1]))
 }
 
+/// A stored model run by onnxruntime (`tests/ort_infer.py`, installed from PyPI on first use):
+/// each output's values by name.
+async fn onnxruntime_outputs(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> Value {
+    use tokio::io::AsyncWriteExt;
+    ensure_python_module("onnxruntime", &["onnxruntime", "numpy"]);
+    let path = host
+        .store_dir()
+        .join(format!("models/{model}/v{version}/model.onnx"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ort_infer.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rows = serde_json::to_vec(x).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&rows).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn breast_cancer_trains_gates_publishes_and_serves() {
     let host = shared();
@@ -237,6 +267,19 @@ async fn breast_cancer_trains_gates_publishes_and_serves() {
     assert_eq!(served, labels);
     assert_eq!(served_p, proba);
     assert_eq!(out["outputs"][1]["shape"], json!([569, 2]));
+    // And the reference engine agrees on the same stored ONNX: every label, every probability
+    // within 1e-6.
+    let reference = onnxruntime_outputs(host, "breast-cancer", version, &x).await;
+    let ort_labels: Vec<i64> = serde_json::from_value(reference["label"].clone()).unwrap();
+    let ort_p: Vec<f32> = serde_json::from_value(reference["probabilities"].clone()).unwrap();
+    assert_eq!(served, ort_labels, "labels differ from onnxruntime's");
+    assert_eq!(served_p.len(), ort_p.len());
+    for (i, (got, want)) in served_p.iter().zip(&ort_p).enumerate() {
+        assert!(
+            (got - want).abs() <= 1e-6,
+            "probability {i}: {got} vs onnxruntime {want}"
+        );
+    }
     let correct = served.iter().zip(&y).filter(|(a, b)| a == b).count();
     assert!(correct as f64 / 569.0 > 0.95, "{correct}/569");
 

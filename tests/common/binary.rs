@@ -53,6 +53,25 @@ pub fn up_with(dir: &Path, garage: Option<&super::garage::Garage>, extra: &[&str
     spawn(cmd)
 }
 
+/// `up` on a data dir with its store on a tmpfs of `mib` MiB at `dir/store`, mounted in a mount
+/// namespace of the host's own (`unshare`, as root or in a user namespace), so the store can be
+/// filled to ENOSPC without touching the machine's disks; the mount goes away with the host.
+pub fn up_on_small_tmpfs(dir: &Path, mib: u32) -> Up {
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={mib}m aimass-full \"$0\" && exec \"$@\""
+        ))
+        .arg(&store)
+        .args([BIN, "up", "--listen", "127.0.0.1:0", "--store"])
+        .arg(format!("file://{}", store.display()))
+        .arg("--data-dir")
+        .arg(dir.join("data"));
+    spawn(cmd)
+}
+
 /// `aimass up --listen 127.0.0.1:0` with exactly `args` (data dir, store, ...).
 pub fn up_args(args: &[&str]) -> Up {
     let mut cmd = Command::new(BIN);

@@ -102,12 +102,14 @@ root_domain = ".s3.garage.localhost"
         garage
     }
 
-    /// Stop the server (SIGKILL), stay down for `down`, start it again on the same data and
-    /// ports, and wait until it serves.
-    pub fn restart(&mut self, down: Duration) {
+    /// Stop the server (SIGKILL); [`Garage::resume`] starts it again on the same data and ports.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(down);
+    }
+
+    /// Start a killed server again and wait until it serves.
+    pub fn resume(&mut self) {
         self.child = spawn(&self.config);
         self.wait_ready();
     }

@@ -108,20 +108,49 @@ mod tests {
         assert_eq!(decode_ipc(&stream()).unwrap().1[0].num_rows(), 3);
     }
 
+    /// The bytes of the end-of-stream marker (continuation, zero length).
+    const EOS: usize = 8;
+
     #[test]
     fn every_truncation_and_length_corruption_is_an_error_not_a_panic() {
         let s = stream();
+        // Cut anywhere: an error, except at a message boundary, which reads as a stream ending
+        // there (its end-of-stream marker is optional): after the schema (no batches) or after
+        // the batch (whole). Never a batch of another size.
+        let mut accepted = Vec::new();
         for cut in 0..s.len() {
-            let _ = decode_ipc(&s[..cut]);
+            if let Ok((_, batches)) = decode_ipc(&s[..cut]) {
+                let rows: Vec<usize> = batches.iter().map(|b| b.num_rows()).collect();
+                assert!(rows.is_empty() || rows == [3], "cut at {cut}: {rows:?}");
+                accepted.push(cut);
+            }
         }
-        // Corrupt each byte of the stream in turn, several ways.
+        let before_the_end = accepted.iter().filter(|&&c| c < s.len() - EOS).count();
+        assert!(
+            before_the_end <= 1 && accepted.len() <= 1 + EOS,
+            "cuts read as whole streams: {accepted:?} of {}",
+            s.len()
+        );
+        // Corrupt each byte of the stream in turn, several ways: an error, or (a flipped value
+        // or padding) the same shape, never a batch of another size.
+        let mut refused = 0;
         for i in 0..s.len() {
             for v in [0x00, 0xFF, 0x7F, 0x80, s[i] ^ 0x40] {
                 let mut bad = s.clone();
                 bad[i] = v;
-                let _ = decode_ipc(&bad);
+                match decode_ipc(&bad) {
+                    Err(_) => refused += 1,
+                    Ok((_, batches)) => {
+                        let rows: Vec<usize> = batches.iter().map(|b| b.num_rows()).collect();
+                        assert!(
+                            rows == [3] || rows.is_empty(),
+                            "byte {i} = {v:#x}: {rows:?}"
+                        );
+                    }
+                }
             }
         }
+        assert!(refused > s.len(), "only {refused} corruptions refused");
     }
 
     #[test]

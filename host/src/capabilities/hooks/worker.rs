@@ -114,6 +114,12 @@ impl Hooks {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(hook = d.hook, "settling a delivery failed, retrying: {e:#}");
+                    // Shown in the hook's status while it lasts (a full or unreachable store),
+                    // without the chain: store paths and endpoints go to the log only.
+                    s.error(
+                        now_ms(),
+                        &format!("settling a delivery failed, retrying: {e}"),
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(SETTLE_BACKOFF_MAX);
                 }
