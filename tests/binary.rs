@@ -268,11 +268,41 @@ async fn an_idle_connection_holds_under_48_kib_of_heap() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_connection = (allocated().await - before) / CONNECTIONS as f64 / 1024.0;
-    drop(open);
+    // Every connection was still open when measured: each answers a second request.
+    let still_open =
+        tokio::task::spawn_blocking(move || open.into_iter().filter(|c| answers_again(c)).count())
+            .await
+            .unwrap();
+    assert_eq!(
+        still_open, CONNECTIONS,
+        "connections closed before the measure"
+    );
     assert!(
         per_connection < 48.0,
         "{per_connection:.1} KiB of heap per idle connection"
     );
+}
+
+/// Does a keep-alive connection whose first `/healthz` answer was read up to its status line
+/// answer a second request? (What is left of the first answer, then the second, whole.)
+fn answers_again(mut c: &std::net::TcpStream) -> bool {
+    use std::io::{Read, Write};
+    const BODY: &str = "{\"status\":\"ok\"}";
+    if c.write_all(b"GET /healthz HTTP/1.1\r\nhost: aimass\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    while got.matches(BODY).count() < 2 {
+        match c.read(&mut buf) {
+            Ok(n) if n > 0 => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => return false,
+        }
+    }
+    got.contains("HTTP/1.1 200")
 }
 
 /// `--header-timeout-secs`: a connection that never completes its request head (slowloris) and
