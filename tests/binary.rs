@@ -270,7 +270,7 @@ async fn an_idle_connection_holds_under_48_kib_of_heap() {
     let per_connection = (allocated().await - before) / CONNECTIONS as f64 / 1024.0;
     // Every connection was still open when measured: each answers a second request.
     let still_open =
-        tokio::task::spawn_blocking(move || open.into_iter().filter(|c| answers_again(c)).count())
+        tokio::task::spawn_blocking(move || open.iter().filter(|c| answers_again(c)).count())
             .await
             .unwrap();
     assert_eq!(
