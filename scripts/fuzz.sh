@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Longer libFuzzer runs of the targets in fuzz/ (the test command runs each for 20 s).
+# Coverage-guided libFuzzer runs of the targets in fuzz/ (the test command replays their seeds,
+# kept crash inputs and fixed mutations without instrumentation; see RELIABILITY.md, Fuzzing).
 #
 #   scripts/fuzz.sh                 # every target, 300 s each
 #   scripts/fuzz.sh object_key 3600 # one target, an hour

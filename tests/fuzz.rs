@@ -1,97 +1,55 @@
-//! Short runs of the cargo-fuzz (libFuzzer) targets in `fuzz/`, so the normal test command
-//! fuzzes every input surface a little on each run: plugin upload, Arrow IPC / CSV / NDJSON
-//! decoding, S3 event JSON, OIP infer requests, pipeline files and object keys. Each target
-//! must end with no crash (a panic, a hang past `-timeout`, or a 5xx, which the harness turns
-//! into a panic).
+//! The fuzz targets of `fuzz/` replayed as an ordinary test, uninstrumented: every input
+//! surface (plugin upload, Arrow IPC / CSV / NDJSON decoding, S3 event JSON, OIP infer requests,
+//! pipeline files and object keys) gets its seeds, the crash inputs kept in `fuzz/artifacts/`,
+//! and a fixed sequence of mutations of them on every run. Each input must end with no panic and
+//! no 5xx (the harness turns a 5xx into a panic); a failing input is written out to be replayed.
 //!
-//! `cargo-fuzz` is installed next to Garage (`/var/tmp/aimass-tools`) when missing, and the
-//! instrumented build goes to its own persistent target dir so only the first run pays for it.
-//! Longer runs: `scripts/fuzz.sh TARGET SECONDS` (see RELIABILITY.md).
+//! Coverage-guided fuzzing needs an instrumented build (~35 minutes on 2 cores the first time),
+//! so it is not part of the test command: `scripts/fuzz.sh` runs it (see RELIABILITY.md for the
+//! schedule), and what it finds is committed to `fuzz/artifacts/` and replayed here.
 //!
-//! `AIMASS_FUZZ_SECONDS` sets the time per target (default 20).
+//! `AIMASS_FUZZ_MUTATIONS` sets the mutations per target (default 20,000, within 20 s).
 
+#[path = "../fuzz/src/lib.rs"]
+mod harness;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const TARGETS: &[&str] = &[
-    "upload",
-    "invoke_decode",
-    "s3_event",
-    "oip_infer",
-    "pipeline_spec",
-    "object_key",
-];
-
-const TOOLS: &str = "/var/tmp/aimass-tools";
-const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn fuzz_target_dir() -> PathBuf {
-    std::env::var_os("AIMASS_FUZZ_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/aimass-fuzz-target"))
-}
+/// Most time mutations of one target may take; past it the rest are skipped and the report
+/// says how many ran (the seeds and artifacts always run).
+const BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// What the nested cargo keeps of this process's environment. The rest (what `cargo test` sets
-/// for tests, the caller's `CARGO_TARGET_DIR` or `RUSTFLAGS`) would change the instrumented
-/// build's fingerprints and rebuild it.
-const KEEP: &[&str] = &[
-    "PATH",
-    "HOME",
-    "CARGO_HOME",
-    "RUSTUP_HOME",
-    "TMPDIR",
-    "LANG",
-];
-
-fn cargo_fuzz() -> Command {
-    let bin = Path::new(TOOLS).join("bin/cargo-fuzz");
-    let ok = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION));
-    if !ok {
-        let status = Command::new(env!("CARGO"))
-            .args(["install", "--locked", "cargo-fuzz", "--version"])
-            .arg(CARGO_FUZZ_VERSION)
-            .args(["--root", TOOLS])
-            .status()
-            .expect("running cargo install");
-        assert!(status.success(), "installing cargo-fuzz failed");
-    }
-    // `cargo fuzz` runs `cargo`; the toolchain file in the repository picks the version.
-    let mut cmd = Command::new(bin);
-    cmd.arg("fuzz").current_dir(root()).env_clear();
-    for (k, v) in std::env::vars_os() {
-        if KEEP.iter().any(|keep| k == *keep) {
-            cmd.env(k, v);
+/// The inputs `target` starts from: the seeds in `fuzz/seeds/`, the crash inputs in
+/// `fuzz/artifacts/`, plus real components (upload) and a real Arrow IPC stream (invoke
+/// decoding) made here.
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for dir in ["fuzz/seeds", "fuzz/artifacts"] {
+        let Ok(entries) = std::fs::read_dir(root().join(dir).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_file() && !name.starts_with('.') {
+                out.push((
+                    format!("{dir}/{target}/{name}"),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
         }
-    }
-    // The Wasm plugins the host embeds are already built for this test run; reuse them.
-    cmd.env("AIMASS_PREBUILT_PLUGINS", aimass::bundled::WASM_DIR);
-    // The harness keeps its compiled-plugin cache and template store here between runs.
-    cmd.env("AIMASS_FUZZ_DATA_DIR", "/var/tmp/aimass-fuzz-data");
-    cmd
-}
-
-/// A fresh corpus for `target`: the seeds in `fuzz/seeds/`, plus real components (upload) and
-/// a real Arrow IPC stream (invoke decoding) made here.
-fn corpus(target: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(target);
-    std::fs::create_dir_all(&out).unwrap();
-    let seeds = root().join("fuzz/seeds").join(target);
-    for entry in std::fs::read_dir(&seeds).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, out.join(path.file_name().unwrap())).unwrap();
     }
     match target {
         "upload" => {
             for name in ["noop", "hostile", "hello_fn"] {
                 let file = Path::new(aimass::bundled::WASM_DIR).join(format!("{name}.wasm"));
-                std::fs::copy(&file, out.join(name)).unwrap();
+                out.push((format!("component {name}"), std::fs::read(&file).unwrap()));
             }
         }
         "invoke_decode" => {
@@ -111,83 +69,116 @@ fn corpus(target: &str, dir: &Path) -> PathBuf {
             for (name, pick) in [("ipc", 0u8), ("ipc-part", 8u8)] {
                 let mut data = vec![pick];
                 data.extend_from_slice(&ipc);
-                std::fs::write(out.join(name), data).unwrap();
+                out.push((name.to_string(), data));
             }
         }
         _ => {}
     }
+    out.sort();
     out
 }
 
-/// `Done N runs` / `stat::number_of_executed_units: N` from libFuzzer's output.
-fn executions(output: &str) -> Option<u64> {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
-        .and_then(|n| n.trim().parse().ok())
+/// One mutation of `input`, or a splice with `other`: what libFuzzer's default mutators do,
+/// without its coverage feedback.
+fn mutate(rng: &mut StdRng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut v = input.to_vec();
+    if v.is_empty() {
+        return (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
+    }
+    let at = rng.random_range(0..v.len());
+    match rng.random_range(0..7) {
+        0 => v[at] ^= 1 << rng.random_range(0..8),
+        1 => v[at] = [0x00, 0xff, 0x7f, 0x80, b'"', b'{', b'\n'][rng.random_range(0..7)],
+        2 => v.truncate(at),
+        3 => {
+            let end = rng.random_range(at..=v.len().min(at + 64));
+            let copy = v[at..end].to_vec();
+            let to = rng.random_range(0..=v.len());
+            v.splice(to..to, copy);
+        }
+        4 => {
+            let n = rng.random_range(1..16);
+            v.splice(at..at, (0..n).map(|_| rng.random::<u8>()));
+        }
+        5 => {
+            let end = rng.random_range(at..=v.len());
+            v.drain(at..end);
+        }
+        _ => {
+            let cut = rng.random_range(0..=other.len());
+            v.truncate(at);
+            v.extend_from_slice(&other[cut..]);
+        }
+    }
+    v
+}
+
+/// Run `input` through `target`; on a panic, write the input out and fail naming it.
+fn check(name: &str, target: fn(&[u8]), what: &str, input: &[u8]) {
+    let run = std::panic::catch_unwind(|| target(input));
+    if let Err(panic) = run {
+        let file = std::env::temp_dir().join(format!(
+            "aimass-fuzz-{name}-{:016x}",
+            std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), input)
+        ));
+        std::fs::write(&file, input).unwrap();
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!(
+            "{name}: {what} failed: {message}\ninput written to {} (copy it to fuzz/artifacts/{name}/ \
+             to keep it as a regression)",
+            file.display()
+        );
+    }
 }
 
 #[test]
-fn every_fuzz_target_runs_without_a_crash() {
-    let seconds: u64 = std::env::var("AIMASS_FUZZ_SECONDS")
+fn every_fuzz_target_handles_its_seeds_artifacts_and_their_mutations() {
+    let mutations: usize = std::env::var("AIMASS_FUZZ_MUTATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    let target_dir = fuzz_target_dir();
-    let status = cargo_fuzz()
-        .args(["build", "--sanitizer", "none", "--target-dir"])
-        .arg(&target_dir)
-        .status()
-        .expect("running cargo fuzz build");
-    assert!(status.success(), "cargo fuzz build failed");
-
-    let dir = tempfile::tempdir().unwrap();
-    // Once per change of the bundled plugins the harness compiles them into its template store
-    // (minutes under instrumentation); do that here, outside the timed runs.
-    let empty = dir.path().join("warm-up");
-    std::fs::create_dir_all(&empty).unwrap();
-    let status = cargo_fuzz()
-        .args(["run", "--sanitizer", "none", "--target-dir"])
-        .arg(&target_dir)
-        .args(["s3_event"])
-        .arg(&empty)
-        .args(["--", "-runs=1"])
-        .status()
-        .expect("running cargo fuzz run");
-    assert!(status.success(), "warming the fuzz harness up failed");
-
+        .unwrap_or(20_000);
+    harness::host();
     let mut report = Vec::new();
-    for target in TARGETS {
-        let corpus = corpus(target, dir.path());
-        let artifacts = dir.path().join(format!("{target}-artifacts/"));
-        std::fs::create_dir_all(&artifacts).unwrap();
-        let output = cargo_fuzz()
-            .args(["run", "--sanitizer", "none", "--target-dir"])
-            .arg(&target_dir)
-            .arg(target)
-            .arg(&corpus)
-            .arg("--")
-            .arg(format!("-max_total_time={seconds}"))
-            // A fixed seed keeps the short run repeatable; scripts/fuzz.sh explores with
-            // random ones.
-            .arg("-seed=1")
-            .arg("-timeout=30")
-            .arg("-rss_limit_mb=6144")
-            .arg("-print_final_stats=1")
-            .arg(format!("-artifact_prefix={}", artifacts.display()))
-            .output()
-            .expect("running cargo fuzz run");
-        let text = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
-        assert!(
-            output.status.success(),
-            "fuzz target {target} failed:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    for &(name, target) in harness::targets::ALL {
+        let corpus = corpus(name);
+        assert!(!corpus.is_empty(), "{name} has no seeds");
+        for (what, input) in &corpus {
+            check(name, target, what, input);
+        }
+        // A fixed seed per target: the same mutations every run.
+        let mut rng = StdRng::seed_from_u64(name.len() as u64 * 7919 + name.as_bytes()[0] as u64);
+        let started = std::time::Instant::now();
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let (sent, accepted) = (count(&harness::SENT), count(&harness::ACCEPTED));
+        let mut ran = 0;
+        while ran < mutations && started.elapsed() < BUDGET {
+            let (_, input) = &corpus[rng.random_range(0..corpus.len())];
+            let (_, other) = &corpus[rng.random_range(0..corpus.len())];
+            let mut mutant = mutate(&mut rng, input, other);
+            for _ in 0..rng.random_range(0..4) {
+                mutant = mutate(&mut rng, &mutant, other);
+            }
+            check(name, target, &format!("mutation {ran}"), &mutant);
+            ran += 1;
+        }
+        let (sent, accepted) = (
+            count(&harness::SENT) - sent,
+            count(&harness::ACCEPTED) - accepted,
         );
-        let runs = executions(&text).unwrap_or_else(|| panic!("{target}: no stats in\n{text}"));
-        assert!(runs > 0, "{target} ran no input");
+        // The mutations reach the host, and some get past its checks.
+        assert!(
+            sent >= ran as u64 / 2 && accepted > 0,
+            "{name}: {sent} sent, {accepted} accepted"
+        );
         report.push(format!(
-            "{target}: {runs} executions in {seconds} s, 0 crashes"
+            "{name}: {} corpus inputs, then {ran} mutations in {:.2} s: {sent} requests, \
+             {accepted} accepted, the rest refused with a 4xx; 0 failures",
+            corpus.len(),
+            started.elapsed().as_secs_f64()
         ));
     }
     eprintln!("{}", report.join("\n"));

@@ -1,12 +1,8 @@
-//! Plugin upload validation: arbitrary bytes (and, from the seed corpus, mutated real
-//! components) as the body of `PUT /v1/plugins/{name}`.
+//! `upload`: see [`aimass_fuzz::targets::upload`].
 #![no_main]
 
-use aimass_fuzz::host;
-use http::Method;
+use aimass_fuzz::{host, targets};
 use libfuzzer_sys::fuzz_target;
 
 // The host is built before fuzzing starts, outside the per-input timeout.
-fuzz_target!(init: { host(); }, |data: &[u8]| {
-    host().expect_handled(Method::PUT, "/v1/plugins/fuzzed", None, data.to_vec());
-});
+fuzz_target!(init: { host(); }, |data: &[u8]| { targets::upload(data); });

@@ -20,6 +20,12 @@ pub const TOKEN: &str = "fuzz-admin-token-of-at-least-32-chars";
 /// Name of the ONNX model registered at start-up (scikit-learn's iris logistic regression).
 pub const MODEL: &str = "iris";
 
+/// Requests the harness has sent, and how many of them the host accepted (2xx); the rest were
+/// refused with a 4xx. The replay test reports both, so a run whose inputs never reach past the
+/// first check shows.
+pub static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static ACCEPTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Harness {
     rt: tokio::runtime::Runtime,
     app: axum::Router,
@@ -163,6 +169,10 @@ impl Harness {
     ) -> (StatusCode, Vec<u8>) {
         let what = format!("{method} {uri}");
         let (status, body) = self.send(method, uri, content_type, body);
+        SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if status.is_success() {
+            ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let text = String::from_utf8_lossy(&body);
         assert!(
             !status.is_server_error(),
@@ -175,5 +185,128 @@ impl Harness {
             );
         }
         (status, body)
+    }
+}
+
+/// The targets, one function each: `fuzz_targets/` hands them libFuzzer's inputs, and the test
+/// command replays the seeds and a fixed set of mutations of them through them, uninstrumented
+/// (`tests/fuzz.rs`).
+pub mod targets {
+    use super::{MODEL, host};
+    use http::Method;
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
+
+    /// A target: one input, checked against the host.
+    pub type Target = fn(&[u8]);
+
+    /// Every target by name.
+    pub const ALL: &[(&str, Target)] = &[
+        ("upload", upload),
+        ("invoke_decode", invoke_decode),
+        ("s3_event", s3_event),
+        ("oip_infer", oip_infer),
+        ("pipeline_spec", pipeline_spec),
+        ("object_key", object_key),
+    ];
+
+    /// Plugin upload validation: arbitrary bytes (and, from the seed corpus, mutated real
+    /// components) as the body of `PUT /v1/plugins/{name}`.
+    pub fn upload(data: &[u8]) {
+        host().expect_handled(Method::PUT, "/v1/plugins/fuzzed", None, data.to_vec());
+    }
+
+    const TYPES: [&str; 4] = [
+        "application/vnd.apache.arrow.stream",
+        "text/csv",
+        "application/x-ndjson",
+        "application/octet-stream",
+    ];
+    const PLUGINS: [&str; 2] = ["dedup", "csv-collector"];
+
+    /// Arrow IPC / CSV / NDJSON decoding on the invoke path: the first byte picks the body's
+    /// media type and the plugin (a cleaner, which the host decodes for, or the CSV collector,
+    /// which gets the raw bytes); the rest is the body. With bit 3 set, the same bytes also go
+    /// through the same decoders into the warehouse as a dataset part.
+    pub fn invoke_decode(data: &[u8]) {
+        let Some((&pick, body)) = data.split_first() else {
+            return;
+        };
+        let media = TYPES[(pick & 3) as usize];
+        let plugin = PLUGINS[((pick >> 2) & 1) as usize];
+        let uri = format!("/v1/plugins/{plugin}/invoke");
+        host().expect_handled(Method::POST, &uri, Some(media), body.to_vec());
+        if pick & 8 != 0 {
+            let uri = "/v1/datasets/fuzzed/parts";
+            host().expect_handled(Method::POST, uri, Some(media), body.to_vec());
+        }
+    }
+
+    /// S3 event notifications (the JSON AWS, MinIO and Garage-style senders post) at
+    /// `POST /v1/events/s3`.
+    pub fn s3_event(data: &[u8]) {
+        let media = Some("application/json");
+        host().expect_handled(Method::POST, "/v1/events/s3", media, data.to_vec());
+    }
+
+    /// OIP inference requests against the registered model, by name, version and alias (the
+    /// first byte picks which).
+    pub fn oip_infer(data: &[u8]) {
+        let Some((&pick, body)) = data.split_first() else {
+            return;
+        };
+        let uri = match pick % 3 {
+            0 => format!("/v2/models/{MODEL}/infer"),
+            1 => format!("/v2/models/{MODEL}/versions/1/infer"),
+            _ => format!("/v2/models/{MODEL}/versions/latest/infer"),
+        };
+        host().expect_handled(Method::POST, &uri, Some("application/json"), body.to_vec());
+    }
+
+    /// Pipeline files, TOML or JSON by the first byte, at `PUT /v1/pipelines/{name}`; one that
+    /// is accepted is deleted again.
+    pub fn pipeline_spec(data: &[u8]) {
+        let Some((&pick, body)) = data.split_first() else {
+            return;
+        };
+        let media = if pick & 1 == 1 {
+            "application/json"
+        } else {
+            "application/toml"
+        };
+        let uri = "/v1/pipelines/fuzzed";
+        let (status, _) = host().expect_handled(Method::PUT, uri, Some(media), body.to_vec());
+        if status.is_success() {
+            host().expect_handled(Method::DELETE, uri, None, Vec::new());
+        }
+    }
+
+    const KEY: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_');
+
+    /// Object keys in object, listing, dataset and model URLs (the first byte picks the route).
+    pub fn object_key(data: &[u8]) {
+        let Some((&pick, key)) = data.split_first() else {
+            return;
+        };
+        let key = percent_encode(key, KEY).to_string();
+        let (method, uri, body) = match pick % 6 {
+            0 => (
+                Method::PUT,
+                format!("/v1/objects/{key}"),
+                b"a,b\n1,2\n".to_vec(),
+            ),
+            1 => (Method::GET, format!("/v1/objects/{key}"), Vec::new()),
+            2 => (Method::DELETE, format!("/v1/objects/{key}"), Vec::new()),
+            3 => (Method::GET, format!("/v1/objects?prefix={key}"), Vec::new()),
+            4 => (Method::GET, format!("/v1/datasets/{key}/rows"), Vec::new()),
+            _ => (Method::GET, format!("/v1/models/{key}"), Vec::new()),
+        };
+        if uri.parse::<http::Uri>().is_err() {
+            return; // not a request a client could send
+        }
+        host().expect_handled(method, &uri, Some("text/csv"), body);
     }
 }
