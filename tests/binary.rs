@@ -703,7 +703,7 @@ async fn kill_9_during_500_events(garage: Option<&common::garage::Garage>) {
     // Every visible part's Parquet file exists (manifests are written last).
     let store = match garage {
         Some(g) => g.storage(),
-        None => aimass::capabilities::storage::Storage::open(
+        None => aimass::platform::storage::Storage::open(
             &format!("file://{}", dir.path().join("store").display()),
             &Default::default(),
         )

@@ -394,7 +394,7 @@ async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
     }
 
     // Every object that exists was processed exactly once; every acknowledged one exists.
-    let store = aimass::capabilities::storage::Storage::open(
+    let store = aimass::platform::storage::Storage::open(
         &format!("file://{}", dir.path().join("store").display()),
         &Default::default(),
     )

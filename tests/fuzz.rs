@@ -64,7 +64,7 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
                 ),
             ])
             .unwrap();
-            let ipc = aimass::capabilities::formats::encode_ipc(&batch.schema(), &[batch]).unwrap();
+            let ipc = aimass::platform::formats::encode_ipc(&batch.schema(), &[batch]).unwrap();
             // First byte 0: Arrow stream into the `dedup` cleaner; 8: also as a dataset part.
             for (name, pick) in [("ipc", 0u8), ("ipc-part", 8u8)] {
                 let mut data = vec![pick];

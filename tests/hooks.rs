@@ -5,9 +5,9 @@
 
 mod common;
 
-use aimass::capabilities::hooks::HookOptions;
-use aimass::capabilities::storage::Storage;
 use aimass::config::HostConfig;
+use aimass::ingest::hooks::HookOptions;
+use aimass::platform::storage::Storage;
 use common::events::*;
 use common::garage::Garage;
 use common::{ADMIN, TestHost, client, wasm};

@@ -11,11 +11,8 @@ const ARROW: &str = "application/vnd.apache.arrow.stream";
 const NDJSON: &str = "application/x-ndjson";
 
 fn ipc_of_csv(csv: &str) -> Vec<u8> {
-    aimass::capabilities::formats::to_ipc(
-        aimass::capabilities::formats::Format::Csv,
-        csv.as_bytes(),
-    )
-    .unwrap()
+    aimass::platform::formats::to_ipc(aimass::platform::formats::Format::Csv, csv.as_bytes())
+        .unwrap()
 }
 
 #[tokio::test]

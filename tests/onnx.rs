@@ -203,7 +203,7 @@ fn conv_by_hand(img: &[f32]) -> Vec<f32> {
 
 #[test]
 fn convolutional_models_serve_one_row_requests_from_a_plan_of_their_own() {
-    use aimass::capabilities::models::onnx::load;
+    use aimass::models::onnx::load;
     let model = load(&conv_model()).expect("the host loads the conv model");
     assert!(
         model.has_single_row_plan(),
@@ -248,7 +248,7 @@ fn convolutional_models_serve_one_row_requests_from_a_plan_of_their_own() {
 
 #[test]
 fn dense_models_keep_a_single_plan() {
-    use aimass::capabilities::models::onnx::load;
+    use aimass::models::onnx::load;
     let mut g = GraphBuilder::new("dense");
     g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
         .initializer_f32("w", &[2, 1], &[1.0, 2.0])

@@ -666,7 +666,7 @@ async fn invalid_pipelines_get_precise_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_fire_and_resolve_on_error_rate_and_dead_letters() {
-    let rules = aimass::capabilities::notify::alerts::parse(
+    let rules = aimass::ops::notify::alerts::parse(
         r#"
 [[alert]]
 name = "hostile-errors"

@@ -34,7 +34,7 @@ async fn storage_operations_on_s3() {
     // Wrong credentials are an error, not an empty store.
     let mut bad = g.options();
     bad.secret_access_key = Some("wrong-secret-wrong-secret-wrong".into());
-    let wrong = aimass::capabilities::storage::Storage::open(&g.url(), &bad).unwrap();
+    let wrong = aimass::platform::storage::Storage::open(&g.url(), &bad).unwrap();
     assert!(wrong.get("t/dir/b.bin").await.is_err());
 }
 

@@ -824,7 +824,7 @@ async fn infer_iris(host: &TestHost, version: u32) -> u16 {
 /// `max_plans` the least recently used version is unloaded, and loaded again when asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_plans_are_bounded_and_readiness_does_not_load() {
-    use aimass::capabilities::models::plans::PlanLimits;
+    use aimass::models::plans::PlanLimits;
     let dir = tempfile::tempdir().unwrap();
     let config = || HostConfig {
         store_url: format!("file://{}", dir.path().join("store").display()),
@@ -1174,7 +1174,7 @@ async fn parquet_decoding_is_capped_and_rows_stream() {
     let long = "x".repeat(1000);
     let column = StringArray::from_iter_values(std::iter::repeat_n(&long, 600_000));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
-    let bomb = aimass::capabilities::warehouse::parquet::encode(&schema, &[batch]).unwrap();
+    let bomb = aimass::warehouse::parquet::encode(&schema, &[batch]).unwrap();
     assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
     let r = client()
         .post(host.url("/v1/datasets/bomb/parts"))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use aimass::capabilities::formats::{Format, decode_ipc, encode_ipc, to_ipc};
+use aimass::platform::formats::{Format, decode_ipc, encode_ipc, to_ipc};
 use aimass::runtime::Runtime;
 use aimass::runtime::component::World;
 use aimass::runtime::engine::EngineOptions;

@@ -58,7 +58,7 @@ pub fn host() -> &'static Harness {
         // a 400 (arrow's decoder on malformed IPC, see `ipc_guard`), so those pass.
         let abort = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !aimass::capabilities::ipc_guard::in_guarded() {
+            if !aimass::platform::ipc_guard::in_guarded() {
                 abort(info);
             }
         }));

@@ -50,7 +50,7 @@ fn table() -> Vec<u8> {
             .unwrap()
         })
         .collect();
-    aimass::capabilities::formats::encode_ipc(&schema, &batches).unwrap()
+    aimass::platform::formats::encode_ipc(&schema, &batches).unwrap()
 }
 
 type Config = Vec<(String, String)>;
@@ -122,7 +122,7 @@ fn bench_cleaners(c: &mut Criterion) {
         };
         let wasm_out = rt.block_on(run_wasm());
         let rows = |ipc: &[u8]| {
-            let (_, b) = aimass::capabilities::formats::decode_ipc(ipc).unwrap();
+            let (_, b) = aimass::platform::formats::decode_ipc(ipc).unwrap();
             b.iter().map(|b| b.num_rows()).sum::<usize>()
         };
         assert_eq!(rows(&native_out), rows(&wasm_out), "{name}: same rows kept");

@@ -6,8 +6,8 @@
 //! output part). Run: `cargo bench -p aimass --bench events -- [RATE] [SECONDS]`
 //! (defaults 200 events/s for 10 s). Figures are in BENCHMARKS.md.
 
-use aimass::capabilities::hooks::HookOptions;
 use aimass::config::HostConfig;
+use aimass::ingest::hooks::HookOptions;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "bench-admin-token-of-at-least-32-chars";

@@ -11,7 +11,7 @@
 //! - `cold/compile` vs `cold/load-cached` and `cold/first-invoke-cached`: a restart with the
 //!   compiled cache against a fresh Cranelift compile of the csv-collector component.
 
-use aimass::capabilities::formats::{Format, to_ipc};
+use aimass::platform::formats::{Format, to_ipc};
 use aimass::runtime::Runtime;
 use aimass::runtime::bindings::cleaner::Cleaner;
 use aimass::runtime::component::Prepared;

@@ -18,9 +18,9 @@
 //! Output: one JSON line per case, like the Python scripts.
 //! Run: `cargo bench -p aimass --bench models -- tract /var/tmp/aimass-bench/models`.
 
-use aimass::capabilities::formats::{Format, decode_ipc, encode_ipc, to_ipc};
-use aimass::capabilities::models::evaluate::evaluate;
-use aimass::capabilities::models::onnx::load;
+use aimass::models::evaluate::evaluate;
+use aimass::models::onnx::load;
+use aimass::platform::formats::{Format, decode_ipc, encode_ipc, to_ipc};
 use aimass::runtime::Runtime;
 use aimass::runtime::engine::EngineOptions;
 use aimass::runtime::invoke::{Call, Target, invoke};

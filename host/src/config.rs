@@ -1,8 +1,8 @@
 //! Every knob of the host, with its default. The CLI (`aimass up`) fills this from flags and
 //! `AIMASS_*` environment variables; tests and embedders build it directly.
 
-use crate::capabilities::hooks::HookOptions;
-use crate::capabilities::storage::S3Options;
+use crate::ingest::hooks::HookOptions;
+use crate::platform::storage::S3Options;
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::limits::Limits;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ pub struct HostConfig {
     pub data_dir: PathBuf,
     /// The key compiled artifacts in the store are sealed with; hosts sharing a store share
     /// artifacts only if they share this file. Default `<data_dir>/artifact-key`, created on
-    /// first start (see `capabilities::registry::seal`).
+    /// first start (see `plugins::seal`).
     pub artifact_key_file: Option<PathBuf>,
     /// Failed authentications allowed per peer address before its requests get 429.
     pub auth_limit: crate::api::auth_limit::AuthLimit,
@@ -54,11 +54,11 @@ pub struct HostConfig {
     /// Request bodies: deadline, and the budget of body bytes in memory across requests.
     pub body: crate::api::body::BodyOptions,
     /// Loaded model plans kept in memory: by count and by ONNX size, least recently used out.
-    pub model_plans: crate::capabilities::models::plans::PlanLimits,
+    pub model_plans: crate::models::plans::PlanLimits,
     /// Refuse webhook deliveries to loopback, private and link-local addresses.
     pub webhooks_deny_private: bool,
-    /// Alert rules (see `capabilities::notify::alerts`), evaluated every `alert_interval`.
-    pub alerts: Vec<crate::capabilities::notify::alerts::AlertRule>,
+    /// Alert rules (see `ops::notify::alerts`), evaluated every `alert_interval`.
+    pub alerts: Vec<crate::ops::notify::alerts::AlertRule>,
     pub alert_interval: Duration,
 }
 

@@ -1,24 +1,35 @@
 //! aimass: a WebAssembly plugin host for ML data pipelines.
 //!
-//! The crate is layered so the architecture shows in the tree:
+//! The crate is layered so the architecture shows in the tree; dependencies point down only:
 //!
-//! - [`runtime`] — the core: engine, store, limits, instance pre-cache, invocation. Knows nothing
-//!   about HTTP or storage.
-//! - [`capabilities`] — what the host offers on top: object storage, the plugin registry, tokens,
-//!   data formats, object events and hooks, the warehouse, models, pipelines, notifications.
-//! - [`api`] — the axum HTTP API over the capabilities.
-//! - [`cli`] — the `aimass` command line: `up` serves, the rest talks to a running host.
+//! - [`api`] and [`cli`] — the HTTP API (axum) and the `aimass` command line, on top of:
+//! - the centres of the platform, each with a small public surface:
+//!   - [`plugins`] — the plugin registry: upload, compiled cache, admission, governance, calls;
+//!   - [`ingest`] — data collection: object events, the poller, and the hooks they fire;
+//!   - [`warehouse`] — Parquet datasets and their catalog;
+//!   - [`models`] — training, evaluation, the versioned model registry and ONNX serving;
+//!   - [`pipelines`] — declarative flows over all of these;
+//!   - [`ops`] — Prometheus metrics, memory, notifications and alerts;
+//! - [`platform`] — what every centre stands on: storage, tokens, names, formats, the clock;
+//! - [`runtime`] — the core: engine, limits, instances, invocation. Knows nothing about HTTP or
+//!   storage.
 //!
 //! [`config`] holds every knob; [`server`] assembles a host from it; [`bundled`] carries the
 //! reference plugins inside the binary.
 
 pub mod api;
 pub mod bundled;
-pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod ingest;
+pub mod models;
+pub mod ops;
+pub mod pipelines;
+pub mod platform;
+pub mod plugins;
 pub mod runtime;
 pub mod server;
+pub mod warehouse;
 
 /// Unit tests run on the binary's allocator (jemalloc, see `main.rs`), so what a test measures of
 /// an in-memory index is what the host would hold.

@@ -2,21 +2,21 @@
 //! then the API on a TCP listener.
 
 use crate::api::{self, AppState};
-use crate::capabilities::events::embedded::StoreQueue;
-use crate::capabilities::hooks::Hooks;
-use crate::capabilities::models::registry::ModelRegistry;
-use crate::capabilities::models::runner::PluginModels;
-use crate::capabilities::models::train::{self as jobs, Jobs};
-use crate::capabilities::notify::Notifier;
-use crate::capabilities::notify::alerts::Alerts;
-use crate::capabilities::notify::webhooks::Webhooks;
-use crate::capabilities::pipelines::Pipelines;
-use crate::capabilities::registry::{Registry, RegistryOptions, seal};
-use crate::capabilities::storage::Storage;
-use crate::capabilities::tokens::{Bootstrap, Tokens};
-use crate::capabilities::warehouse::Warehouse;
 use crate::config::HostConfig;
+use crate::ingest::events::embedded::StoreQueue;
+use crate::ingest::hooks::Hooks;
+use crate::models::runner::PluginModels;
+use crate::models::train::{self as jobs, Jobs};
+use crate::models::versions::ModelRegistry;
+use crate::ops::notify::Notifier;
+use crate::ops::notify::alerts::{self, Alerts};
+use crate::ops::notify::webhooks::Webhooks;
+use crate::pipelines::Pipelines;
+use crate::platform::storage::Storage;
+use crate::platform::tokens::{Bootstrap, Tokens};
+use crate::plugins::{Registry, RegistryOptions, seal};
 use crate::runtime::Runtime;
+use crate::warehouse::Warehouse;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -159,10 +159,10 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         .await
         .context("loading pipelines")?;
     let alerts = Alerts::new(config.alerts.clone());
+    let (sampled_registry, sampled_hooks) = (registry.clone(), hooks.clone());
     alerts.start(
         config.alert_interval,
-        registry.clone(),
-        hooks.clone(),
+        move || alert_sample(&sampled_registry, &sampled_hooks),
         bus.clone(),
     );
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -303,4 +303,26 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The figures alert rules watch: calls and failures per plugin, dead letters per hook.
+fn alert_sample(registry: &Registry, hooks: &Hooks) -> alerts::Sample {
+    let plugins = registry
+        .list()
+        .iter()
+        .map(|e| {
+            let v = e.stats.view();
+            (e.name.to_string(), (v.calls, v.errors))
+        })
+        .collect();
+    let hooks = hooks
+        .list()
+        .iter()
+        .filter_map(|r| {
+            hooks
+                .status(&r.name)
+                .map(|s| (r.name.clone(), s.dead_lettered))
+        })
+        .collect();
+    alerts::Sample { plugins, hooks }
 }

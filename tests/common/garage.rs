@@ -4,7 +4,7 @@
 //! installs it), or `PATH`; if none exists it is installed there with `cargo install` (once per
 //! machine, ~15 minutes on 2 cores), so the test command needs no set-up by hand.
 
-use aimass::capabilities::storage::{S3Options, Storage};
+use aimass::platform::storage::{S3Options, Storage};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -217,7 +217,7 @@ pub fn text(body: &[u8]) -> String {
 
 /// Decode an Arrow IPC stream body.
 pub fn batches(body: &[u8]) -> Vec<RecordBatch> {
-    aimass::capabilities::formats::decode_ipc(body).unwrap().1
+    aimass::platform::formats::decode_ipc(body).unwrap().1
 }
 
 /// A new token of `role`, created as admin; returns the secret.

@@ -4,9 +4,10 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::events::{Event, EventKind, Lineage, digest};
-use crate::capabilities::formats::{self, Format, RowEncoder};
-use crate::capabilities::warehouse::{CommitError, PartLineage, RowParts, part_key};
+use crate::ingest::events::{Event, EventKind, Lineage};
+use crate::platform::formats::{self, Format, RowEncoder};
+use crate::platform::names::digest;
+use crate::warehouse::{CommitError, PartLineage, RowParts, part_key};
 use arrow_array::RecordBatch;
 use axum::Json;
 use axum::body::Body;
@@ -33,7 +34,7 @@ pub async fn list(
 
 /// A name no dataset can have (its store key would be invalid: too long, `..`, control
 /// characters) is not found, rather than a store error.
-fn storable(storage: &crate::capabilities::storage::Storage, name: &str) -> Result<(), ApiError> {
+fn storable(storage: &crate::platform::storage::Storage, name: &str) -> Result<(), ApiError> {
     storage
         .key_path(&format!("datasets/{name}/dataset.json"))
         .map(|_| ())
@@ -192,7 +193,7 @@ pub async fn add_part(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
-    if !crate::capabilities::registry::records::valid_name(&name) {
+    if !crate::platform::names::valid_name(&name) {
         return Err(ApiError::bad_request(format!(
             "{name:?} is not a dataset name"
         )));
@@ -220,7 +221,7 @@ pub async fn add_part(
     ]);
     let ipc = tokio::task::spawn_blocking(move || match fmt {
         Some(f) => formats::to_ipc(f, &body),
-        None => crate::capabilities::warehouse::parquet::decode(body)
+        None => crate::warehouse::parquet::decode(body)
             .map_err(|e| format!("{e:#}"))
             .and_then(|(s, b)| formats::encode_ipc(&s, &b)),
     })

@@ -1,6 +1,6 @@
 //! JSON errors: every failure is `{"error": "..."}` with the status that says whose fault it is.
 
-use crate::capabilities::registry::{CallError, UploadError};
+use crate::plugins::{CallError, UploadError};
 use crate::runtime::component::ValidationError;
 use crate::runtime::invoke::InvokeError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -39,7 +39,7 @@ impl ApiError {
     /// Retry-After when the store is full (nothing was written; retry once space is freed), 500
     /// otherwise.
     pub fn storage(e: anyhow::Error) -> Self {
-        use crate::capabilities::storage::{KeyConflict, StorageFull};
+        use crate::platform::storage::{KeyConflict, StorageFull};
         if let Some(c) = e.downcast_ref::<KeyConflict>() {
             Self::new(StatusCode::CONFLICT, c.to_string())
         } else if let Some(full) = e.downcast_ref::<StorageFull>() {
@@ -135,7 +135,7 @@ pub fn created_or_ok(created: bool) -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::storage::{KeyConflict, StorageFull};
+    use crate::platform::storage::{KeyConflict, StorageFull};
 
     #[test]
     fn store_write_failures_say_whose_problem_they_are() {

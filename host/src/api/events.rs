@@ -8,7 +8,7 @@
 use super::AppState;
 use super::auth::{Authed, INVOKER};
 use super::error::ApiError;
-use crate::capabilities::events::s3;
+use crate::ingest::events::s3;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -36,7 +36,7 @@ pub async fn s3_notification(
             ignored += 1;
             continue;
         }
-        if crate::capabilities::storage::is_reserved(&ev.key) {
+        if crate::platform::storage::is_reserved(&ev.key) {
             ignored += 1;
             continue;
         }

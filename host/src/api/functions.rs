@@ -10,8 +10,8 @@
 use super::AppState;
 use super::auth::{Authed, INVOKER};
 use super::error::ApiError;
-use crate::capabilities::registry::{Caller, PluginEntry};
-use crate::capabilities::tokens::Role;
+use crate::platform::tokens::Role;
+use crate::plugins::{Caller, PluginEntry};
 use crate::runtime::component::World;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};

@@ -1,11 +1,11 @@
-//! `/v1/hooks`: bind plugins to key prefixes (see `capabilities::hooks`).
+//! `/v1/hooks`: bind plugins to key prefixes (see `ingest::hooks`).
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::hooks::HookError;
-use crate::capabilities::hooks::spec::HookSpec;
+use crate::ingest::hooks::HookError;
+use crate::ingest::hooks::spec::HookSpec;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;

@@ -12,11 +12,11 @@ use super::auth::{Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::oip_binary;
 use super::path::{Param, Params};
-use crate::capabilities::models::batcher::BatchError;
-use crate::capabilities::models::onnx::LoadedModel;
-use crate::capabilities::models::registry::ModelVersion;
-use crate::capabilities::models::serve::{self, InferError, InferRequest, InferResponse};
-use crate::capabilities::models::transforms::{self, TransformError};
+use crate::models::batcher::BatchError;
+use crate::models::inference::{self, InferError, InferRequest, InferResponse};
+use crate::models::onnx::LoadedModel;
+use crate::models::transforms::{self, TransformError};
+use crate::models::versions::ModelVersion;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -132,7 +132,7 @@ async fn decode(
         plan: &LoadedModel,
     ) -> Result<Decoded, ApiError> {
         let req: InferRequest = oip_binary::parse(headers, body)?;
-        let (inputs, wanted) = serve::prepare(plan, &req)?;
+        let (inputs, wanted) = inference::prepare(plan, &req)?;
         Ok((req.id, inputs, wanted))
     }
     if body.len() <= OFF_THREAD_BYTES {
@@ -144,7 +144,7 @@ async fn decode(
         .map_err(ApiError::internal)?
 }
 
-type Decoded = (Option<String>, TVec<TValue>, Vec<serve::Wanted>);
+type Decoded = (Option<String>, TVec<TValue>, Vec<inference::Wanted>);
 
 async fn infer(
     state: &AppState,
@@ -182,9 +182,9 @@ async fn infer(
                 },
                 BatchError::Failed(m) => ApiError::internal(format!("inference failed: {m}")),
             })?;
-            serve::respond(&plan, &out, &wanted)?
+            inference::respond(&plan, &out, &wanted)?
         }
-        None => tokio::task::spawn_blocking(move || serve::run(&plan, inputs, &wanted))
+        None => tokio::task::spawn_blocking(move || inference::run(&plan, inputs, &wanted))
             .await
             .map_err(ApiError::internal)??,
     };

@@ -8,7 +8,7 @@ use super::AppState;
 use super::auth::{Authed, INVOKER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::formats::{self, Format};
+use crate::platform::formats::{self, Format};
 use crate::runtime::bindings::types::Source;
 use crate::runtime::component::World;
 use crate::runtime::invoke::Call;

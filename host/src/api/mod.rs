@@ -70,15 +70,15 @@ pub mod sse;
 pub mod tokens;
 pub mod train;
 
-use crate::capabilities::hooks::Hooks;
-use crate::capabilities::models::registry::ModelRegistry;
-use crate::capabilities::models::train::Jobs;
-use crate::capabilities::notify::Notifier;
-use crate::capabilities::notify::webhooks::Webhooks;
-use crate::capabilities::pipelines::Pipelines;
-use crate::capabilities::registry::Registry;
-use crate::capabilities::storage::Storage;
-use crate::capabilities::tokens::Tokens;
+use crate::ingest::hooks::Hooks;
+use crate::models::train::Jobs;
+use crate::models::versions::ModelRegistry;
+use crate::ops::notify::Notifier;
+use crate::ops::notify::webhooks::Webhooks;
+use crate::pipelines::Pipelines;
+use crate::platform::storage::Storage;
+use crate::platform::tokens::Tokens;
+use crate::plugins::Registry;
 use auth::{Authed, READER};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{any, get, post, put};
@@ -101,7 +101,7 @@ pub struct AppState {
     pub jobs: Arc<Jobs>,
     pub pipelines: Arc<Pipelines>,
     pub webhooks: Arc<Webhooks>,
-    pub alerts: Arc<crate::capabilities::notify::alerts::Alerts>,
+    pub alerts: Arc<crate::ops::notify::alerts::Alerts>,
     pub bus: Arc<Notifier>,
     /// Cancelled when the host begins to shut down (ends SSE streams).
     pub shutdown: tokio_util::sync::CancellationToken,

@@ -6,8 +6,8 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::{Param, Params};
-use crate::capabilities::models::batcher::Batching;
-use crate::capabilities::models::registry::{
+use crate::models::batcher::Batching;
+use crate::models::versions::{
     Gate, ModelError, ModelRecord, ModelVersion, Provenance, check_alias, check_name,
 };
 use axum::Json;

@@ -7,7 +7,7 @@
 use super::AppState;
 use super::auth::{Authed, INVOKER, READER};
 use super::error::ApiError;
-use crate::capabilities::storage::{self, is_reserved};
+use crate::platform::storage::{self, is_reserved};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -23,7 +23,7 @@ fn checked_key(
 ) -> Result<String, ApiError> {
     let Path(key) =
         path.map_err(|e| ApiError::bad_request(format!("object key: {}", e.body_text())))?;
-    use crate::capabilities::storage::MAX_KEY_BYTES;
+    use crate::platform::storage::MAX_KEY_BYTES;
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(ApiError::bad_request(format!(
             "object keys are 1 to {MAX_KEY_BYTES} bytes"
@@ -56,7 +56,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let key = checked_key(&state.storage, path)?;
-    let started = crate::capabilities::events::now_us();
+    let started = crate::platform::clock::now_us();
     let info = state
         .storage
         .put_info(&key, body)

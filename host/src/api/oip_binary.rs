@@ -7,7 +7,7 @@
 //! Without the header, bodies are plain JSON.
 
 use super::error::ApiError;
-use crate::capabilities::models::serve::{InferRequest, InferResponse};
+use crate::models::inference::{InferRequest, InferResponse};
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};

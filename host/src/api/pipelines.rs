@@ -1,5 +1,5 @@
 //! `/v1/pipelines` and `/v1/runs`: apply pipeline files, start, watch and cancel runs (see
-//! `capabilities::pipelines`). Applying is for admins; starting and cancelling runs for
+//! `pipelines`). Applying is for admins; starting and cancelling runs for
 //! invokers, like invoking a plugin; reading for readers.
 
 use super::AppState;
@@ -7,9 +7,9 @@ use super::auth::{ADMIN, Authed, INVOKER, READER};
 use super::error::ApiError;
 use super::path::Param;
 use super::sse::{self, Pick};
-use crate::capabilities::pipelines::PipelineError;
-use crate::capabilities::pipelines::record::Trigger;
-use crate::capabilities::tokens::Role;
+use crate::pipelines::PipelineError;
+use crate::pipelines::record::Trigger;
+use crate::platform::tokens::Role;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;

@@ -11,9 +11,9 @@ use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::registry::records::valid_name;
-use crate::capabilities::registry::{LoadedFrom, PluginEntry, Settings, StatsView, VersionRecord};
-use crate::capabilities::storage::is_reserved;
+use crate::platform::names::valid_name;
+use crate::platform::storage::is_reserved;
+use crate::plugins::{LoadedFrom, PluginEntry, Settings, StatsView, VersionRecord};
 use crate::runtime::component::World;
 use crate::runtime::grants::{Grants, valid_host_pattern, valid_storage_prefix};
 use crate::runtime::limits::{LimitOverrides, Limits};
@@ -258,10 +258,10 @@ pub struct Detail {
     pub versions: Vec<VersionRecord>,
     pub stats: StatsView,
     /// Usage against the rate limit and quota.
-    pub governance: crate::capabilities::registry::governor::Usage,
+    pub governance: crate::plugins::governor::Usage,
     /// Public HTTP functions: anonymous calls' usage against their own rate limit and quota.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_governance: Option<crate::capabilities::registry::governor::Usage>,
+    pub public_governance: Option<crate::plugins::governor::Usage>,
 }
 
 fn summary(e: &PluginEntry) -> Summary {

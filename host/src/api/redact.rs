@@ -3,7 +3,7 @@
 //! for a collector's source, a password). Admins see them as written; readers and invokers see
 //! `<redacted>`, as plugin environment values already are.
 
-use crate::capabilities::tokens::Role;
+use crate::platform::tokens::Role;
 use serde_json::Value;
 
 pub const REDACTED: &str = "<redacted>";

@@ -10,8 +10,8 @@
 use super::AppState;
 use super::auth::Authed;
 use super::error::ApiError;
-use crate::capabilities::notify::Notification;
-use crate::capabilities::tokens::Role;
+use crate::ops::notify::Notification;
+use crate::platform::tokens::Role;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;

@@ -4,7 +4,7 @@ use super::AppState;
 use super::auth::{ADMIN, Authed};
 use super::error::ApiError;
 use super::path::Param;
-use crate::capabilities::tokens::Role;
+use crate::platform::tokens::Role;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;

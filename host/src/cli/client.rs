@@ -1,8 +1,8 @@
 //! The HTTP client side of the CLI.
 
 use super::{ClientArgs, InvokeArgs, PluginCmd, PushArgs, TokenCmd};
-use crate::capabilities::formats::Format;
-use crate::capabilities::tokens::ADMIN_TOKEN_FILE;
+use crate::platform::formats::Format;
+use crate::platform::tokens::ADMIN_TOKEN_FILE;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use percent_encoding::NON_ALPHANUMERIC;

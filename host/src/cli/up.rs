@@ -2,11 +2,11 @@
 
 use crate::api::auth_limit::AuthLimit;
 use crate::api::body::BodyOptions;
-use crate::capabilities::hooks::HookOptions;
-use crate::capabilities::models::plans::PlanLimits;
-use crate::capabilities::storage::S3Options;
-use crate::capabilities::tokens::{ADMIN_TOKEN_FILE, Bootstrap};
 use crate::config::HostConfig;
+use crate::ingest::hooks::HookOptions;
+use crate::models::plans::PlanLimits;
+use crate::platform::storage::S3Options;
+use crate::platform::tokens::{ADMIN_TOKEN_FILE, Bootstrap};
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::limits::Limits;
 use clap::{Args, ValueEnum};
@@ -163,7 +163,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-            crate::capabilities::notify::alerts::parse(&text)
+            crate::ops::notify::alerts::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => Vec::new(),
@@ -171,7 +171,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let store_url = match args.store {
         Some(url) => url,
         None => {
-            let (url, moved) = crate::capabilities::local_layout::default_store(&args.data_dir)?;
+            let (url, moved) = crate::platform::local_layout::default_store(&args.data_dir)?;
             if moved > 0 {
                 tracing::info!(
                     moved,
