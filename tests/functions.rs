@@ -4,7 +4,7 @@
 mod common;
 
 use aimass::config::HostConfig;
-use aimass::runtime::limits::Limits;
+use aimass::runtime::Limits;
 use bytes::Bytes;
 use common::*;
 use futures::StreamExt;

@@ -144,7 +144,7 @@ async fn busy_plugin_answers_503_with_retry_after() {
 async fn instance_pool_exhaustion_is_503_and_recovers() {
     let _turn = TURN.lock().await;
     use aimass::config::HostConfig;
-    use aimass::runtime::engine::EngineOptions;
+    use aimass::runtime::EngineOptions;
     let host = TestHost::start(HostConfig {
         engine: EngineOptions {
             max_instances: 2,
@@ -204,7 +204,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
 async fn on_demand_allocation_works_too() {
     let _turn = TURN.lock().await;
     use aimass::config::HostConfig;
-    use aimass::runtime::engine::EngineOptions;
+    use aimass::runtime::EngineOptions;
     let host = TestHost::start(HostConfig {
         engine: EngineOptions {
             pooling: false,

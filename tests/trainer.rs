@@ -6,12 +6,12 @@
 mod common;
 
 use aimass::platform::formats::{Format, decode_ipc, encode_ipc, to_ipc};
+use aimass::runtime::DatasetReader;
+use aimass::runtime::EngineOptions;
+use aimass::runtime::Limits;
 use aimass::runtime::Runtime;
-use aimass::runtime::component::World;
-use aimass::runtime::engine::EngineOptions;
-use aimass::runtime::invoke::{Call, InvokeError, Target, invoke};
-use aimass::runtime::limits::Limits;
-use aimass::runtime::state::DatasetReader;
+use aimass::runtime::World;
+use aimass::runtime::{Call, InvokeError, Target, invoke};
 use common::*;
 use std::sync::Arc;
 

@@ -5,10 +5,10 @@
 //! The table: 1,048,576 rows in 64 Ki-row batches of `id: Int64, amount: Float64 (5% null),
 //! qty: Int64, region: Utf8` — a sales-like shape.
 
+use aimass::runtime::EngineOptions;
+use aimass::runtime::Limits;
 use aimass::runtime::Runtime;
-use aimass::runtime::engine::EngineOptions;
-use aimass::runtime::invoke::{Call, Target, invoke};
-use aimass::runtime::limits::Limits;
+use aimass::runtime::{Call, Target, invoke};
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

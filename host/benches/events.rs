@@ -102,12 +102,12 @@ fn main() {
                 poll_interval: None,
                 ..Default::default()
             },
-            engine: aimass::runtime::engine::EngineOptions {
+            engine: aimass::runtime::EngineOptions {
                 keep_resident_bytes: std::env::var("AIMASS_BENCH_KEEP_RESIDENT_MB")
                     .ok()
                     .and_then(|v| v.parse::<u64>().ok())
                     .map_or(
-                        aimass::runtime::engine::EngineOptions::default().keep_resident_bytes,
+                        aimass::runtime::EngineOptions::default().keep_resident_bytes,
                         |mb| mb << 20,
                     ),
                 ..Default::default()

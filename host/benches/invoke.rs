@@ -12,13 +12,13 @@
 //!   compiled cache against a fresh Cranelift compile of the csv-collector component.
 
 use aimass::platform::formats::{Format, to_ipc};
+use aimass::runtime::EngineOptions;
+use aimass::runtime::Limits;
+use aimass::runtime::Prepared;
 use aimass::runtime::Runtime;
-use aimass::runtime::bindings::cleaner::Cleaner;
-use aimass::runtime::component::Prepared;
-use aimass::runtime::engine::EngineOptions;
-use aimass::runtime::invoke::{Call, Target, invoke};
-use aimass::runtime::limits::Limits;
-use aimass::runtime::state::HostState;
+use aimass::runtime::raw::Cleaner;
+use aimass::runtime::raw::HostState;
+use aimass::runtime::{Call, Target, invoke};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::Instant;
@@ -122,7 +122,7 @@ fn bench_invoke(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let mut linker = Linker::<HostState>::new(&engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-            aimass::runtime::bindings::trainer::Trainer::add_to_linker::<_, HasSelf<HostState>>(
+            aimass::runtime::raw::Trainer::add_to_linker::<_, HasSelf<HostState>>(
                 &mut linker,
                 |s| s,
             )
@@ -158,7 +158,7 @@ async fn collect_csv(runtime: &Runtime, name: &Arc<str>, prepared: &Prepared, in
         limits: Limits::default(),
         caps: Default::default(),
     };
-    let source = aimass::runtime::bindings::types::Source {
+    let source = aimass::runtime::Source {
         content_type: "text/csv".into(),
         name: None,
         data: input.to_vec(),

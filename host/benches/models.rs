@@ -21,11 +21,11 @@
 use aimass::models::evaluate::evaluate;
 use aimass::models::onnx::load;
 use aimass::platform::formats::{Format, decode_ipc, encode_ipc, to_ipc};
+use aimass::runtime::DatasetReader;
+use aimass::runtime::EngineOptions;
+use aimass::runtime::Limits;
 use aimass::runtime::Runtime;
-use aimass::runtime::engine::EngineOptions;
-use aimass::runtime::invoke::{Call, Target, invoke};
-use aimass::runtime::limits::Limits;
-use aimass::runtime::state::DatasetReader;
+use aimass::runtime::{Call, Target, invoke};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

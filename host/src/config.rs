@@ -3,8 +3,8 @@
 
 use crate::ingest::hooks::HookOptions;
 use crate::platform::storage::S3Options;
-use crate::runtime::engine::EngineOptions;
-use crate::runtime::limits::Limits;
+use crate::runtime::EngineOptions;
+use crate::runtime::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

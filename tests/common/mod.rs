@@ -9,7 +9,7 @@ pub mod normal;
 pub mod pipelines;
 
 use aimass::config::HostConfig;
-use aimass::runtime::limits::Limits;
+use aimass::runtime::Limits;
 use arrow_array::RecordBatch;
 use std::net::SocketAddr;
 use std::sync::OnceLock;

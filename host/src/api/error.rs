@@ -1,8 +1,8 @@
 //! JSON errors: every failure is `{"error": "..."}` with the status that says whose fault it is.
 
 use crate::plugins::{CallError, UploadError};
-use crate::runtime::component::ValidationError;
-use crate::runtime::invoke::InvokeError;
+use crate::runtime::InvokeError;
+use crate::runtime::ValidationError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 

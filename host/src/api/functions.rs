@@ -12,7 +12,7 @@ use super::auth::{Authed, INVOKER};
 use super::error::ApiError;
 use crate::platform::tokens::Role;
 use crate::plugins::{Caller, PluginEntry};
-use crate::runtime::component::World;
+use crate::runtime::World;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};

@@ -8,8 +8,8 @@
 
 use super::tensor::{DataType, raw_to_tract, tract_to_raw};
 use super::versions::ModelRegistry;
-use crate::runtime::bindings::inference::Tensor as WitTensor;
-use crate::runtime::inference::ModelRunner;
+use crate::runtime::ModelRunner;
+use crate::runtime::Tensor as WitTensor;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

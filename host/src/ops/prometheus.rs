@@ -13,7 +13,7 @@
 //! Label values are plugin, hook and model names, which the registries bound to 64 characters of
 //! a small alphabet, so cardinality grows with what an admin registers, never with requests.
 
-use crate::runtime::invoke::{CallStats, InvokeError};
+use crate::runtime::{CallStats, InvokeError};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,

@@ -364,7 +364,7 @@ impl Pipelines {
     }
 
     /// A run with the trainer's live progress.
-    pub fn run(&self, id: &str) -> Option<(Run, crate::runtime::state::Progress)> {
+    pub fn run(&self, id: &str) -> Option<(Run, crate::runtime::Progress)> {
         let live = self.runs.lock().unwrap().get(id)?.clone();
         let progress = live.progress.lock().unwrap().clone();
         Some((live.snapshot(), progress))
@@ -374,7 +374,7 @@ impl Pipelines {
     pub async fn run_anywhere(
         &self,
         id: &str,
-    ) -> Result<Option<(Run, crate::runtime::state::Progress)>, PipelineError> {
+    ) -> Result<Option<(Run, crate::runtime::Progress)>, PipelineError> {
         if let Some(found) = self.run(id) {
             return Ok(Some(found));
         }

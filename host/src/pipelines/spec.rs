@@ -51,7 +51,7 @@ use crate::models::train::spec::{Task, TrainRequest, TransformStep};
 use crate::models::versions::{Gate, PRODUCTION};
 use crate::platform::names::valid_name;
 use crate::platform::storage::is_reserved;
-use crate::runtime::component::World;
+use crate::runtime::World;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

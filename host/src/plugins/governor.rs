@@ -12,7 +12,7 @@
 //! Both are checked before a call waits for an instance slot, so refused calls cost nothing.
 //! Counters live in memory: a restart refills buckets and starts a new quota window.
 
-use crate::runtime::limits::Limits;
+use crate::runtime::Limits;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -29,14 +29,14 @@ use crate::ops::prometheus::Metrics;
 use crate::platform::clock::now_secs;
 use crate::platform::names::valid_name;
 use crate::platform::storage::Storage;
-use crate::runtime::component::{Prepared, ValidationError, World};
-use crate::runtime::grants::{Capabilities, Grants};
-use crate::runtime::http::{self, HttpTarget};
-use crate::runtime::inference::ModelRunner;
-use crate::runtime::invoke::{self, Call, InvokeError, Outcome, Target};
-use crate::runtime::limits::Limits;
-use crate::runtime::objects::ObjectReader;
+use crate::runtime::Limits;
+use crate::runtime::ModelRunner;
+use crate::runtime::ObjectReader;
+use crate::runtime::{Call, CallStats, InvokeError, Outcome, Target, invoke};
+use crate::runtime::{Capabilities, Grants};
 use crate::runtime::{Compiled, Runtime};
+use crate::runtime::{HttpFinish, HttpTarget, handle_http};
+use crate::runtime::{Prepared, ValidationError, World};
 use anyhow::Context;
 use records::{component_key, meta_key, write_atomic};
 use serde::Serialize;
@@ -479,7 +479,7 @@ impl Registry {
         let digest = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         // Cheap checks first, so garbage never reaches the compiler.
-        crate::runtime::component::check_header(&bytes)?;
+        crate::runtime::check_header(&bytes)?;
 
         let _guard = self.writes.lock().await;
         let existing = self.get(name);
@@ -723,7 +723,7 @@ impl Registry {
         };
         let span = invocation_span(&entry.name, &live);
         let (result, stats) = tracing::Instrument::instrument(
-            invoke::invoke(
+            invoke(
                 self.runtime.engine(),
                 self.runtime.engine.consume_fuel,
                 target,
@@ -784,7 +784,7 @@ impl Registry {
         let mut call = HttpCall::start(entry.clone());
         let version = live.version;
         let metrics = self.metrics.clone();
-        let finish: http::Finish = Box::new(move |stats, result| {
+        let finish: HttpFinish = Box::new(move |stats, result| {
             drop(admission);
             call.end(&stats, result);
             metrics.record_call(&call.entry.name, &stats, result);
@@ -794,7 +794,7 @@ impl Registry {
         });
         // No `invoke` span here: a request already gets its access-log line, and creating and
         // formatting a span per request cost HTTP functions 10–25% of their throughput.
-        Ok(http::handle(
+        Ok(handle_http(
             self.runtime.engine(),
             self.runtime.engine.consume_fuel,
             target,
@@ -836,7 +836,7 @@ impl HttpCall {
         }
     }
 
-    fn end(&mut self, stats: &invoke::CallStats, result: Result<(), &InvokeError>) {
+    fn end(&mut self, stats: &CallStats, result: Result<(), &InvokeError>) {
         self.ended = true;
         self.entry.stats.end(stats, result);
     }

@@ -10,7 +10,7 @@
 //! the directory.
 
 use crate::platform::storage::{Storage, is_reserved};
-use crate::runtime::objects::{ObjectReader, Read};
+use crate::runtime::{ObjectReader, Read};
 use anyhow::{Result, bail};
 use futures::StreamExt;
 use std::collections::BTreeSet;

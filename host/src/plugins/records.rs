@@ -1,8 +1,8 @@
 //! What the registry persists, where, and how a local file is written safely.
 
-use crate::runtime::component::World;
-use crate::runtime::grants::Grants;
-use crate::runtime::limits::LimitOverrides;
+use crate::runtime::Grants;
+use crate::runtime::LimitOverrides;
+use crate::runtime::World;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! when a caller goes away mid-call. HTTP functions also count responses by status class and
 //! time to the response head in a latency histogram.
 
-use crate::runtime::invoke::{CallStats, InvokeError};
+use crate::runtime::{CallStats, InvokeError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -17,7 +17,7 @@ pub mod trainer {
             default: tracing,
         },
         exports: { default: async },
-        with: { "aimass:plugin/dataset.reader": crate::runtime::state::DatasetReader },
+        with: { "aimass:plugin/dataset.reader": crate::runtime::dataset::DatasetReader },
     });
 }
 

@@ -1,14 +1,10 @@
-//! What a plugin version may reach beyond its own memory, fixed at upload, and the bundle of
-//! capabilities one call is handed.
+//! What a plugin version may reach beyond its own memory, fixed at upload.
 //!
 //! Everything is denied unless granted: no models, no outbound hosts, no store prefixes, no
 //! environment. Sockets, files and the host's own environment are never reachable (the WASI
 //! context grants none).
 
-use super::inference::ModelRunner;
-use super::objects::ObjectReader;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Grants set at upload (`?models=a,b&outbound=api.example.com,*.internal:8080&storage=raw/`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,18 +113,6 @@ pub fn valid_host_pattern(entry: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-}
-
-/// The capabilities handed to one call: served models, the store, the plugin's grants and its
-/// environment.
-#[derive(Clone, Default)]
-pub struct Capabilities {
-    pub models: Option<Arc<dyn ModelRunner>>,
-    /// The store, for the `storage` import (reads are checked against `grants` first).
-    pub objects: Option<Arc<dyn ObjectReader>>,
-    pub grants: Arc<Grants>,
-    /// Environment variables set at upload, visible through `wasi:cli/environment`.
-    pub env: Arc<[(String, String)]>,
 }
 
 #[cfg(test)]

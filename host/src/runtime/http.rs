@@ -12,7 +12,7 @@
 //! (deadline → 504, trap → 500, ...); a trap or deadline after it aborts the body, so the client
 //! sees a broken response instead of a truncated one that looks complete.
 
-use super::grants::Capabilities;
+use super::caps::Capabilities;
 use super::invoke::{
     CallStats, InvokeError, classify, measure, new_store, timer_budget, timer_expired,
 };

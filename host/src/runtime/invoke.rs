@@ -3,9 +3,11 @@
 
 use super::bindings::types::{PluginError, Source};
 use super::component::Prepared;
+use super::dataset::DatasetReader;
 use super::engine::EPOCH_TICK;
 use super::limits::Limits;
-use super::state::{DatasetReader, HostState, Progress, truncate};
+use super::progress::Progress;
+use super::state::{HostState, truncate};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -38,13 +40,10 @@ pub struct Outcome {
     /// The plugin's last progress report.
     pub progress: Progress,
     /// What the plugin logged through `aimass:plugin/logging`, formatted (first
-    /// [`KEPT_LOG_LINES`] lines; all of them also went to the host's log).
+    /// [`KEPT_LOG_LINES`](super::KEPT_LOG_LINES) lines; all of them also went to the host's log).
     pub logs: Vec<String>,
     pub stats: CallStats,
 }
-
-/// Log lines of one call kept for the caller (pipeline run records show them per step).
-pub const KEPT_LOG_LINES: usize = 200;
 
 /// Measurements of one call, successful or not.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,7 +107,7 @@ pub struct Target<'a> {
     pub prepared: &'a Prepared,
     pub limits: Limits,
     /// Served models and the plugin's grants (`Default`: none).
-    pub caps: super::grants::Capabilities,
+    pub caps: super::caps::Capabilities,
 }
 
 /// Plugin configuration as the bindings take it.

@@ -1,30 +1,53 @@
 //! The runtime core: one engine, one linker, and the machinery to compile, prepare and call
-//! plugins under limits. Nothing here knows about HTTP or storage; capabilities and the API build
-//! on [`Runtime`].
+//! plugins under limits. Nothing here knows about HTTP or storage; the centres build on
+//! [`Runtime`] and the surface re-exported here, and the submodules stay private:
 //!
-//! - [`engine`]: the wasmtime `Engine` (pooling allocator, CoW images, epoch ticker, fuel metric).
-//! - [`limits`]: per-plugin limits and the total-memory limiter.
-//! - [`state`]: per-call store data and the host side of the plugin imports.
-//! - [`component`]: upload validation, world detection, `InstancePre` preparation.
-//! - [`invoke`]: one call, from store creation to a classified result.
-//! - [`http`]: one request to an HTTP function (`wasi:http/proxy`), streamed both ways.
-//! - [`grants`], [`outbound`], [`inference`], [`objects`]: what a plugin may reach, and the hooks
-//!   that enforce it on outbound HTTP, model calls and store reads.
+//! - `engine`: the wasmtime `Engine` (pooling allocator, CoW images, epoch ticker, fuel metric);
+//! - `limits`: per-plugin limits and the total-memory limiter;
+//! - `component`: upload validation, world detection, `InstancePre` preparation;
+//! - `invoke`: one call, from store creation to a classified result; `http`: one request to an
+//!   HTTP function (`wasi:http/proxy`), streamed both ways;
+//! - `state`: per-call store data and the host side of the plugin imports, with `inference`,
+//!   `objects` and `outbound` enforcing the plugin's `grants` on model calls, store reads and
+//!   outbound HTTP through the traits in `caps`.
 
-pub mod bindings;
-pub mod component;
-pub mod engine;
-pub mod grants;
-pub mod http;
-pub mod inference;
-pub mod invoke;
-pub mod limits;
-pub mod objects;
-pub mod outbound;
-pub mod state;
+mod bindings;
+mod caps;
+mod component;
+mod dataset;
+mod engine;
+mod grants;
+mod http;
+mod inference;
+mod invoke;
+mod limits;
+mod objects;
+mod outbound;
+mod progress;
+mod state;
 
-use component::{Prepared, ValidationError};
-use engine::{EngineOptions, HostEngine};
+pub use bindings::inference::Tensor;
+pub use bindings::types::{PluginError, Source};
+pub use caps::{Capabilities, ModelRunner, ObjectReader, Read};
+pub use component::{Prepared, ValidationError, World, check_header};
+pub use dataset::DatasetReader;
+pub use engine::{EngineOptions, HostEngine};
+pub use grants::{Grants, valid_host_pattern, valid_storage_prefix};
+pub use http::{Finish as HttpFinish, HttpTarget, handle as handle_http};
+pub use invoke::{Call, CallStats, InvokeError, Outcome, Target, invoke};
+pub use limits::{LimitOverrides, Limits};
+pub use outbound::restricted;
+pub use progress::Progress;
+pub use state::KEPT_LOG_LINES;
+
+/// The generated bindings and per-call state, for benchmarks that call a component straight
+/// through wasmtime to measure the floor under the host's own call path.
+#[doc(hidden)]
+pub mod raw {
+    pub use super::bindings::{cleaner::Cleaner, trainer::Trainer};
+    pub use super::state::HostState;
+}
+
 use state::HostState;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};

@@ -1,42 +1,17 @@
 //! The host side of the `storage` import: plugins read objects under the prefixes they were
 //! granted.
 //!
-//! The runtime core does not know about the store; it holds an [`ObjectReader`] (implemented by
-//! the storage capability) and checks every key against the plugin's
+//! The runtime core does not know about the store; it holds an [`ObjectReader`](super::caps::ObjectReader)
+//! (implemented by the plugins centre) and checks every key against the plugin's
 //! [`Grants`](super::grants::Grants) before the reader sees it. A refused key gets one error
 //! whatever the store holds, so a plugin cannot probe for objects outside its grants.
 
 use super::bindings::storage;
+use super::caps::{ObjectReader, Read};
 use super::state::HostState;
-use std::future::Future;
-use std::pin::Pin;
 
 /// Most keys one `list` call returns.
 pub const LIST_PAGE: usize = 1000;
-
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
-
-/// What reading one object found.
-pub enum Read {
-    Missing,
-    /// Its size, over the limit: nothing of it was read.
-    TooLarge(u64),
-    Bytes(Vec<u8>),
-}
-
-/// Reads the host's object store for plugins. Keys are checked before they get here.
-pub trait ObjectReader: Send + Sync {
-    /// The object, if it holds at most `max` bytes.
-    fn read<'a>(&'a self, key: &'a str, max: u64) -> Boxed<'a, Read>;
-    /// Up to `limit` keys under `prefix` after `start_after`, in lexicographic order, without
-    /// keys in the host's own namespace.
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: &'a str,
-        limit: usize,
-    ) -> Boxed<'a, Vec<String>>;
-}
 
 /// A key as error messages show it: quoted, and cut short if it is long.
 fn shown(key: &str) -> String {

@@ -7,9 +7,11 @@
 //! the plugin's [`OutboundPolicy`], and the limiter starts from zero.
 
 use super::bindings::{dataset, logging, progress, types};
-use super::grants::Capabilities;
+use super::caps::Capabilities;
+use super::dataset::DatasetReader;
 use super::limits::{Limits, MemoryLimiter};
 use super::outbound::OutboundPolicy;
+use super::progress::Progress;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -19,6 +21,9 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Log lines of one call kept for the caller (pipeline run records show them per step).
+pub const KEPT_LOG_LINES: usize = 200;
 
 /// At most this many log records per call reach the host log; the rest are counted and dropped.
 const MAX_LOG_RECORDS: u32 = 1000;
@@ -115,14 +120,6 @@ impl tokio::io::AsyncWrite for StderrTail {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-/// Last progress report of a call, shared with whoever watches the call.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Progress {
-    pub done: u64,
-    pub total: u64,
-    pub message: String,
 }
 
 /// Store data for one invocation.
@@ -257,7 +254,7 @@ impl logging::Host for HostState {
             .map(|(k, v)| format!("{}={}", truncate(k, 64), truncate(v, 256)))
             .collect::<Vec<_>>()
             .join(" ");
-        if self.logs.len() < crate::runtime::invoke::KEPT_LOG_LINES {
+        if self.logs.len() < KEPT_LOG_LINES {
             let sep = if fields.is_empty() { "" } else { " " };
             let lvl = match level {
                 logging::Level::Trace => "trace",
@@ -297,22 +294,6 @@ impl progress::Host for HostState {
         p.total = total;
         p.message = message.chars().take(200).collect();
     }
-}
-
-/// A cursor over a dataset held by the host, handed to trainers as `dataset.reader`.
-///
-/// Batches are kept as individual IPC streams so `next-batch` is a clone of bytes, not an
-/// encode. The trainer world is executed by the model-building work; this type is the
-/// foundation's half of that contract.
-#[derive(Debug, Clone)]
-pub struct DatasetReader {
-    pub schema: Vec<u8>,
-    pub batches: Arc<Vec<Vec<u8>>>,
-    pub rows: u64,
-    pub cursor: usize,
-    /// Where the trainer's progress reports go while it runs, for a training job to show; the
-    /// call's own progress cell when `None`.
-    pub watch: Option<Arc<Mutex<Progress>>>,
 }
 
 impl dataset::Host for HostState {}

@@ -262,7 +262,7 @@ impl Hooks {
 
     /// Create or replace a hook. Returns true if it was created.
     pub async fn put(&self, name: &str, spec: HookSpec) -> Result<bool, HookError> {
-        use crate::runtime::component::World;
+        use crate::runtime::World;
         if !crate::platform::names::valid_name(name) {
             return Err(HookError::Invalid(format!(
                 "{name:?} is not a hook name (letters, digits, '-', '_')"

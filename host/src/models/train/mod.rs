@@ -13,7 +13,7 @@ pub mod spec;
 use super::versions::ModelRegistry;
 use crate::platform::storage::Storage;
 use crate::plugins::Registry;
-use crate::runtime::state::Progress;
+use crate::runtime::Progress;
 use crate::warehouse::Warehouse;
 use serde::{Deserialize, Serialize};
 use spec::TrainRequest;

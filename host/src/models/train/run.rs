@@ -9,8 +9,8 @@ use super::spec::{Task, TrainRequest};
 use super::{Candidate, Deps, JobResult, Phase, Report};
 use crate::platform::formats::{decode_ipc, encode_ipc};
 use crate::plugins::PluginEntry;
-use crate::runtime::invoke::{Call, Outcome};
-use crate::runtime::state::DatasetReader;
+use crate::runtime::DatasetReader;
+use crate::runtime::{Call, Outcome};
 use arrow_array::{RecordBatch, UInt32Array};
 use arrow_schema::DataType;
 use std::collections::BTreeMap;
@@ -144,7 +144,7 @@ fn check_split(labels: &[f64], parts: &Split, task: Task, spec: &SplitSpec) -> R
 
 fn reader(
     batch: &RecordBatch,
-    watch: Arc<std::sync::Mutex<crate::runtime::state::Progress>>,
+    watch: Arc<std::sync::Mutex<crate::runtime::Progress>>,
 ) -> Res<DatasetReader> {
     let schema = batch.schema();
     let mut batches = Vec::new();

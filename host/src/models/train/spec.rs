@@ -15,7 +15,7 @@ use super::super::search::{Search, candidates};
 use super::super::split::SplitSpec;
 use super::super::versions::{Gate, check_alias, check_name};
 use super::Deps;
-use crate::runtime::component::World;
+use crate::runtime::World;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -21,7 +21,7 @@ use super::{Notification, Notifier, valid_filter};
 use crate::platform::clock::now_ms;
 use crate::platform::names::valid_name;
 use crate::platform::storage::Storage;
-use crate::runtime::outbound::restricted;
+use crate::runtime::restricted;
 use anyhow::Result;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
