@@ -8,9 +8,9 @@
 //! allocator's share of it (live bytes against resident ones: a leak grows the first), the
 //! client connections open to it, and the instance-pool slots in use; at the end it checks that
 //! the pool is back to 0 slots when idle and that every hook event was processed. Connections
-//! are reported because each open one holds ~43 KB of host memory: a latency spike makes the
+//! are reported because each open one holds ~27 KiB of host memory: a latency spike makes the
 //! load's client open hundreds more, which it then keeps open, and RSS steps up with them
-//! (RELIABILITY.md, Load and soak).
+//! (CHANGELOG.md, load and soak).
 //!
 //! Usage: soak URL TOKEN HOST_PID [SECONDS=600] [FRACTION=0.8] [WINDOW_S=60] [PROBE_S=15]
 //!

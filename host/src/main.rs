@@ -5,7 +5,7 @@
 //! burst of in-flight requests (a few hundred ms of queueing leaves hundreds of bodies in
 //! memory at once) raised a high-water mark spread over up to 8 arenas per core that glibc
 //! rarely trims, and a soak at 80% load grew 29% in ten minutes from that alone (see
-//! RELIABILITY.md, Load and soak). Its statistics are installed as the allocator reader of
+//! CHANGELOG.md, load and soak). Its statistics are installed as the allocator reader of
 //! `/metrics` (`aimass_allocator_bytes`, see `aimass::ops::memory`).
 
 #[cfg(not(target_env = "msvc"))]

@@ -1,6 +1,6 @@
 //! The object store every piece of host state lives in, chosen by URL.
 //!
-//! - `file://PATH` (default `file://./aimass-data`): local files. `object_store`'s
+//! - `file://PATH` (default `file://<data dir>/store`, see `local_layout`): local files. `object_store`'s
 //!   `LocalFileSystem` writes each object to a temporary file and renames it into place, so a crash
 //!   never leaves a torn object. Deleting a directory's last object removes the directory, so a
 //!   deleted `a/b` never blocks a later object `a`; a write into that directory at the same moment
@@ -21,13 +21,18 @@
 //! | `hooks/{name}.json` | object-event hook specs |
 //! | `events/queue/{hook}/{id}.json` | deliveries accepted but not yet finished (embedded queue) |
 //! | `events/dead/{hook}/{id}.json` | dead letters: the event, the error, the attempts |
-//! | `events/poller/{prefix-hash}.json` | keys and etags the poller has already seen |
+//! | `events/poller/{prefix-digest}/{meta,xx}.json` | keys and etags the poller has seen, in 256 shards |
 //! | `datasets/{name}/dataset.json` | dataset schema |
 //! | `datasets/{name}/parts/{id}.parquet` + `.json` | a part and its manifest (commit marker) |
-//! | `models/` | reserved for the model registry |
+//! | `models/{name}/model.json`, `models/{name}/v{n}/…` | model versions, aliases and their files |
+//! | `models/.jobs/{id}.json` | training jobs |
+//! | `pipelines/specs/{name}.json`, `pipelines/runs/{id}.json` | pipeline specs and run records |
+//! | `notifications/webhooks/{name}.json` | webhook subscriptions |
+//! | `cache/` | reserved for the host's local cache when data dir and store share a directory |
 //!
 //! Everything else is the user's: the object API (`/v1/objects/...`) and external S3 clients write
-//! there, and hooks watch it. [`RESERVED_PREFIXES`] lists what the object API refuses to touch.
+//! there, and hooks watch it. [`RESERVED_PREFIXES`] and
+//! [`RESERVED_FILES`] list what the object API refuses to touch.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;

@@ -13,7 +13,7 @@ pub struct Grants {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
     /// Hosts the plugin may send HTTP requests to through `wasi:http/outgoing-handler`: `host`
-    /// (any port), `host:port`, or `*.domain` (any subdomain, any port).
+    /// (ports 80 and 443), `host:port`, or `*.domain` (any subdomain; ports as for `host`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbound: Vec<String>,
     /// Store prefixes the plugin may read through the `storage` import, each ending with `/`

@@ -3,7 +3,7 @@
 //! A pass over a large prefix is CPU work (a `stat` per object, ~9 µs each on local disk) that
 //! nobody waits for. Run on the host's own threads, a 1.6 s pass over 218k objects took one of
 //! this machine's two cores from a host at 80% load; requests queued behind it, and the few
-//! hundred bodies then in flight at once were the steps in the soak's RSS (RELIABILITY.md, Load
+//! hundred bodies then in flight at once were the steps in the soak's RSS (CHANGELOG.md, load
 //! and soak). Here passes over local stores run on one thread of their own, and the blocking
 //! threads their listings use, all at nice 19: the scheduler gives them the CPU the host leaves idle and only a
 //! small share (~1.5%) of a busy one, so a pass slows down instead of the host. [`super::poller::Pace`]
