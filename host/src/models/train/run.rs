@@ -200,8 +200,100 @@ async fn score(
     .map_err(|e| e.to_string())?
 }
 
+/// The rows a job trains on, after reading: the feature columns and the task settled.
+struct Table {
+    all: RecordBatch,
+    features: Vec<String>,
+    task: Task,
+}
+
+/// The rows of each split, with the index lists they were taken by.
+struct Splits {
+    train: RecordBatch,
+    valid: RecordBatch,
+    test: RecordBatch,
+    parts: Split,
+}
+
+impl Splits {
+    /// The rows candidates are compared on: validation, or train when there are none.
+    fn selection(&self) -> &RecordBatch {
+        if self.valid.num_rows() > 0 {
+            &self.valid
+        } else {
+            &self.train
+        }
+    }
+}
+
+/// What one candidate produced.
+struct Trained {
+    version: u32,
+    outcome: Outcome,
+    model: Arc<LoadedModel>,
+    classes: Option<Vec<i64>>,
+    eval: Evaluation,
+}
+
 pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) -> Res<JobResult> {
     report.phase(Phase::Reading);
+    let table = read(deps, req).await?;
+    report.phase(Phase::Splitting);
+    let mut splits = split_rows(&table, req)?;
+    let fitted = fit_transforms(deps, req, &table.features, &mut splits, report).await?;
+    let metric = req.metric.clone().unwrap_or_else(|| match table.task {
+        Task::Classification => "auc".into(),
+        Task::Regression => "rmse".into(),
+    });
+    let best = search(deps, req, &table, &splits, &metric, report).await?;
+    report.phase(Phase::Evaluating);
+    let Splits { test, parts, .. } = splits;
+    let Best {
+        score: validation_score,
+        hyperparameters,
+        model,
+        outcome,
+        classes,
+        trainer_version,
+    } = best;
+    let features = table.features.clone();
+    let test_eval = score(model, test, features, req.label.clone(), classes).await?;
+    report.phase(Phase::Storing);
+    let counts = [
+        ("train".to_string(), parts.train.len()),
+        ("validation".to_string(), parts.validation.len()),
+        ("test".to_string(), parts.test.len()),
+    ];
+    let metrics = serde_json::json!({
+        "test": test_eval,
+        "selection": { "metric": metric, "validation": validation_score, "split": {
+            "train": counts[0].1, "validation": counts[1].1, "test": counts[2].1 } },
+    });
+    let winner = Winner {
+        onnx: outcome.output,
+        metadata: outcome.metadata,
+        hyperparameters: hyperparameters.clone(),
+        trainer_version,
+    };
+    let version = store(deps, req, &table, winner, metrics, fitted).await?;
+    report.phase(Phase::Gating);
+    let (published, gate_failures) = gate(deps, req, version, &test_eval).await?;
+    Ok(JobResult {
+        model: req.model.clone(),
+        version,
+        hyperparameters,
+        metric,
+        validation_score,
+        test_scores: test_eval.scores,
+        published,
+        alias: req.alias.clone(),
+        gate_failures,
+        split: counts.into(),
+    })
+}
+
+/// Reading: the dataset's rows, its label checked and its feature columns chosen.
+async fn read(deps: &Deps, req: &TrainRequest) -> Res<Table> {
     let (schema, batches) = deps
         .warehouse
         .rows(&req.dataset, 0, u64::MAX)
@@ -223,6 +315,27 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
         })?
         .data_type()
         .clone();
+    let features = feature_columns(&schema, req)?;
+    let task = req.task.unwrap_or(
+        if label_type.is_integer() || label_type == DataType::Boolean {
+            Task::Classification
+        } else {
+            Task::Regression
+        },
+    );
+    if label_type == DataType::Boolean {
+        // Trainers read numeric columns: a boolean label becomes the classes 0 and 1.
+        all = label_as_int(&all, &req.label)?;
+    }
+    Ok(Table {
+        all,
+        features,
+        task,
+    })
+}
+
+/// The columns named as features, or every numeric column but the label; each must be numeric.
+fn feature_columns(schema: &arrow_schema::Schema, req: &TrainRequest) -> Res<Vec<String>> {
     let features: Vec<String> = match &req.features {
         Some(f) => f.clone(),
         None => schema
@@ -243,32 +356,36 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
             ));
         }
     }
-    let task = req.task.unwrap_or(
-        if label_type.is_integer() || label_type == DataType::Boolean {
-            Task::Classification
-        } else {
-            Task::Regression
-        },
-    );
-    if label_type == DataType::Boolean {
-        // Trainers read numeric columns: a boolean label becomes the classes 0 and 1.
-        all = label_as_int(&all, &req.label)?;
-    }
+    Ok(features)
+}
 
-    report.phase(Phase::Splitting);
-    let labels = label_values(&all, &req.label)?;
-    let strata: Option<Vec<i64>> = (task == Task::Classification && req.split.stratify)
+/// Splitting: train, validation and test rows, stratified by class when asked.
+fn split_rows(table: &Table, req: &TrainRequest) -> Res<Splits> {
+    let all = &table.all;
+    let labels = label_values(all, &req.label)?;
+    let strata: Option<Vec<i64>> = (table.task == Task::Classification && req.split.stratify)
         .then(|| labels.iter().map(|v| *v as i64).collect());
     let parts = split(all.num_rows(), strata.as_deref(), &req.split);
-    let (mut train, mut valid, mut test) = (
-        take(&all, &parts.train)?,
-        take(&all, &parts.validation)?,
-        take(&all, &parts.test)?,
-    );
-    check_split(&labels, &parts, task, &req.split)?;
+    let splits = Splits {
+        train: take(all, &parts.train)?,
+        valid: take(all, &parts.validation)?,
+        test: take(all, &parts.test)?,
+        parts,
+    };
+    check_split(&labels, &splits.parts, table.task, &req.split)?;
+    Ok(splits)
+}
 
-    // Transforms see only the feature columns, as they will at serving time; the label is put
-    // back beside their output.
+/// Transforming: each transform is fitted on the train rows and applied to every split.
+/// Transforms see only the feature columns, as they will at serving time; the label is put back
+/// beside their output.
+async fn fit_transforms(
+    deps: &Deps,
+    req: &TrainRequest,
+    features: &[String],
+    splits: &mut Splits,
+    report: &dyn Report,
+) -> Res<Vec<NewTransform>> {
     let mut fitted = Vec::new();
     for (i, step) in req.transforms.iter().enumerate() {
         report.phase(Phase::Transforming {
@@ -277,11 +394,11 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
         });
         let entry = plugin(deps, &step.plugin)?;
         let config: Vec<(String, String)> = step.config.clone().into_iter().collect();
-        let fit = Call::Fit(ipc(&project(&train, &features)?)?);
+        let fit = Call::Fit(ipc(&project(&splits.train, features)?)?);
         let (version, out) = call(deps, &entry, fit, config.clone(), Some(req.timeout_ms)).await?;
         let state = out.output;
-        for split in [&mut train, &mut valid, &mut test] {
-            let input = ipc(&project(split, &features)?)?;
+        for split in [&mut splits.train, &mut splits.valid, &mut splits.test] {
+            let input = ipc(&project(split, features)?)?;
             let apply = Call::Apply {
                 input,
                 state: state.clone(),
@@ -296,14 +413,21 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
             state: state.into(),
         });
     }
+    Ok(fitted)
+}
 
+/// Training: every candidate is trained and scored on the validation rows (the train rows when
+/// there are none); the best by `metric` wins.
+async fn search(
+    deps: &Deps,
+    req: &TrainRequest,
+    table: &Table,
+    splits: &Splits,
+    metric: &str,
+    report: &dyn Report,
+) -> Res<Best> {
     let trainer = plugin(deps, &req.trainer)?;
     let candidates = req.candidates()?;
-    let metric = req.metric.clone().unwrap_or_else(|| match task {
-        Task::Classification => "auc".into(),
-        Task::Regression => "rmse".into(),
-    });
-    let selection = if valid.num_rows() > 0 { &valid } else { &train };
     let mut best: Option<Best> = None;
     let mut first_error = None;
     for (i, hp) in candidates.iter().enumerate() {
@@ -311,84 +435,11 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
             candidate: i,
             of: candidates.len(),
         });
-        let mut config = vec![
-            ("label".to_string(), req.label.clone()),
-            ("features".to_string(), features.join(",")),
-            ("seed".to_string(), req.split.seed.to_string()),
-            ("task".to_string(), format!("{task:?}").to_lowercase()),
-        ];
-        config.extend(hp.clone());
         let started = Instant::now();
-        let attempt = async {
-            let (version, out) = call(
-                deps,
-                &trainer,
-                Call::Train(reader(&train, report.progress_cell())?),
-                config,
-                Some(req.timeout_ms),
-            )
-            .await?;
-            let model = Arc::new(load_model(out.output.clone()).await?);
-            let classes = match task {
-                Task::Classification => Some(classes(&out.metadata)?),
-                Task::Regression => None,
-            };
-            let eval = score(
-                model.clone(),
-                selection.clone(),
-                features.clone(),
-                req.label.clone(),
-                classes.clone(),
-            )
-            .await?;
-            Ok::<_, String>((version, out, model, classes, eval))
-        };
-        let attempt = attempt.await;
+        let attempt = train_one(deps, req, table, &trainer, hp, splits, report).await;
         let train_ms = started.elapsed().as_secs_f64() * 1e3;
-        match attempt {
-            Ok((version, out, model, classes, eval)) => {
-                let value = eval
-                    .scores
-                    .get(&metric)
-                    .or_else(|| {
-                        (req.metric.is_none() && metric == "auc")
-                            .then(|| eval.scores.get("accuracy"))
-                            .flatten()
-                    })
-                    .copied()
-                    .ok_or_else(|| {
-                        format!("metric: `{metric}` is not computed for a {task:?} model")
-                            .to_lowercase()
-                    })?;
-                report.candidate(Candidate {
-                    hyperparameters: hp.clone(),
-                    scores: eval.scores.clone(),
-                    error: None,
-                    train_ms,
-                });
-                // A NaN score (e.g. a diverged regressor) is never the best.
-                let better = value.is_finite()
-                    && match &best {
-                        None => true,
-                        Some(Best { score: b, .. }) => {
-                            if higher_is_better(&metric) {
-                                value > *b
-                            } else {
-                                value < *b
-                            }
-                        }
-                    };
-                if better {
-                    best = Some(Best {
-                        score: value,
-                        hyperparameters: hp.clone(),
-                        model,
-                        outcome: out,
-                        classes,
-                        trainer_version: version,
-                    });
-                }
-            }
+        let trained = match attempt {
+            Ok(trained) => trained,
             Err(e) => {
                 report.candidate(Candidate {
                     hyperparameters: hp.clone(),
@@ -397,48 +448,142 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
                     train_ms,
                 });
                 first_error.get_or_insert(e);
+                continue;
             }
+        };
+        let value = selection_score(&trained.eval, metric, req, table.task)?;
+        report.candidate(Candidate {
+            hyperparameters: hp.clone(),
+            scores: trained.eval.scores.clone(),
+            error: None,
+            train_ms,
+        });
+        if beats(value, best.as_ref(), metric) {
+            best = Some(Best {
+                score: value,
+                hyperparameters: hp.clone(),
+                model: trained.model,
+                outcome: trained.outcome,
+                classes: trained.classes,
+                trainer_version: trained.version,
+            });
         }
     }
-    let Some(Best {
-        score: validation_score,
-        hyperparameters,
-        model,
-        outcome,
-        classes,
-        trainer_version,
-    }) = best
-    else {
-        return Err(format!(
+    best.ok_or_else(|| {
+        format!(
             "every candidate failed; the first: {}",
             first_error.unwrap_or_default()
-        ));
-    };
+        )
+    })
+}
 
-    report.phase(Phase::Evaluating);
-    let test_eval = score(model, test, features.clone(), req.label.clone(), classes).await?;
-    let metrics = serde_json::json!({
-        "test": test_eval,
-        "selection": { "metric": metric, "validation": validation_score, "split": {
-            "train": parts.train.len(), "validation": parts.validation.len(), "test": parts.test.len() } },
-    });
-    report.phase(Phase::Storing);
-    let mut metadata: BTreeMap<String, String> = outcome.metadata.iter().cloned().collect();
-    metadata.insert("features".into(), features.join(","));
+/// One candidate: train in Wasm, load the model in tract, score it on the selection rows.
+async fn train_one(
+    deps: &Deps,
+    req: &TrainRequest,
+    table: &Table,
+    trainer: &PluginEntry,
+    hp: &BTreeMap<String, String>,
+    splits: &Splits,
+    report: &dyn Report,
+) -> Res<Trained> {
+    let task = table.task;
+    let mut config = vec![
+        ("label".to_string(), req.label.clone()),
+        ("features".to_string(), table.features.join(",")),
+        ("seed".to_string(), req.split.seed.to_string()),
+        ("task".to_string(), format!("{task:?}").to_lowercase()),
+    ];
+    config.extend(hp.clone());
+    let input = Call::Train(reader(&splits.train, report.progress_cell())?);
+    let (version, outcome) = call(deps, trainer, input, config, Some(req.timeout_ms)).await?;
+    let model = Arc::new(load_model(outcome.output.clone()).await?);
+    let classes = match task {
+        Task::Classification => Some(classes(&outcome.metadata)?),
+        Task::Regression => None,
+    };
+    let eval = score(
+        model.clone(),
+        splits.selection().clone(),
+        table.features.clone(),
+        req.label.clone(),
+        classes.clone(),
+    )
+    .await?;
+    Ok(Trained {
+        version,
+        outcome,
+        model,
+        classes,
+        eval,
+    })
+}
+
+/// The candidate's value of `metric`; a classifier without AUC falls back to accuracy when no
+/// metric was asked for.
+fn selection_score(eval: &Evaluation, metric: &str, req: &TrainRequest, task: Task) -> Res<f64> {
+    eval.scores
+        .get(metric)
+        .or_else(|| {
+            (req.metric.is_none() && metric == "auc")
+                .then(|| eval.scores.get("accuracy"))
+                .flatten()
+        })
+        .copied()
+        .ok_or_else(|| {
+            format!("metric: `{metric}` is not computed for a {task:?} model").to_lowercase()
+        })
+}
+
+/// True if `value` beats the best so far. A NaN score (e.g. a diverged regressor) never does.
+fn beats(value: f64, best: Option<&Best>, metric: &str) -> bool {
+    value.is_finite()
+        && match best {
+            None => true,
+            Some(Best { score: b, .. }) => {
+                if higher_is_better(metric) {
+                    value > *b
+                } else {
+                    value < *b
+                }
+            }
+        }
+}
+
+/// What the store needs of the winning candidate.
+struct Winner {
+    onnx: Vec<u8>,
+    metadata: Vec<(String, String)>,
+    hyperparameters: BTreeMap<String, String>,
+    trainer_version: u32,
+}
+
+/// Storing: the winner becomes a new version of the model, with its provenance, metrics and
+/// fitted transforms. Returns the version number.
+async fn store(
+    deps: &Deps,
+    req: &TrainRequest,
+    table: &Table,
+    winner: Winner,
+    metrics: serde_json::Value,
+    fitted: Vec<NewTransform>,
+) -> Res<u32> {
+    let mut metadata: BTreeMap<String, String> = winner.metadata.into_iter().collect();
+    metadata.insert("features".into(), table.features.join(","));
     metadata.insert("label".into(), req.label.clone());
-    metadata.insert("task".into(), format!("{task:?}").to_lowercase());
+    metadata.insert("task".into(), format!("{:?}", table.task).to_lowercase());
     let source = Provenance {
         kind: "training".into(),
         job: None,
-        trainer: Some(format!("{}@{trainer_version}", req.trainer)),
+        trainer: Some(format!("{}@{}", req.trainer, winner.trainer_version)),
         dataset: Some(req.dataset.clone()),
-        hyperparameters: hyperparameters.clone(),
+        hyperparameters: winner.hyperparameters,
     };
     let version = deps
         .models
         .create_version(
             &req.model,
-            outcome.output.into(),
+            winner.onnx.into(),
             source,
             Some(metrics),
             metadata,
@@ -446,8 +591,17 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
         )
         .await
         .map_err(|e| format!("storing the model: {e}"))?;
+    Ok(version.version)
+}
 
-    report.phase(Phase::Gating);
+/// Gating: the job's gate (else the model's) on the test scores; when it passes and an alias was
+/// asked for, the alias moves to the new version. Returns (published, gate failures).
+async fn gate(
+    deps: &Deps,
+    req: &TrainRequest,
+    version: u32,
+    test_eval: &Evaluation,
+) -> Res<(bool, Option<String>)> {
     let gate = match &req.gate {
         Some(g) => g.clone(),
         None => deps
@@ -460,26 +614,10 @@ pub(crate) async fn run(deps: &Deps, req: &TrainRequest, report: &dyn Report) ->
     let mut published = false;
     if let (Ok(()), Some(alias)) = (&gate_result, &req.alias) {
         deps.models
-            .set_alias(&req.model, alias, version.version)
+            .set_alias(&req.model, alias, version)
             .await
             .map_err(|e| format!("moving alias `{alias}`: {e}"))?;
         published = true;
     }
-    Ok(JobResult {
-        model: req.model.clone(),
-        version: version.version,
-        hyperparameters,
-        metric,
-        validation_score,
-        test_scores: test_eval.scores,
-        published,
-        alias: req.alias.clone(),
-        gate_failures: gate_result.err(),
-        split: [
-            ("train".to_string(), parts.train.len()),
-            ("validation".to_string(), parts.validation.len()),
-            ("test".to_string(), parts.test.len()),
-        ]
-        .into(),
-    })
+    Ok((published, gate_result.err()))
 }
