@@ -15,7 +15,7 @@ use crate::pipelines::Pipelines;
 use crate::platform::storage::Storage;
 use crate::platform::tokens::{Bootstrap, Tokens};
 use crate::plugins::{Registry, RegistryOptions, seal};
-use crate::runtime::Runtime;
+use crate::runtime::{ModelRunner, Runtime};
 use crate::warehouse::Warehouse;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -62,39 +62,24 @@ pub struct Host {
 
 /// Build everything: runtime, store, registries, bundled plugins, the API router. Hooks and
 /// pipeline triggers are not running yet; [`start`] starts them with the listener.
+///
+/// Services are built in dependency order, each handed what it uses at construction: the
+/// notification bus and the model registry first, then the plugin registry (whose plugins call
+/// served models), hooks, training jobs and pipelines.
 pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
     let runtime = Arc::new(Runtime::new(&config.engine)?);
     let pooling = runtime.engine.pooling;
     let storage = Storage::open(&config.store_url, &config.s3)?;
-    let key_file =
-        (config.artifact_key_file.clone()).unwrap_or_else(|| config.data_dir.join(seal::KEY_FILE));
-    let seal = Arc::new(seal::Seal::load_or_create(&key_file)?);
-    let registry = Arc::new(Registry::new(
-        runtime.clone(),
-        storage.clone(),
-        RegistryOptions {
-            defaults: config.limits,
-            queue_timeout: config.queue_timeout,
-            local_cache: config.data_dir.join("cache").join("compiled"),
-            max_instances: pooling.then_some(config.engine.max_instances),
-            seal,
-        },
-    ));
+    let bus = Arc::new(Notifier::default());
+    let models = Arc::new(
+        ModelRegistry::open(storage.clone(), config.model_plans, bus.clone())
+            .await
+            .context("loading the model registry")?,
+    );
+    let registry = plugin_registry(config, &runtime, &storage, &models)?;
     let loaded = registry.load_all().await?;
     if config.register_bundled {
-        for (name, bytes) in crate::bundled::PLUGINS {
-            let registered = registry
-                .register_bundled(name, bytes)
-                .await
-                .with_context(|| format!("registering bundled plugin {name}"))?;
-            if let Some(o) = registered {
-                tracing::info!(
-                    plugin = name,
-                    version = o.version,
-                    "bundled plugin registered"
-                );
-            }
-        }
+        register_bundled(&registry).await?;
     }
     let warehouse = Arc::new(Warehouse::new(storage.clone()));
     let hooks = Arc::new(Hooks::new(
@@ -103,40 +88,15 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         warehouse.clone(),
         Arc::new(StoreQueue::new(storage.clone())),
         config.hooks.clone(),
+        bus.clone(),
     ));
     let (hook_count, recovered) = hooks.load().await.context("loading hooks")?;
     if hook_count > 0 || recovered > 0 {
         tracing::info!(hooks = hook_count, recovered, "hooks loaded");
     }
-    let conditional_create = storage
-        .probe_conditional_create()
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!("probing conditional create: {e:#}");
-            false
-        });
     let tokens = Arc::new(Tokens::load(storage.clone(), config.admin_token.as_deref()).await?);
     let bootstrap = tokens.bootstrap(&config.data_dir).await?;
-    let info = serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "store": storage.url(),
-        "pooling_allocator": pooling,
-        "engine_hash": runtime.engine.compatibility_hash(),
-        // Whether create-only PUTs are honoured (Garage and some S3 servers ignore them).
-        // Nothing relies on it; it tells operators whether a second writer could race.
-        "store_conditional_create": conditional_create,
-        "default_limits": config.limits,
-        "queue_timeout_ms": config.queue_timeout.as_millis() as u64,
-        "max_body_bytes": config.max_body_bytes,
-    });
-    // Anyone may ask: liveness only, nothing about the deployment.
-    let health = serde_json::json!({ "status": "ok" });
-    let models = Arc::new(
-        ModelRegistry::open(storage.clone(), config.model_plans)
-            .await
-            .context("loading the model registry")?,
-    );
-    registry.set_model_runner(Arc::new(PluginModels(models.clone())));
+    let info = host_info(config, &runtime, &storage).await;
     let deps = jobs::Deps {
         plugins: registry.clone(),
         models: models.clone(),
@@ -148,9 +108,6 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
             .await
             .context("loading training jobs")?,
     );
-    let bus = Arc::new(Notifier::default());
-    models.set_notifier(bus.clone());
-    hooks.set_notifier(bus.clone());
     let webhooks = Webhooks::open(storage.clone(), config.webhooks_deny_private)
         .await
         .context("loading webhooks")?;
@@ -184,9 +141,10 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
             ..config.body
         })),
         hooks: hooks.clone(),
-        storage: storage.clone(),
+        storage,
         info: Arc::new(info),
-        health: Arc::new(health),
+        // Anyone may ask: liveness only, nothing about the deployment.
+        health: Arc::new(serde_json::json!({ "status": "ok" })),
         max_body_bytes: config.max_body_bytes,
     };
     Ok(Host {
@@ -198,6 +156,78 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         pooling,
         loaded,
         shutdown,
+    })
+}
+
+/// The plugin registry, with the compiled-artifact seal and served models for the `inference`
+/// import.
+fn plugin_registry(
+    config: &HostConfig,
+    runtime: &Arc<Runtime>,
+    storage: &Storage,
+    models: &Arc<ModelRegistry>,
+) -> anyhow::Result<Arc<Registry>> {
+    let key_file =
+        (config.artifact_key_file.clone()).unwrap_or_else(|| config.data_dir.join(seal::KEY_FILE));
+    let seal = Arc::new(seal::Seal::load_or_create(&key_file)?);
+    let opts = RegistryOptions {
+        defaults: config.limits,
+        queue_timeout: config.queue_timeout,
+        local_cache: config.data_dir.join("cache").join("compiled"),
+        max_instances: runtime
+            .engine
+            .pooling
+            .then_some(config.engine.max_instances),
+        seal,
+    };
+    let runner: Arc<dyn ModelRunner> = Arc::new(PluginModels(models.clone()));
+    Ok(Arc::new(Registry::new(
+        runtime.clone(),
+        storage.clone(),
+        opts,
+        Some(runner),
+    )))
+}
+
+/// Register the plugins bundled in the binary (a newer bundled version replaces an older
+/// bundled one, never an uploaded one).
+async fn register_bundled(registry: &Registry) -> anyhow::Result<()> {
+    for (name, bytes) in crate::bundled::PLUGINS {
+        let registered = registry
+            .register_bundled(name, bytes)
+            .await
+            .with_context(|| format!("registering bundled plugin {name}"))?;
+        if let Some(o) = registered {
+            tracing::info!(
+                plugin = name,
+                version = o.version,
+                "bundled plugin registered"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What `GET /v1/info` tells a reader about the deployment.
+async fn host_info(config: &HostConfig, runtime: &Runtime, storage: &Storage) -> serde_json::Value {
+    let conditional_create = storage
+        .probe_conditional_create()
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("probing conditional create: {e:#}");
+            false
+        });
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": storage.url(),
+        "pooling_allocator": runtime.engine.pooling,
+        "engine_hash": runtime.engine.compatibility_hash(),
+        // Whether create-only PUTs are honoured (Garage and some S3 servers ignore them).
+        // Nothing relies on it; it tells operators whether a second writer could race.
+        "store_conditional_create": conditional_create,
+        "default_limits": config.limits,
+        "queue_timeout_ms": config.queue_timeout.as_millis() as u64,
+        "max_body_bytes": config.max_body_bytes,
     })
 }
 
@@ -219,7 +249,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     // Pipelines first: they register their object triggers before the dispatcher runs.
     pipelines.start();
-    hooks.start(shutdown.clone());
+    hooks.start(shutdown.clone(), pipelines.trigger_sink());
     let server = tokio::spawn(serve(
         listener,
         app,

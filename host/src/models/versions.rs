@@ -15,6 +15,7 @@ use super::batcher::{Batcher, Batching, batchable};
 use super::evaluate::METRICS;
 use super::onnx::{LoadError, LoadedModel, Signature, load};
 use super::plans::{PlanCache, PlanLimits};
+use crate::ops::notify::Notifier;
 use crate::platform::clock::now_secs;
 use crate::platform::names::valid_name;
 use crate::platform::storage::Storage;
@@ -196,7 +197,7 @@ pub struct ModelRegistry {
     /// Serialises writers, so version numbers and `model.json` writes never race.
     write: tokio::sync::Mutex<()>,
     /// Where `model.published` goes when an alias moves.
-    notifier: std::sync::OnceLock<Arc<crate::ops::notify::Notifier>>,
+    notifier: Arc<Notifier>,
 }
 
 fn model_key(name: &str) -> String {
@@ -231,7 +232,12 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ModelError> {
 
 impl ModelRegistry {
     /// Load every model's metadata from the store.
-    pub async fn open(storage: Storage, plans: PlanLimits) -> anyhow::Result<ModelRegistry> {
+    /// The registry as the store holds it; alias moves are reported to `notifier`.
+    pub async fn open(
+        storage: Storage,
+        plans: PlanLimits,
+        notifier: Arc<Notifier>,
+    ) -> anyhow::Result<ModelRegistry> {
         let mut models = BTreeMap::new();
         for key in storage.list("models/").await? {
             let Some(rest) = key.strip_prefix("models/") else {
@@ -270,13 +276,8 @@ impl ModelRegistry {
             states: Mutex::default(),
             batchers: Mutex::default(),
             write: tokio::sync::Mutex::new(()),
-            notifier: Default::default(),
+            notifier,
         })
-    }
-
-    /// Report alias moves (`model.published`) to `bus`.
-    pub fn set_notifier(&self, bus: Arc<crate::ops::notify::Notifier>) {
-        let _ = self.notifier.set(bus);
     }
 
     pub fn storage(&self) -> &Storage {
@@ -527,12 +528,10 @@ impl ModelRegistry {
                 Ok(())
             })
             .await?;
-        if let Some(bus) = self.notifier.get() {
-            bus.emit(
-                "model.published",
-                serde_json::json!({"model": name, "alias": alias, "version": version}),
-            );
-        }
+        self.notifier.emit(
+            "model.published",
+            serde_json::json!({"model": name, "alias": alias, "version": version}),
+        );
         Ok(record)
     }
 

@@ -181,9 +181,13 @@ impl Pipelines {
         Ok(this)
     }
 
+    /// What the hooks' dispatcher hands deliveries for pipelines' object triggers to.
+    pub fn trigger_sink(&self) -> Arc<dyn TriggerSink> {
+        Arc::new(Sink(self.me.clone()))
+    }
+
     /// Start cron schedules, object triggers and the interrupted runs.
     pub fn start(self: &Arc<Self>) {
-        self.hooks.set_triggers(Arc::new(Sink(self.me.clone())));
         let names: Vec<String> = self.pipelines.read().unwrap().keys().cloned().collect();
         for name in names {
             self.schedule(&name);

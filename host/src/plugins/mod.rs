@@ -231,8 +231,8 @@ pub struct Registry {
     /// Serialises uploads and deletes so record writes never race.
     writes: tokio::sync::Mutex<()>,
     instances: Option<(Arc<Semaphore>, u32)>,
-    /// Served models, for the `inference` import (set once the model registry exists).
-    models: std::sync::OnceLock<Arc<dyn ModelRunner>>,
+    /// Served models, for the `inference` import.
+    models: Option<Arc<dyn ModelRunner>>,
     /// The store as the `storage` import reads it (for plugins granted prefixes of it).
     objects: Arc<dyn ObjectReader>,
     /// Prometheus series of calls (shared with the API, which serves `/metrics`).
@@ -240,7 +240,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(runtime: Arc<Runtime>, storage: Storage, opts: RegistryOptions) -> Registry {
+    /// A registry whose plugins reach `models` through the `inference` import (their grants
+    /// still decide which); `None` serves no models.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        storage: Storage,
+        opts: RegistryOptions,
+        models: Option<Arc<dyn ModelRunner>>,
+    ) -> Registry {
         let engine_hash = runtime.engine.compatibility_hash();
         let instances = opts
             .max_instances
@@ -254,7 +261,7 @@ impl Registry {
             plugins: RwLock::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
             instances,
-            models: std::sync::OnceLock::new(),
+            models,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -269,11 +276,6 @@ impl Registry {
         self.instances
             .as_ref()
             .map(|(sem, n)| (n.saturating_sub(sem.available_permits() as u32), *n))
-    }
-
-    /// Give plugins access to served models (their grants still decide which).
-    pub fn set_model_runner(&self, runner: Arc<dyn ModelRunner>) {
-        let _ = self.models.set(runner);
     }
 
     pub fn defaults(&self) -> Limits {
@@ -692,7 +694,7 @@ impl Registry {
 
     fn capabilities(&self, live: &LiveVersion) -> Capabilities {
         Capabilities {
-            models: self.models.get().cloned(),
+            models: self.models.clone(),
             objects: (!live.grants.storage.is_empty()).then(|| self.objects.clone()),
             grants: live.grants.clone(),
             env: live.env.clone(),

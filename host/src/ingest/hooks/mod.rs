@@ -18,6 +18,7 @@ use crate::ingest::events::idle;
 use crate::ingest::events::queue::{Backlog, DeadLetter, Delivery, EventQueue};
 use crate::ingest::events::{Event, EventKind};
 use crate::ingest::poller::{Pace, Poller};
+use crate::ops::notify::Notifier;
 use crate::platform::clock::{now_ms, now_us};
 use crate::platform::storage::{ObjectInfo, Storage};
 use crate::plugins::Registry;
@@ -137,7 +138,7 @@ pub struct Hooks {
     /// Pipelines started by object events.
     triggers: std::sync::OnceLock<Arc<dyn TriggerSink>>,
     /// Where `hook.dead_lettered` goes.
-    notifier: std::sync::OnceLock<Arc<crate::ops::notify::Notifier>>,
+    notifier: Arc<Notifier>,
 }
 
 fn record_key(name: &str) -> String {
@@ -151,6 +152,7 @@ impl Hooks {
         warehouse: Arc<Warehouse>,
         queue: Arc<dyn EventQueue>,
         opts: HookOptions,
+        notifier: Arc<Notifier>,
     ) -> Hooks {
         Hooks {
             poller: Arc::new(Poller::new(storage.clone())),
@@ -164,24 +166,12 @@ impl Hooks {
             busy: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
             triggers: Default::default(),
-            notifier: Default::default(),
+            notifier,
         }
-    }
-
-    /// Send deliveries for `sink`'s targets to it.
-    pub fn set_triggers(&self, sink: Arc<dyn TriggerSink>) {
-        let _ = self.triggers.set(sink);
-    }
-
-    /// Report dead letters to `bus`.
-    pub fn set_notifier(&self, bus: Arc<crate::ops::notify::Notifier>) {
-        let _ = self.notifier.set(bus);
     }
 
     pub(crate) fn notify(&self, kind: &str, data: serde_json::Value) {
-        if let Some(bus) = self.notifier.get() {
-            bus.emit(kind, data);
-        }
+        self.notifier.emit(kind, data);
     }
 
     /// Start watching a user prefix for a trigger: objects there now are not events, every
@@ -226,7 +216,14 @@ impl Hooks {
 
     /// Start the dispatcher and the poller; the dispatcher stops taking deliveries when
     /// `shutdown` is cancelled (they stay queued in the store for the next start).
-    pub fn start(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    /// Start the dispatcher and the poller; deliveries for `triggers`' targets (pipelines with
+    /// object triggers) go to it.
+    pub fn start(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+        triggers: Arc<dyn TriggerSink>,
+    ) {
+        let _ = self.triggers.set(triggers);
         let this = self.clone();
         tokio::spawn(async move {
             tokio::select! {
