@@ -82,18 +82,7 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         register_bundled(&registry).await?;
     }
     let warehouse = Arc::new(Warehouse::new(storage.clone()));
-    let hooks = Arc::new(Hooks::new(
-        storage.clone(),
-        registry.clone(),
-        warehouse.clone(),
-        Arc::new(StoreQueue::new(storage.clone())),
-        config.hooks.clone(),
-        bus.clone(),
-    ));
-    let (hook_count, recovered) = hooks.load().await.context("loading hooks")?;
-    if hook_count > 0 || recovered > 0 {
-        tracing::info!(hooks = hook_count, recovered, "hooks loaded");
-    }
+    let hooks = load_hooks(config, &storage, &registry, &warehouse, &bus).await?;
     let tokens = Arc::new(Tokens::load(storage.clone(), config.admin_token.as_deref()).await?);
     let bootstrap = tokens.bootstrap(&config.data_dir).await?;
     let info = host_info(config, &runtime, &storage).await;
@@ -115,13 +104,7 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
     let pipelines = Pipelines::open(deps, bus.clone(), hooks.clone())
         .await
         .context("loading pipelines")?;
-    let alerts = Alerts::new(config.alerts.clone());
-    let (sampled_registry, sampled_hooks) = (registry.clone(), hooks.clone());
-    alerts.start(
-        config.alert_interval,
-        move || alert_sample(&sampled_registry, &sampled_hooks),
-        bus.clone(),
-    );
+    let alerts = start_alerts(config, &registry, &hooks, &bus);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let state = AppState {
         registry: registry.clone(),
@@ -137,7 +120,7 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         streams: Default::default(),
         body_budget: Arc::new(api::body::BodyBudget::new(api::body::BodyOptions {
             // A body the host accepts must fit in the budget on its own.
-            budget_bytes: config.body.budget_bytes.max(config.max_body_bytes),
+            budget_bytes: (config.body.budget_bytes).max(config.max_body_bytes),
             ..config.body
         })),
         hooks: hooks.clone(),
@@ -157,6 +140,46 @@ pub async fn build(config: &HostConfig) -> anyhow::Result<Host> {
         loaded,
         shutdown,
     })
+}
+
+/// The hooks as the store holds them, their interrupted deliveries recovered.
+async fn load_hooks(
+    config: &HostConfig,
+    storage: &Storage,
+    registry: &Arc<Registry>,
+    warehouse: &Arc<Warehouse>,
+    bus: &Arc<Notifier>,
+) -> anyhow::Result<Arc<Hooks>> {
+    let hooks = Arc::new(Hooks::new(
+        storage.clone(),
+        registry.clone(),
+        warehouse.clone(),
+        Arc::new(StoreQueue::new(storage.clone())),
+        config.hooks.clone(),
+        bus.clone(),
+    ));
+    let (hook_count, recovered) = hooks.load().await.context("loading hooks")?;
+    if hook_count > 0 || recovered > 0 {
+        tracing::info!(hooks = hook_count, recovered, "hooks loaded");
+    }
+    Ok(hooks)
+}
+
+/// Alert rules, evaluated on the plugin registry's and the hooks' figures.
+fn start_alerts(
+    config: &HostConfig,
+    registry: &Arc<Registry>,
+    hooks: &Arc<Hooks>,
+    bus: &Arc<Notifier>,
+) -> Arc<Alerts> {
+    let alerts = Alerts::new(config.alerts.clone());
+    let (registry, hooks) = (registry.clone(), hooks.clone());
+    alerts.start(
+        config.alert_interval,
+        move || alert_sample(&registry, &hooks),
+        bus.clone(),
+    );
+    alerts
 }
 
 /// The plugin registry, with the compiled-artifact seal and served models for the `inference`

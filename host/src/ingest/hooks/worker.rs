@@ -81,49 +81,64 @@ impl Hooks {
         s.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let spec = hook.spec();
+        self.settle(
+            hook,
+            &d,
+            &settle,
+            spec.max_retries(),
+            spec.backoff(d.attempts + 1),
+        )
+        .await;
+        self.count(hook, &d, settle, spec.max_retries());
+    }
+
+    /// Tell the queue how the delivery ended, retrying while the store refuses (a full or
+    /// unreachable store must not lose the outcome).
+    async fn settle(
+        &self,
+        hook: &Hook,
+        d: &Delivery,
+        settle: &Settle,
+        max_retries: u32,
+        retry_after: Duration,
+    ) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let r = match &settle {
+            let r = match settle {
                 Settle::Processed
                 | Settle::Duplicate
                 | Settle::Superseded
                 | Settle::Retracted(_)
-                | Settle::Skipped(_) => self.queue.ack(&d).await,
-                Settle::Retry(e) if d.attempts >= spec.max_retries() => {
-                    self.queue
-                        .dead_letter(
-                            &d,
-                            &format!("failed {} times; last error: {e}", d.attempts + 1),
-                        )
-                        .await
+                | Settle::Skipped(_) => self.queue.ack(d).await,
+                Settle::Retry(e) if d.attempts >= max_retries => {
+                    let why = format!("failed {} times; last error: {e}", d.attempts + 1);
+                    self.queue.dead_letter(d, &why).await
                 }
                 Settle::Retry(e) => {
                     self.queue
-                        .retry(d.clone(), e.clone(), spec.backoff(d.attempts + 1), true)
+                        .retry(d.clone(), e.clone(), retry_after, true)
                         .await
                 }
                 Settle::Transient(e) => {
-                    self.queue
-                        .retry(d.clone(), e.clone(), Duration::from_secs(1), false)
-                        .await
+                    let later = Duration::from_secs(1);
+                    self.queue.retry(d.clone(), e.clone(), later, false).await
                 }
-                Settle::Dead(reason) => self.queue.dead_letter(&d, reason).await,
+                Settle::Dead(reason) => self.queue.dead_letter(d, reason).await,
             };
-            match r {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(hook = d.hook, "settling a delivery failed, retrying: {e:#}");
-                    // Shown in the hook's status while it lasts (a full or unreachable store),
-                    // without the chain: store paths and endpoints go to the log only.
-                    s.error(
-                        now_ms(),
-                        &format!("settling a delivery failed, retrying: {e}"),
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(SETTLE_BACKOFF_MAX);
-                }
-            }
+            let Err(e) = r else { return };
+            tracing::warn!(hook = d.hook, "settling a delivery failed, retrying: {e:#}");
+            // Shown in the hook's status while it lasts (a full or unreachable store), without
+            // the chain: store paths and endpoints go to the log only.
+            let shown = format!("settling a delivery failed, retrying: {e}");
+            hook.stats.error(now_ms(), &shown);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(SETTLE_BACKOFF_MAX);
         }
+    }
+
+    /// Count a settled delivery in the hook's stats.
+    fn count(&self, hook: &Hook, d: &Delivery, settle: Settle, max_retries: u32) {
+        let s = &hook.stats;
         match settle {
             Settle::Processed => {
                 HookStats::inc(&s.processed);
@@ -142,9 +157,9 @@ impl Hooks {
             Settle::Retry(e) => {
                 HookStats::inc(&s.failed);
                 s.error(now_ms(), &e);
-                if d.attempts >= spec.max_retries() {
+                if d.attempts >= max_retries {
                     HookStats::inc(&s.dead_lettered);
-                    self.dead_lettered(&d, &e);
+                    self.dead_lettered(d, &e);
                 }
             }
             Settle::Transient(e) => s.error(now_ms(), &e),
@@ -152,7 +167,7 @@ impl Hooks {
                 HookStats::inc(&s.failed);
                 HookStats::inc(&s.dead_lettered);
                 s.error(now_ms(), &e);
-                self.dead_lettered(&d, &e);
+                self.dead_lettered(d, &e);
             }
         }
     }
@@ -269,111 +284,45 @@ impl Hooks {
     }
 
     async fn create(&self, hook: &Arc<Hook>, d: &Delivery) -> Settle {
+        self.try_create(hook, d)
+            .await
+            .unwrap_or_else(|settle| settle)
+    }
+
+    /// Run the hook's plugin on the event's object and commit its output; `Err` ends the
+    /// delivery early (with what to tell the queue).
+    async fn try_create(&self, hook: &Arc<Hook>, d: &Delivery) -> Result<Settle, Settle> {
         let ev = &d.event;
         let spec = hook.spec();
         let name = hook.record().name;
-        match self.warehouse.committed(&spec.output, &d.id).await {
-            Err(e) => return transient(e),
-            Ok(Some(m)) => {
-                // Done before (crash after commit, or the same version reported twice): finish
-                // what may not have happened — replacing older versions' parts, announcing this
-                // one downstream — and nothing else.
-                if let Err(s) = self.replace_older(hook, d).await {
-                    return s;
-                }
-                return match self.announce(&name, ev, &spec.output, &m).await {
-                    Ok(()) => Settle::Duplicate,
-                    Err(s) => s,
-                };
-            }
-            Ok(None) => {}
+        if let Some(m) = self
+            .warehouse
+            .committed(&spec.output, &d.id)
+            .await
+            .map_err(transient)?
+        {
+            // Done before (crash after commit, or the same version reported twice): finish what
+            // may not have happened — replacing older versions' parts, announcing this one
+            // downstream — and nothing else.
+            self.replace_older(hook, d).await?;
+            self.announce(&name, ev, &spec.output, &m).await?;
+            return Ok(Settle::Duplicate);
         }
         let Some(entry) = self.registry.get(&spec.plugin) else {
-            return Settle::Dead(format!("plugin {:?} no longer exists", spec.plugin));
+            return Err(Settle::Dead(format!(
+                "plugin {:?} no longer exists",
+                spec.plugin
+            )));
         };
         let live = entry.live();
-        let world = live.prepared.world();
-
-        // Read the input: a dataset part, or a user object (checked to be the event's version).
-        let from_part = parse_part_key(&ev.key).is_some();
-        let (raw, etag) = if from_part {
-            match self.warehouse.read_part(&ev.key).await {
-                Err(e) => return transient(e),
-                Ok(None) => {
-                    return Settle::Skipped("part was retracted before it was processed".into());
-                }
-                Ok(Some((schema, batches))) => match formats::encode_ipc(&schema, &batches) {
-                    Ok(ipc) => (ipc, None),
-                    Err(e) => return Settle::Dead(format!("reading part {}: {e}", ev.key)),
-                },
-            }
-        } else {
-            match self.storage.get_info(&ev.key).await {
-                Err(e) => return transient(e),
-                Ok(None) => {
-                    return Settle::Skipped("object was deleted before it was processed".into());
-                }
-                Ok(Some((bytes, info))) => {
-                    let now = crate::ingest::poller::token(&info);
-                    let want = crate::ingest::events::version_token(
-                        ev.etag.as_deref(),
-                        ev.version.as_deref(),
-                    );
-                    if want.is_some_and(|w| w != now) {
-                        return Settle::Superseded;
-                    }
-                    (bytes.to_vec(), Some(now))
-                }
-            }
-        };
-        let call = match world {
-            World::Collector => Call::Collect(PluginSource {
-                content_type: if from_part {
-                    formats::ARROW_STREAM
-                } else {
-                    content_type(&ev.key)
-                }
-                .to_string(),
-                name: Some(ev.key.clone()),
-                data: raw,
-            }),
-            World::Cleaner | World::Transform => {
-                let ipc = if from_part {
-                    raw
-                } else {
-                    match table_input(&ev.key, raw).await {
-                        Ok(ipc) => ipc,
-                        Err(e) => return Settle::Dead(e),
-                    }
-                };
-                if world == World::Cleaner {
-                    Call::Clean(ipc)
-                } else {
-                    Call::FitApply(ipc)
-                }
-            }
-            w @ (World::Trainer | World::Http) => {
-                return Settle::Dead(format!("{} is a {w}", spec.plugin));
-            }
-        };
-        let outcome = match self
+        let input = self.read_input(ev).await?;
+        let etag = input.etag.clone();
+        let call = plugin_call(live.prepared.world(), &spec.plugin, ev, input).await?;
+        let outcome = self
             .registry
             .call_queued(&entry, live, call, spec.config_pairs(), spec.timeout_ms)
             .await
-        {
-            Ok(o) => o,
-            Err(CallError::Invoke(
-                e @ (InvokeError::InvalidInput(_)
-                | InvokeError::InvalidConfig(_)
-                | InvokeError::WrongWorld(_)),
-            )) => return Settle::Dead(e.to_string()),
-            Err(CallError::NotFound(p)) => {
-                return Settle::Dead(format!("plugin {p:?} no longer exists"));
-            }
-            // Over the plugin's rate or quota: wait, without spending an attempt.
-            Err(CallError::Limited(r)) => return Settle::Transient(r.to_string()),
-            Err(e) => return Settle::Retry(e.to_string()),
-        };
+            .map_err(settle_call_error)?;
         let child = ev.child_lineage(&name);
         let lineage = PartLineage {
             hook: child.hook,
@@ -382,25 +331,109 @@ impl Hooks {
             depth: child.depth,
             root: child.root,
         };
-        let manifest = match self
+        let manifest = self
             .warehouse
             .commit(&spec.output, &d.id, outcome.output, lineage)
             .await
-        {
-            Ok(m) => m,
-            Err(e @ (CommitError::SchemaMismatch { .. } | CommitError::Invalid(_))) => {
-                return Settle::Dead(e.to_string());
-            }
-            Err(CommitError::Storage(e)) => return transient(e),
-        };
+            .map_err(|e| match e {
+                CommitError::SchemaMismatch { .. } | CommitError::Invalid(_) => {
+                    Settle::Dead(e.to_string())
+                }
+                CommitError::Storage(e) => transient(e),
+            })?;
         // Parts made from older versions of this object are replaced by this one.
-        if let Err(s) = self.replace_older(hook, d).await {
-            return s;
+        self.replace_older(hook, d).await?;
+        self.announce(&name, ev, &spec.output, &manifest).await?;
+        Ok(Settle::Processed)
+    }
+
+    /// The event's input: a dataset part, or a user object checked to be the event's version.
+    async fn read_input(&self, ev: &Event) -> Result<Input, Settle> {
+        if parse_part_key(&ev.key).is_some() {
+            let Some((schema, batches)) =
+                self.warehouse.read_part(&ev.key).await.map_err(transient)?
+            else {
+                return Err(Settle::Skipped(
+                    "part was retracted before it was processed".into(),
+                ));
+            };
+            let ipc = formats::encode_ipc(&schema, &batches)
+                .map_err(|e| Settle::Dead(format!("reading part {}: {e}", ev.key)))?;
+            return Ok(Input {
+                raw: ipc,
+                etag: None,
+                from_part: true,
+            });
         }
-        match self.announce(&name, ev, &spec.output, &manifest).await {
-            Ok(()) => Settle::Processed,
-            Err(s) => s,
+        let Some((bytes, info)) = self.storage.get_info(&ev.key).await.map_err(transient)? else {
+            return Err(Settle::Skipped(
+                "object was deleted before it was processed".into(),
+            ));
+        };
+        let now = crate::ingest::poller::token(&info);
+        let want = crate::ingest::events::version_token(ev.etag.as_deref(), ev.version.as_deref());
+        if want.is_some_and(|w| w != now) {
+            return Err(Settle::Superseded);
         }
+        Ok(Input {
+            raw: bytes.to_vec(),
+            etag: Some(now),
+            from_part: false,
+        })
+    }
+}
+
+/// What a delivery's plugin reads.
+struct Input {
+    raw: Vec<u8>,
+    /// The object version read (none for dataset parts).
+    etag: Option<String>,
+    from_part: bool,
+}
+
+/// The call `world` takes for `input`: collectors get the raw bytes with a content type,
+/// cleaners and transforms an Arrow IPC stream.
+async fn plugin_call(world: World, plugin: &str, ev: &Event, input: Input) -> Result<Call, Settle> {
+    let Input { raw, from_part, .. } = input;
+    match world {
+        World::Collector => Ok(Call::Collect(PluginSource {
+            content_type: if from_part {
+                formats::ARROW_STREAM
+            } else {
+                content_type(&ev.key)
+            }
+            .to_string(),
+            name: Some(ev.key.clone()),
+            data: raw,
+        })),
+        World::Cleaner | World::Transform => {
+            let ipc = if from_part {
+                raw
+            } else {
+                table_input(&ev.key, raw).await.map_err(Settle::Dead)?
+            };
+            Ok(if world == World::Cleaner {
+                Call::Clean(ipc)
+            } else {
+                Call::FitApply(ipc)
+            })
+        }
+        w @ (World::Trainer | World::Http) => Err(Settle::Dead(format!("{plugin} is a {w}"))),
+    }
+}
+
+/// How a failed plugin call ends the delivery: bad input or a gone plugin for good, a rate or
+/// quota refusal by waiting (without spending an attempt), anything else by a retry.
+fn settle_call_error(e: CallError) -> Settle {
+    match e {
+        CallError::Invoke(
+            e @ (InvokeError::InvalidInput(_)
+            | InvokeError::InvalidConfig(_)
+            | InvokeError::WrongWorld(_)),
+        ) => Settle::Dead(e.to_string()),
+        CallError::NotFound(p) => Settle::Dead(format!("plugin {p:?} no longer exists")),
+        CallError::Limited(r) => Settle::Transient(r.to_string()),
+        e => Settle::Retry(e.to_string()),
     }
 }
 
