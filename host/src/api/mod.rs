@@ -113,8 +113,34 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
+/// Every route of the API, grouped by the centre it serves, with the fallbacks and the body
+/// limits every route shares.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
+    Router::new()
+        .merge(host_routes())
+        .merge(plugin_routes())
+        .merge(ingest_routes())
+        .merge(model_routes())
+        .merge(pipeline_routes())
+        .merge(ops_routes())
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.body_budget.clone(),
+            body::guard,
+        ))
+        .with_state(state)
+}
+
+/// The host itself: landing page, docs, health, info, metrics and tokens.
+fn host_routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/docs", get(home::docs))
@@ -124,6 +150,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/info", get(info))
         .route("/metrics", get(metrics::scrape))
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+}
+
+/// Plugins: upload, versions, invoke, and HTTP functions at `/fn`.
+fn plugin_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",
@@ -135,8 +168,11 @@ pub fn router(state: AppState) -> Router {
         .route("/fn/{name}", any(functions::call))
         .route("/fn/{name}/", any(functions::call))
         .route("/fn/{name}/{*rest}", any(functions::call))
-        .route("/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+}
+
+/// Data collection and the warehouse: objects, S3 notifications, hooks, datasets.
+fn ingest_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/objects", get(objects::list))
         .route(
             "/v1/objects/{*key}",
@@ -159,34 +195,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/datasets/{name}/rows", get(datasets::rows))
         .route("/v1/datasets/{name}/parts", post(datasets::add_part))
+}
+
+/// Models: training jobs, the model registry and Open Inference Protocol v2 serving.
+fn model_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/train", post(train::submit).get(train::list))
         .route("/v1/train/{id}", get(train::show))
-        .route("/v1/pipelines", get(pipelines::list))
-        .route(
-            "/v1/pipelines/{name}",
-            put(pipelines::put)
-                .get(pipelines::show)
-                .delete(pipelines::delete),
-        )
-        .route(
-            "/v1/pipelines/{name}/runs",
-            post(pipelines::start).get(pipelines::runs),
-        )
-        .route("/v1/runs/{id}", get(pipelines::show_run))
-        .route("/v1/runs/{id}/events", get(pipelines::events))
-        .route("/v1/runs/{id}/cancel", post(pipelines::cancel))
-        .route(
-            "/v1/notifications/webhooks",
-            get(notifications::list_webhooks),
-        )
-        .route(
-            "/v1/notifications/webhooks/{name}",
-            put(notifications::put_webhook)
-                .get(notifications::show_webhook)
-                .delete(notifications::delete_webhook),
-        )
-        .route("/v1/events/stream", get(notifications::stream))
-        .route("/v1/alerts", get(notifications::alerts))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{name}", put(models::upload).get(models::show))
         .route(
@@ -217,19 +232,42 @@ pub fn router(state: AppState) -> Router {
             "/v2/models/{name}/versions/{version}/infer",
             post(inference::version_infer),
         )
-        .fallback(|| async { error::ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            error::ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed on this route",
-            )
-        })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.body_budget.clone(),
-            body::guard,
-        ))
-        .with_state(state)
+}
+
+/// Pipelines and their runs.
+fn pipeline_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/pipelines", get(pipelines::list))
+        .route(
+            "/v1/pipelines/{name}",
+            put(pipelines::put)
+                .get(pipelines::show)
+                .delete(pipelines::delete),
+        )
+        .route(
+            "/v1/pipelines/{name}/runs",
+            post(pipelines::start).get(pipelines::runs),
+        )
+        .route("/v1/runs/{id}", get(pipelines::show_run))
+        .route("/v1/runs/{id}/events", get(pipelines::events))
+        .route("/v1/runs/{id}/cancel", post(pipelines::cancel))
+}
+
+/// Notifications: webhooks, the event stream and alerts.
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/notifications/webhooks",
+            get(notifications::list_webhooks),
+        )
+        .route(
+            "/v1/notifications/webhooks/{name}",
+            put(notifications::put_webhook)
+                .get(notifications::show_webhook)
+                .delete(notifications::delete_webhook),
+        )
+        .route("/v1/events/stream", get(notifications::stream))
+        .route("/v1/alerts", get(notifications::alerts))
 }
 
 async fn info(_: Authed<READER>, State(state): State<AppState>) -> Json<serde_json::Value> {
