@@ -202,22 +202,6 @@ async fn hold(budget: &BodyBudget, n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Authenticate, then read the body. On an auth failure the body is drained (see [`drain`]).
-pub async fn read_authorized<A>(
-    auth: Result<A, ApiError>,
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    match auth {
-        Ok(_) => read(body, limit).await,
-        Err(e) => {
-            drain(headers, body, limit).await;
-            Err(e)
-        }
-    }
-}
-
 /// Before answering a request with an error without reading its body: read and drop up to
 /// `min(limit, DRAIN_ON_REJECT)` bytes of it for at most [`DRAIN_TIMEOUT`], so a client still
 /// sending sees the answer rather than a connection reset; nothing when it sent
@@ -244,4 +228,43 @@ async fn drain_frames(mut body: Body, max: usize) {
         }
     };
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+}
+
+/// An authenticated request body: the caller's token is checked for the role `MIN`, then the
+/// body is read up to `LIMIT` bytes (0: the host's `max_body_bytes`). On an auth failure the body
+/// is drained before the error is answered (see [`drain`]), so a client still sending reads the
+/// answer rather than a reset. Being the body extractor, it goes last among a handler's
+/// arguments.
+pub struct AuthedBody<const MIN: u8, const LIMIT: usize = 0> {
+    pub role: crate::platform::tokens::Role,
+    pub bytes: Bytes,
+}
+
+impl<const MIN: u8, const LIMIT: usize> axum::extract::FromRequest<super::AppState>
+    for AuthedBody<MIN, LIMIT>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &super::AppState,
+    ) -> Result<Self, ApiError> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let auth = super::auth::Authed::<MIN>::from_request_parts(&mut parts, state).await;
+        let limit = if LIMIT == 0 {
+            state.max_body_bytes
+        } else {
+            LIMIT
+        };
+        let role = match auth {
+            Ok(super::auth::Authed(role)) => role,
+            Err(e) => {
+                drain(&parts.headers, body, limit).await;
+                return Err(e);
+            }
+        };
+        let bytes = read(body, limit).await?;
+        Ok(AuthedBody { role, bytes })
+    }
 }

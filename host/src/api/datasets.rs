@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, INVOKER, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use crate::ingest::events::{Event, EventKind, Lineage};
@@ -186,13 +187,11 @@ fn encoded(
 /// `POST /v1/datasets/{name}/parts`: add a table (Arrow IPC, CSV, NDJSON or Parquet body) as a
 /// part, as a collector's output would be; hooks on the dataset fire.
 pub async fn add_part(
-    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
     headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<INVOKER>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     if !crate::platform::names::valid_name(&name) {
         return Err(ApiError::bad_request(format!(
             "{name:?} is not a dataset name"

@@ -6,24 +6,21 @@
 //! On an `s3://` store, records naming another bucket are ignored (counted in the answer).
 
 use super::AppState;
-use super::auth::{Authed, INVOKER};
+use super::auth::INVOKER;
+use super::body::AuthedBody;
 use super::error::ApiError;
 use crate::ingest::events::s3;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 /// Largest notification body (AWS batches are well under 256 KiB).
 const MAX_NOTIFICATION_BYTES: usize = 4 << 20;
 
 pub async fn s3_notification(
-    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<INVOKER, MAX_NOTIFICATION_BYTES>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, MAX_NOTIFICATION_BYTES).await?;
     let parsed = s3::parse(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let our_bucket = state
         .storage

@@ -2,14 +2,14 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use crate::ingest::hooks::HookError;
 use crate::ingest::hooks::spec::HookSpec;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 /// Largest hook spec accepted.
@@ -26,13 +26,10 @@ impl From<HookError> for ApiError {
 }
 
 pub async fn put(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<ADMIN, MAX_SPEC_BYTES>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, MAX_SPEC_BYTES).await?;
     let spec: HookSpec = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("hook spec: {e}")))?;
     let created = state.hooks.put(&name, spec).await?;

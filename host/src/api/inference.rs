@@ -9,6 +9,7 @@
 
 use super::AppState;
 use super::auth::{Authed, INVOKER, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::oip_binary;
 use super::path::{Param, Params};
@@ -18,7 +19,6 @@ use crate::models::onnx::LoadedModel;
 use crate::models::transforms::{self, TransformError};
 use crate::models::versions::ModelVersion;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
@@ -197,13 +197,11 @@ async fn infer(
 }
 
 pub async fn model_infer(
-    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
     headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<INVOKER>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let v = state.models.resolve(&name, None)?;
     timed_infer(&state, v, &headers, body).await
 }
@@ -226,13 +224,11 @@ async fn timed_infer(
 }
 
 pub async fn version_infer(
-    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
     Params((name, version)): Params<(String, String)>,
     headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<INVOKER>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let v = state.models.resolve(&name, Some(&version))?;
     timed_infer(&state, v, &headers, body).await
 }

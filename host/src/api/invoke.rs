@@ -5,7 +5,8 @@
 //! collectors given something else). Query parameters are the plugin's config, in order.
 
 use super::AppState;
-use super::auth::{Authed, INVOKER};
+use super::auth::INVOKER;
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use crate::platform::formats::{self, Format};
@@ -22,14 +23,12 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 pub async fn invoke(
-    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<INVOKER>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let config: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()

@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::{Param, Params};
 use crate::models::batcher::Batching;
@@ -11,9 +12,8 @@ use crate::models::versions::{
     Gate, ModelError, ModelRecord, ModelVersion, Provenance, check_alias, check_name,
 };
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -89,14 +89,11 @@ pub struct UploadQuery {
 }
 
 pub async fn upload(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<ADMIN>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: send the .onnx file"));
@@ -126,15 +123,12 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(version)).into_response())
 }
 
-/// A small authenticated JSON body; a 400 shows `expected` when it does not parse.
-async fn small_json<T: serde::de::DeserializeOwned>(
-    auth: Result<Authed<ADMIN>, ApiError>,
-    headers: &HeaderMap,
-    body: Body,
-    expected: &str,
-) -> Result<T, ApiError> {
-    let body = super::body::read_authorized(auth, headers, body, 64 << 10).await?;
-    serde_json::from_slice(&body)
+/// Settings bodies are small JSON objects.
+type SmallBody = AuthedBody<ADMIN, { 64 << 10 }>;
+
+/// A settings body as `T`; a 400 shows `expected` when it does not parse.
+fn small_json<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("body must be {expected}: {e}")))
 }
 
@@ -145,13 +139,11 @@ pub struct AliasBody {
 }
 
 pub async fn put_alias(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Params((name, alias)): Params<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: SmallBody,
 ) -> Result<Json<ModelRecord>, ApiError> {
-    let AliasBody { version } = small_json(auth, &headers, body, r#"{"version": N}"#).await?;
+    let AliasBody { version } = small_json(&body, r#"{"version": N}"#)?;
     Ok(Json(state.models.set_alias(&name, &alias, version).await?))
 }
 
@@ -164,27 +156,23 @@ pub async fn delete_alias(
 }
 
 pub async fn put_gate(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: SmallBody,
 ) -> Result<Json<ModelRecord>, ApiError> {
-    let gate: Gate = small_json(auth, &headers, body, r#"an object like {"min_auc": 0.9}"#).await?;
+    let gate: Gate = small_json(&body, r#"an object like {"min_auc": 0.9}"#)?;
     Ok(Json(state.models.set_gate(&name, gate).await?))
 }
 
 /// `PUT /v1/models/{name}/batching`: `{"max_batch_size": 32, "max_queue_delay_us": 500}` turns
 /// dynamic batching on, `null` turns it off.
 pub async fn put_batching(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: SmallBody,
 ) -> Result<Json<ModelRecord>, ApiError> {
     let expected = r#"{"max_batch_size": N, "max_queue_delay_us": N} or null"#;
-    let batching: Option<Batching> = small_json(auth, &headers, body, expected).await?;
+    let batching: Option<Batching> = small_json(&body, expected)?;
     Ok(Json(state.models.set_batching(&name, batching).await?))
 }
 

@@ -4,15 +4,15 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use super::sse::{self, Pick};
 use crate::ops::notify::valid_filter;
 use crate::ops::notify::webhooks::WebhookSpec;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -20,13 +20,10 @@ use serde::Deserialize;
 use std::convert::Infallible;
 
 pub async fn put_webhook(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<ADMIN, { 64 << 10 }>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, 64 << 10).await?;
     let spec: WebhookSpec = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("webhook: {e}")))?;
     let created = state

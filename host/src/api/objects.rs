@@ -6,12 +6,13 @@
 
 use super::AppState;
 use super::auth::{Authed, INVOKER, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use crate::platform::storage::{self, is_reserved};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -48,13 +49,10 @@ fn checked_key(
 }
 
 pub async fn put(
-    auth: Result<Authed<INVOKER>, ApiError>,
     State(state): State<AppState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<INVOKER>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let key = checked_key(&state.storage, path)?;
     let started = crate::platform::clock::now_us();
     let info = state

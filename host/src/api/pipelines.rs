@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, INVOKER, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use super::sse::{self, Pick};
@@ -11,7 +12,6 @@ use crate::pipelines::PipelineError;
 use crate::pipelines::record::Trigger;
 use crate::platform::tokens::Role;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, Sse};
@@ -60,13 +60,11 @@ fn view(state: &AppState, name: &str, role: Role) -> Option<serde_json::Value> {
 
 /// `PUT /v1/pipelines/{name}`: a TOML file (or JSON with `Content-Type: application/json`).
 pub async fn put(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
     headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<ADMIN, MAX_SPEC_BYTES>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, MAX_SPEC_BYTES).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("a pipeline file is UTF-8 text"))?;
     let json = headers

@@ -9,6 +9,7 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use crate::platform::names::valid_name;
@@ -18,7 +19,6 @@ use crate::runtime::World;
 use crate::runtime::{Grants, valid_host_pattern, valid_storage_prefix};
 use crate::runtime::{LimitOverrides, Limits};
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -216,14 +216,12 @@ impl LimitQuery {
 }
 
 pub async fn upload(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
     Param(name): Param,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<ADMIN>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, state.max_body_bytes).await?;
     let settings = parse_settings(query.as_deref(), &headers)?;
     // Its own task: an upload that reached its commit point finishes even if the client leaves.
     let registry = state.registry.clone();

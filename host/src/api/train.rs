@@ -3,23 +3,20 @@
 
 use super::AppState;
 use super::auth::{ADMIN, Authed, READER};
+use super::body::AuthedBody;
 use super::error::ApiError;
 use super::path::Param;
 use crate::models::train::spec::TrainRequest;
 use crate::models::train::{Job, SubmitError};
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 pub async fn submit(
-    auth: Result<Authed<ADMIN>, ApiError>,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    AuthedBody { bytes: body, .. }: AuthedBody<ADMIN, { 1 << 20 }>,
 ) -> Result<Response, ApiError> {
-    let body = super::body::read_authorized(auth, &headers, body, 1 << 20).await?;
     let request: TrainRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid training request: {e}")))?;
     let job = state.jobs.submit(request).await.map_err(|e| match e {
