@@ -40,24 +40,57 @@ pub async fn invoke(
     // The version looked at here is the one called, even if a swap lands in between.
     let live = entry.live();
     let world = live.prepared.world();
-    let content_type = header_str(&headers, header::CONTENT_TYPE);
-    let input_format = content_type.and_then(Format::from_media_type);
+    let (call, default_out) = plugin_call(world, &name, &headers, body).await?;
+    let out_format = formats::negotiate(header_str(&headers, header::ACCEPT), default_out)
+        .map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e))?;
 
-    let (call, default_out) = match world {
+    let outcome = state
+        .registry
+        .call_version(&entry, live.clone(), call, config)
+        .await?;
+    let stats = outcome.stats;
+    let state_len = outcome.state.as_ref().map(|s| s.len());
+    let output = outcome.output;
+    let bytes = tokio::task::spawn_blocking(move || formats::from_ipc(out_format, &output))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("plugin output: {e}")))?;
+
+    let mut resp = Response::new(Body::from(bytes));
+    call_headers(
+        resp.headers_mut(),
+        out_format,
+        live.version,
+        &stats,
+        state_len,
+    );
+    Ok(resp)
+}
+
+/// The call `world` takes for a request body, and the output format when `Accept` names none:
+/// collectors get the bytes with their content type, cleaners and transforms a table.
+async fn plugin_call(
+    world: World,
+    name: &str,
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+) -> Result<(Call, Format), ApiError> {
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    let input_format = content_type.and_then(Format::from_media_type);
+    match world {
         World::Collector => {
-            let ct = content_type
-                .unwrap_or("application/octet-stream")
-                .to_string();
             let source = Source {
-                content_type: ct,
-                name: header_str(&headers, header::HeaderName::from_static("x-aimass-source"))
+                content_type: content_type
+                    .unwrap_or("application/octet-stream")
+                    .to_string(),
+                name: header_str(headers, header::HeaderName::from_static("x-aimass-source"))
                     .map(str::to_string),
                 data: body.to_vec(),
             };
-            (
+            Ok((
                 Call::Collect(source),
                 input_format.unwrap_or(Format::ArrowStream),
-            )
+            ))
         }
         World::Cleaner | World::Transform => {
             let fmt = input_format.ok_or_else(|| {
@@ -79,41 +112,30 @@ pub async fn invoke(
             } else {
                 Call::FitApply(ipc)
             };
-            (call, fmt)
+            Ok((call, fmt))
         }
-        World::Trainer => {
-            return Err(ApiError::bad_request(format!(
-                "{name} is a trainer: trainers run as training jobs, not through invoke"
-            )));
-        }
-        World::Http => {
-            return Err(ApiError::bad_request(format!(
-                "{name} is an HTTP function: call it at /fn/{name}/"
-            )));
-        }
-    };
-    let out_format = formats::negotiate(header_str(&headers, header::ACCEPT), default_out)
-        .map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e))?;
+        World::Trainer => Err(ApiError::bad_request(format!(
+            "{name} is a trainer: trainers run as training jobs, not through invoke"
+        ))),
+        World::Http => Err(ApiError::bad_request(format!(
+            "{name} is an HTTP function: call it at /fn/{name}/"
+        ))),
+    }
+}
 
-    let outcome = state
-        .registry
-        .call_version(&entry, live.clone(), call, config)
-        .await?;
-    let stats = outcome.stats;
-    let state_len = outcome.state.as_ref().map(|s| s.len());
-    let output = outcome.output;
-    let bytes = tokio::task::spawn_blocking(move || formats::from_ipc(out_format, &output))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format!("plugin output: {e}")))?;
-
-    let mut resp = Response::new(Body::from(bytes));
-    let h = resp.headers_mut();
+/// What a call cost, for the caller: version, fuel, instantiate and total time, state size.
+fn call_headers(
+    h: &mut HeaderMap,
+    format: Format,
+    version: u32,
+    stats: &crate::runtime::CallStats,
+    state_len: Option<usize>,
+) {
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(out_format.media_type()),
+        HeaderValue::from_static(format.media_type()),
     );
-    h.insert("x-aimass-plugin-version", HeaderValue::from(live.version));
+    h.insert("x-aimass-plugin-version", HeaderValue::from(version));
     h.insert("x-aimass-fuel", HeaderValue::from(stats.fuel));
     h.insert(
         "x-aimass-instantiate-us",
@@ -126,5 +148,4 @@ pub async fn invoke(
     if let Some(n) = state_len {
         h.insert("x-aimass-state-bytes", HeaderValue::from(n as u64));
     }
-    Ok(resp)
 }
