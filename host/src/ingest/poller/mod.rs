@@ -83,6 +83,16 @@ impl Watch {
     }
 }
 
+/// What one pass found: the events, and the changes to record once they are enqueued.
+#[derive(Default)]
+struct Found {
+    events: Vec<Event>,
+    set: Vec<(String, Option<u64>)>,
+}
+
+/// Entries a pass did not see, as (key hash, token hash), and the names known for them.
+type Vanished = (Vec<(u64, u64)>, HashMap<u64, String>);
+
 /// What a pass found, to [`Poller::commit`] once its events are enqueued: key → new token hash,
 /// or `None` for a vanished key.
 #[derive(Debug)]
@@ -315,24 +325,63 @@ impl Poller {
             self.baseline(prefix).await?;
             return Ok((Vec::new(), None));
         }
-        let pass = {
-            let mut seen = self.seen.lock().unwrap();
-            let Some(w) = seen.get_mut(prefix) else {
-                return Ok((Vec::new(), None));
-            };
-            w.pass = w.pass.wrapping_add(1);
-            w.pass
+        let Some(pass) = self.next_pass(prefix) else {
+            return Ok((Vec::new(), None));
         };
+        let mut found = Found::default();
+        // `false`: forgotten meanwhile (no hook watches it any more).
+        if !self.list_changed(prefix, store, pass, &mut found).await?
+            || !self.find_vanished(prefix, store, pass, &mut found).await?
+        {
+            return Ok((Vec::new(), None));
+        }
+        if found.events.is_empty() {
+            let due = self
+                .seen
+                .lock()
+                .unwrap()
+                .get(prefix)
+                .is_some_and(|w| w.unsaved.len() >= FLUSH_AT);
+            if due {
+                self.flush(prefix).await?;
+            }
+            return Ok((found.events, None));
+        }
+        let changes = Changes {
+            prefix: prefix.to_string(),
+            pass,
+            set: found.set,
+        };
+        Ok((found.events, Some(changes)))
+    }
+
+    /// Number this pass over `prefix`; `None` if nothing watches it.
+    fn next_pass(&self, prefix: &str) -> Option<u32> {
+        let mut seen = self.seen.lock().unwrap();
+        let w = seen.get_mut(prefix)?;
+        w.pass = w.pass.wrapping_add(1);
+        Some(w.pass)
+    }
+
+    /// Created or changed objects: listed with a token other than the one recorded, and settled
+    /// (not modified within the settle time, so a write in progress is not reported half done).
+    /// Marks every listed key as seen by `pass`.
+    async fn list_changed(
+        &self,
+        prefix: &str,
+        store: &str,
+        pass: u32,
+        found: &mut Found,
+    ) -> Result<bool> {
         let settled_before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
             - self.settle.as_millis() as i128;
-        let (mut events, mut set) = (Vec::new(), Vec::new());
         let mut listing = std::pin::pin!(self.listing(prefix)?);
         while let Some(chunk) = listing.next().await {
             let chunk = chunk.into_iter().collect::<Result<Vec<_>>>()?;
             let mut seen = self.seen.lock().unwrap();
             self.apply_notes(&mut seen);
             let Some(w) = seen.get_mut(prefix) else {
-                return Ok((Vec::new(), None)); // forgotten meanwhile: no hook watches it
+                return Ok(false);
             };
             for o in chunk {
                 let t = token_hash(&token(&o));
@@ -344,7 +393,7 @@ impl Poller {
                 if same || i128::from(o.modified_ms) > settled_before {
                     continue;
                 }
-                events.push(Event::object(
+                found.events.push(Event::object(
                     store,
                     &o.key,
                     EventKind::Created,
@@ -354,30 +403,23 @@ impl Poller {
                     None,
                     Source::Poller,
                 ));
-                set.push((o.key, Some(t)));
+                found.set.push((o.key, Some(t)));
             }
         }
-        // Vanished: entries this pass neither listed nor saw noted; their names come from the
-        // unsaved changes or the shards.
-        let (vanished, mut names) = {
-            let mut seen = self.seen.lock().unwrap();
-            self.apply_notes(&mut seen);
-            let Some(w) = seen.get(prefix) else {
-                return Ok((Vec::new(), None));
-            };
-            let vanished: Vec<(u64, u64)> = w
-                .keys
-                .iter()
-                .filter(|(_, m)| m.pass != pass)
-                .map(|(h, m)| (*h, m.token))
-                .collect();
-            let mut names = HashMap::new();
-            if !vanished.is_empty() {
-                for k in w.unsaved.keys() {
-                    names.insert(key_hash(k), k.to_string());
-                }
-            }
-            (vanished, names)
+        Ok(true)
+    }
+
+    /// Deleted objects: entries this pass neither listed nor saw noted; their names come from
+    /// the unsaved changes or the shards.
+    async fn find_vanished(
+        &self,
+        prefix: &str,
+        store: &str,
+        pass: u32,
+        found: &mut Found,
+    ) -> Result<bool> {
+        let Some((vanished, mut names)) = self.vanished(prefix, pass) else {
+            return Ok(false);
         };
         let unnamed: Vec<u64> = vanished
             .iter()
@@ -396,7 +438,7 @@ impl Poller {
                 }
                 continue;
             };
-            events.push(Event::object(
+            found.events.push(Event::object(
                 store,
                 &key,
                 EventKind::Deleted,
@@ -406,26 +448,30 @@ impl Poller {
                 Some(format!("{token:016x}")),
                 Source::Poller,
             ));
-            set.push((key, None));
+            found.set.push((key, None));
         }
-        if events.is_empty() {
-            let due = self
-                .seen
-                .lock()
-                .unwrap()
-                .get(prefix)
-                .is_some_and(|w| w.unsaved.len() >= FLUSH_AT);
-            if due {
-                self.flush(prefix).await?;
+        Ok(true)
+    }
+
+    /// (key hash, token) of the entries `pass` did not see, with the names the unsaved changes
+    /// know; `None` if nothing watches `prefix` any more.
+    fn vanished(&self, prefix: &str, pass: u32) -> Option<Vanished> {
+        let mut seen = self.seen.lock().unwrap();
+        self.apply_notes(&mut seen);
+        let w = seen.get(prefix)?;
+        let vanished: Vec<(u64, u64)> = w
+            .keys
+            .iter()
+            .filter(|(_, m)| m.pass != pass)
+            .map(|(h, m)| (*h, m.token))
+            .collect();
+        let mut names = HashMap::new();
+        if !vanished.is_empty() {
+            for k in w.unsaved.keys() {
+                names.insert(key_hash(k), k.to_string());
             }
-            return Ok((events, None));
         }
-        let changes = Changes {
-            prefix: prefix.to_string(),
-            pass,
-            set,
-        };
-        Ok((events, Some(changes)))
+        Some((vanished, names))
     }
 
     /// Forget a prefix's state (no hook watches it any more).
