@@ -113,14 +113,21 @@ where
         result
     });
 
-    match rx.await {
-        Ok(Ok(response)) => Ok(response.map(|inner| {
-            GuardedBody {
-                inner,
-                ended: ended_rx,
-            }
-            .boxed_unsync()
-        })),
+    response(rx.await, ended_rx, task).await
+}
+
+/// The response head the function set, its body guarded by how the call ends; or why there is
+/// none.
+async fn response<E: std::fmt::Debug>(
+    set: Result<
+        Result<hyper::Response<HyperOutgoingBody>, E>,
+        tokio::sync::oneshot::error::RecvError,
+    >,
+    ended: tokio::sync::oneshot::Receiver<bool>,
+    task: tokio::task::JoinHandle<Result<(), InvokeError>>,
+) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+    match set {
+        Ok(Ok(response)) => Ok(response.map(|inner| GuardedBody { inner, ended }.boxed_unsync())),
         Ok(Err(code)) => Err(InvokeError::Plugin(format!(
             "the function answered with error code {code:?}"
         ))),
