@@ -20,6 +20,7 @@
 pub mod api;
 pub mod bundled;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod ingest;
 pub mod models;
