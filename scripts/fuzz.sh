@@ -14,7 +14,7 @@ export PATH="/var/tmp/aimass-tools/bin:$PATH"
 TARGET_DIR="${AIMASS_FUZZ_TARGET_DIR:-/var/tmp/aimass-fuzz-target}"
 export AIMASS_FUZZ_DATA_DIR="${AIMASS_FUZZ_DATA_DIR:-/var/tmp/aimass-fuzz-data}"
 plugins="${CARGO_TARGET_DIR:-/var/tmp/aimass-target}/wasm-plugins/wasm32-wasip2/plugin"
-# The plugins the test run built: the same build as `cargo test` makes (see tests/fuzz.rs).
+# The plugins the test run built: the same build as `cargo test` makes (see tests/it/fuzz.rs).
 [ -d "$plugins" ] && export AIMASS_PREBUILT_PLUGINS="$plugins"
 command -v cargo-fuzz >/dev/null ||
   cargo install --locked cargo-fuzz --version 0.13.2 --root /var/tmp/aimass-tools

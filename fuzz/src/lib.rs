@@ -190,7 +190,7 @@ impl Harness {
 
 /// The targets, one function each: `fuzz_targets/` hands them libFuzzer's inputs, and the test
 /// command replays the seeds and a fixed set of mutations of them through them, uninstrumented
-/// (`tests/fuzz.rs`).
+/// (`tests/it/fuzz.rs`).
 pub mod targets {
     use super::{MODEL, host};
     use http::Method;

@@ -3,9 +3,10 @@
 //! three 5 s windows at 80% of the probed rate of invoke, `/fn`, infer and hook traffic at once,
 //! once with a new object per hook put and once with keys in rotation. No request may fail, the
 //! instance pool must drain to 0, and the hook must have processed every object it was given.
-//! Its own binary, so nothing else competes with it for the machine.
+//! It runs alone in the test process (`common::serial::alone`), so no other test competes with it
+//! for the machine.
 
-mod common;
+use crate::common;
 
 use common::binary::{admin_token, up};
 use std::process::Command;
@@ -29,6 +30,7 @@ fn number(s: &serde_json::Value, field: &str) -> f64 {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_short_soak_fails_no_request_and_loses_no_event() {
+    let _turn = crate::common::serial::alone_blocking();
     // Examples are built by `cargo test`, next to the directory of the test executables.
     let exe = std::env::current_exe().unwrap();
     let soak = exe

@@ -3,7 +3,7 @@
 //! notification receiver, the poller, retries and dead letters, the recursion guard,
 //! pause/resume, schema mismatch, and bad input.
 
-mod common;
+use crate::common;
 
 use aimass::config::HostConfig;
 use aimass::ingest::hooks::HookOptions;
@@ -86,36 +86,43 @@ fn notified() -> &'static Env {
 
 #[tokio::test]
 async fn local_sales_story() {
+    let _turn = crate::common::serial::together().await;
     sales_story(polled()).await
 }
 
 #[tokio::test]
 async fn local_poller() {
+    let _turn = crate::common::serial::together().await;
     poller_reports_create_change_and_delete(polled()).await
 }
 
 #[tokio::test]
 async fn local_retries_and_dead_letters() {
+    let _turn = crate::common::serial::together().await;
     failures_retry_then_dead_letter_then_redrive(polled()).await
 }
 
 #[tokio::test]
 async fn local_recursion_guard() {
+    let _turn = crate::common::serial::together().await;
     recursion_guard_and_lineage_depth_cap(polled()).await
 }
 
 #[tokio::test]
 async fn local_pause_resume() {
+    let _turn = crate::common::serial::together().await;
     paused_hooks_keep_events_until_resumed(polled()).await
 }
 
 #[tokio::test]
 async fn local_schema_mismatch() {
+    let _turn = crate::common::serial::together().await;
     schema_mismatch_is_dead_lettered_not_mixed_in(polled()).await
 }
 
 #[tokio::test]
 async fn local_object_api() {
+    let _turn = crate::common::serial::together().await;
     let e = polled();
     object_api_round_trip_and_bad_keys(e).await;
     // The local file store cannot hold '#' (S3 can): a clear 400, where fuzzing found a 500 on
@@ -134,12 +141,14 @@ async fn local_object_api() {
 
 #[tokio::test]
 async fn local_dataset_delete_cascades() {
+    let _turn = crate::common::serial::together().await;
     dataset_delete_cascades(polled()).await
 }
 
 /// `GET /v1/datasets/{name}` lists parts a page at a time, in row order, with their lineage.
 #[tokio::test]
 async fn local_dataset_part_listing_pages() {
+    let _turn = crate::common::serial::together().await;
     let e = polled();
     let h = &e.host;
     let mut ids = Vec::new();
@@ -185,12 +194,14 @@ async fn local_dataset_part_listing_pages() {
 
 #[tokio::test]
 async fn local_s3_notifications() {
+    let _turn = crate::common::serial::together().await;
     s3_notifications_in_aws_and_minio_shapes(notified()).await
 }
 
 /// Every scenario again on Garage (a real S3 server), concurrently on two fresh buckets.
 #[tokio::test]
 async fn garage_every_scenario() {
+    let _turn = crate::common::serial::together().await;
     let (e, n) = std::thread::spawn(|| {
         let e = std::thread::spawn(|| on_garage(true));
         let n = on_garage(false);
@@ -741,6 +752,7 @@ async fn object_api_round_trip_and_bad_keys(e: &Env) {
 
 #[tokio::test]
 async fn hook_api_rejects_bad_specs() {
+    let _turn = crate::common::serial::together().await;
     let h = &polled().host;
     common::push(h, "hook-trainer", wasm("dataset-probe"), "").await;
     for (body, want, needle) in [
@@ -934,6 +946,7 @@ async fn dataset_delete_cascades(e: &Env) {
 /// Events for different keys run in parallel, up to the plugin's concurrency limit (here 3).
 #[tokio::test]
 async fn local_different_keys_run_in_parallel_up_to_the_plugin_limit() {
+    let _turn = crate::common::serial::together().await;
     let h = &polled().host;
     common::push(h, "slow", wasm("hostile"), "?concurrency=3").await;
     put_hook(

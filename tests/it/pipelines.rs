@@ -3,7 +3,7 @@
 //! client, object and cron triggers, webhooks signed and retried against a loopback receiver,
 //! restart in the middle of a run, cancellation, and invalid pipeline files.
 
-mod common;
+use crate::common;
 
 use common::events::{call, put_object};
 use common::pipelines::*;
@@ -40,6 +40,7 @@ fn no_trigger(t: String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_story_runs_end_to_end_with_live_progress() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(Default::default());
     let text = example_pipeline(|t| no_trigger(t).replace("raw/cancer/", "raw/story/"));
     let (status, v) = apply(&host, "cancer", &text).await;
@@ -189,6 +190,7 @@ async fn the_story_runs_end_to_end_with_live_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_and_cron_triggers_never_overlap_and_retention_cleans_up() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(Default::default());
     let mut global = Sse::open(&host, "/v1/events/stream?types=run.*").await;
     // Training that takes a while, so the burst below lands while the first run trains.
@@ -287,6 +289,7 @@ async fn object_and_cron_triggers_never_overlap_and_retention_cleans_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_found_together_by_the_poller_start_at_most_two_runs() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(Default::default());
     let text = example_pipeline(|t| {
         t.replace("raw/cancer/", "raw/poll/")
@@ -369,6 +372,7 @@ async fn receiver(fail: usize) -> (String, Received) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_and_retried() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(Default::default());
     let (url, got) = receiver(1).await;
     let secret = "s3cr3t";
@@ -478,6 +482,7 @@ fn slow(prefix: &str, epochs: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_survives_a_host_restart_and_can_be_cancelled() {
+    let _turn = crate::common::serial::together().await;
     let store = tempfile::tempdir().unwrap();
     let config = || aimass::config::HostConfig {
         store_url: format!("file://{}", store.path().display()),
@@ -539,6 +544,7 @@ async fn a_run_survives_a_host_restart_and_can_be_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_pipelines_get_precise_errors() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     let good = example_pipeline(no_trigger);
     let cases: Vec<(String, u16, &[&str])> = vec![
@@ -666,6 +672,7 @@ async fn invalid_pipelines_get_precise_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_fire_and_resolve_on_error_rate_and_dead_letters() {
+    let _turn = crate::common::serial::together().await;
     let rules = aimass::ops::notify::alerts::parse(
         r#"
 [[alert]]
@@ -745,6 +752,7 @@ window_s = 60
 /// come a page at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_runs_are_capped_and_run_lists_paged() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(Default::default());
     assert_eq!(apply(&host, "busy", &slow("raw/busy/", 2000)).await.0, 201);
     put_object(&host, "raw/busy/all.csv", &cancer_csv()).await;
@@ -786,6 +794,7 @@ async fn queued_runs_are_capped_and_run_lists_paged() {
 /// `/metrics` counts where records are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_run_records_leave_memory_and_are_read_from_the_store() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(Default::default());
     // No objects under the source prefix: each run ends at once.
     let text = example_pipeline(|t| no_trigger(t).replace("raw/cancer/", "raw/nothing/"));

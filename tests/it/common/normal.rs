@@ -1,4 +1,4 @@
-//! Normal traffic to run next to hostile plugins (`tests/hostile.rs`, `tests/containment.rs`).
+//! Normal traffic to run next to hostile plugins (`hostile.rs`, `containment.rs`).
 
 use super::{ADMIN, TestHost, client};
 use std::sync::Arc;

@@ -1,10 +1,10 @@
-//! Hostile plugins measured one at a time, on a host with nothing else running (this binary's
-//! tests take turns): how closely deadlines are kept, whether host memory returns to its
-//! baseline, a trainer that never returns from a batch, and a collector probing for files,
-//! sockets, environment and hosts it was not granted. `tests/hostile.rs` runs the whole corpus
-//! at once; this file measures what needs a quiet machine.
+//! Hostile plugins measured one at a time, on a host with nothing else running (each test runs
+//! alone in the test process, `common::serial::alone`): how closely deadlines are kept, whether
+//! host memory returns to its baseline, a trainer that never returns from a batch, and a
+//! collector probing for files, sockets, environment and hosts it was not granted. `hostile.rs`
+//! runs the whole corpus at once; this file measures what needs a quiet machine.
 
-mod common;
+use crate::common;
 
 use common::events::put_object;
 use common::normal::Normal;
@@ -13,14 +13,10 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 const TIMEOUT_MS: u64 = 300;
 /// How late a deadline may fire (issue 7's target).
 const SLACK_MS: u64 = 20;
-
-/// The tests of this binary run one at a time: each measures timing or memory.
-static TURN: Mutex<()> = Mutex::const_new(());
 
 /// The host-measured duration in a timeout message: "... (stopped after N ms)".
 fn stopped_after(msg: &str) -> u64 {
@@ -33,7 +29,7 @@ fn stopped_after(msg: &str) -> u64 {
 
 #[tokio::test]
 async fn deadlines_fire_within_20_ms_of_the_timeout() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::alone().await;
     let host = shared();
     push(
         host,
@@ -89,7 +85,7 @@ fn rss_kib() -> (u64, u64) {
 /// touched is given back, so what remains is what the host itself kept.
 #[tokio::test]
 async fn host_memory_returns_to_baseline_after_hostile_calls() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::alone().await;
     let mut config = aimass::config::HostConfig::default();
     config.engine.keep_resident_bytes = 0;
     let host = &TestHost::start(config);
@@ -146,7 +142,7 @@ async fn host_memory_returns_to_baseline_after_hostile_calls() {
 
 #[tokio::test]
 async fn a_trainer_that_never_returns_from_a_batch_is_stopped_at_its_deadline() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::alone().await;
     let host = shared();
     let csv = "x,label\n".to_string()
         + &(0..200)
@@ -216,7 +212,7 @@ async fn a_trainer_that_never_returns_from_a_batch_is_stopped_at_its_deadline() 
 
 #[tokio::test]
 async fn a_collector_probing_for_what_it_was_not_granted_is_denied_everything() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::alone().await;
     let host = shared();
     // A loopback server the probes aim at: it must never see a connection.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -325,7 +321,7 @@ fn probes(body: &[u8]) -> Vec<[String; 4]> {
 /// NUL, backslashes, case, an over-long key, a prefix without its `/`), nor the host's records.
 #[tokio::test]
 async fn a_plugin_reads_its_granted_prefix_and_nothing_of_another_plugins() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::alone().await;
     let host = shared();
     put_object(host, "team-a/ok.csv", "a\n1\n").await;
     put_object(host, "team-a/big.bin", &"\u{7}".repeat(2 << 20)).await;
@@ -421,7 +417,7 @@ async fn a_plugin_reads_its_granted_prefix_and_nothing_of_another_plugins() {
 /// refused outputs a plugin's own limit allows; the cap now follows the plugin's output limit.
 #[tokio::test]
 async fn outputs_over_wasmtimes_default_copy_cap_pass_when_the_limit_allows_them() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::alone().await;
     let host = shared();
     push(
         host,

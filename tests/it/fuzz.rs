@@ -10,7 +10,7 @@
 //!
 //! `AIMASS_FUZZ_MUTATIONS` sets the mutations per target (default 20,000, within 20 s).
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
 use rand::rngs::StdRng;
@@ -137,6 +137,7 @@ fn check(name: &str, target: fn(&[u8]), what: &str, input: &[u8]) {
 
 #[test]
 fn every_fuzz_target_handles_its_seeds_artifacts_and_their_mutations() {
+    let _turn = crate::common::serial::together_blocking();
     let mutations: usize = std::env::var("AIMASS_FUZZ_MUTATIONS")
         .ok()
         .and_then(|s| s.parse().ok())

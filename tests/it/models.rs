@@ -4,7 +4,7 @@
 //! exported by scikit-learn (skl2onnx) is uploaded and served; bad models and bad requests get
 //! the documented errors.
 
-mod common;
+use crate::common;
 
 use common::events::call;
 use common::*;
@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
 
-const BREAST_CANCER: &str = include_str!("../examples/data/breast-cancer.csv");
-const IRIS: &str = include_str!("../examples/data/iris.csv");
+const BREAST_CANCER: &str = include_str!("../../examples/data/breast-cancer.csv");
+const IRIS: &str = include_str!("../../examples/data/iris.csv");
 
 /// Upload `csv` as the single part of dataset `name`.
 async fn dataset(host: &TestHost, name: &str, csv: &str) {
@@ -147,6 +147,7 @@ async fn onnxruntime_outputs(host: &TestHost, model: &str, version: u32, x: &[Ve
 
 #[tokio::test]
 async fn breast_cancer_trains_gates_publishes_and_serves() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     dataset(host, "breast-cancer", BREAST_CANCER).await;
     let job = train(
@@ -299,6 +300,7 @@ async fn breast_cancer_trains_gates_publishes_and_serves() {
 
 #[tokio::test]
 async fn iris_multinomial_with_random_search() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     dataset(host, "iris", IRIS).await;
     let job = train(
@@ -338,6 +340,7 @@ async fn iris_multinomial_with_random_search() {
 
 #[tokio::test]
 async fn sklearn_model_uploads_and_matches_onnxruntime() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let onnx = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -345,7 +348,7 @@ async fn sklearn_model_uploads_and_matches_onnxruntime() {
     ))
     .unwrap();
     let expected: Value =
-        serde_json::from_str(include_str!("data/sklearn-iris-logreg.json")).unwrap();
+        serde_json::from_str(include_str!("../data/sklearn-iris-logreg.json")).unwrap();
     let (status, v) = call(host, "PUT", "/v1/models/sk-iris?alias=staging", Some(onnx)).await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["version"], 1);
@@ -384,6 +387,7 @@ async fn sklearn_model_uploads_and_matches_onnxruntime() {
 
 #[tokio::test]
 async fn bad_models_and_bad_requests_get_clear_errors() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     // Not ONNX at all.
     let (status, v) = call(
@@ -575,6 +579,7 @@ async fn bad_models_and_bad_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn oip_server_routes_and_auth() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     for path in ["/v2", "/v2/health/live", "/v2/health/ready"] {
         let resp = client().get(host.url(path)).send().await.unwrap();
@@ -613,6 +618,7 @@ async fn oip_server_routes_and_auth() {
 
 #[tokio::test]
 async fn training_requests_are_validated_and_failures_reported() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let base = json!({"model": "m", "trainer": "logistic-regression", "dataset": "none", "label": "label"});
     let with = |k: &str, v: Value| {
@@ -687,6 +693,7 @@ async fn training_requests_are_validated_and_failures_reported() {
 
 #[tokio::test]
 async fn fitted_transforms_are_stored_and_applied_at_serving() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     dataset(host, "iris-raw", IRIS).await;
     let job = train(
@@ -738,7 +745,7 @@ async fn fitted_transforms_are_stored_and_applied_at_serving() {
     assert_ne!(unscaled, proba);
 }
 
-const DIABETES: &str = include_str!("../examples/data/diabetes.csv");
+const DIABETES: &str = include_str!("../../examples/data/diabetes.csv");
 
 /// A stored regressor run directly in tract: its predictions.
 fn direct_regression(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>]) -> Vec<f32> {
@@ -747,6 +754,7 @@ fn direct_regression(host: &TestHost, model: &str, version: u32, x: &[Vec<f32>])
 
 #[tokio::test]
 async fn ridge_and_mlp_regression_on_diabetes() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     dataset(host, "diabetes", DIABETES).await;
     let (x, _) = {
@@ -804,6 +812,7 @@ async fn ridge_and_mlp_regression_on_diabetes() {
 
 #[tokio::test]
 async fn mlp_classifies_breast_cancer() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     dataset(host, "bc-mlp", BREAST_CANCER).await;
     let job = train(
@@ -833,6 +842,7 @@ async fn mlp_classifies_breast_cancer() {
 
 #[tokio::test]
 async fn dynamic_batching_answers_each_request_with_its_own_rows() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     // prediction = 2·a + b, so every row's answer is known.
     let (status, _) = call(
@@ -900,6 +910,7 @@ async fn dynamic_batching_answers_each_request_with_its_own_rows() {
 
 #[tokio::test]
 async fn plugins_call_granted_models_through_the_inference_import() {
+    let _turn = crate::common::serial::together().await;
     use aimass_plugin_sdk::learn::Classes;
     use aimass_plugin_sdk::learn::export::linear_classifier;
     let host = shared();
@@ -1011,6 +1022,7 @@ async fn plugins_call_granted_models_through_the_inference_import() {
 /// unmodified against the host: health, readiness, metadata and an inference.
 #[tokio::test]
 async fn tritonclient_talks_to_the_host() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     ensure_python_module("tritonclient.http", &["tritonclient[http]", "numpy"]);
     let onnx = {
@@ -1076,6 +1088,7 @@ async fn tritonclient_talks_to_the_host() {
 
 #[tokio::test]
 async fn version_numbers_are_never_reused_and_bad_aliases_store_nothing() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let model = |w: f32| linear_onnx(&[w]);
     for (w, want) in [(1.0, 1), (2.0, 2)] {
@@ -1126,6 +1139,7 @@ async fn version_numbers_are_never_reused_and_bad_aliases_store_nothing() {
 
 #[tokio::test]
 async fn boolean_labels_train_and_unusable_splits_fail_early() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let mut csv = String::from("x,y,label\n");
     for i in 0..60 {
@@ -1176,6 +1190,7 @@ async fn boolean_labels_train_and_unusable_splits_fail_early() {
 
 #[tokio::test]
 async fn binary_tensor_data_extension() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let (status, _) = call(
         host,

@@ -1,17 +1,17 @@
 //! Deliberately hostile plugins (`plugins/hostile`): each misbehaviour fails only its own call,
 //! with the documented status and message, while normal traffic keeps succeeding.
+//!
+//! Each test takes the heavy turn (`common::serial::heavy`), so one runs at a time: their timing
+//! windows (a deadline plus 300 ms, a 503 after ~1 s of waiting) hold on a host that is not also
+//! running the others' hostile calls.
 
-mod common;
+use crate::common;
 
 use common::normal::Normal;
 use common::*;
 use std::time::{Duration, Instant};
 
 const TIMEOUT_MS: u64 = 400;
-
-/// The tests of this binary run one at a time: their timing windows (a deadline plus 300 ms, a
-/// 503 after ~1 s of waiting) hold on a host that is not also running the others' hostile calls.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn setup() -> &'static TestHost {
     let host = shared();
@@ -39,7 +39,7 @@ async fn hostile(host: &TestHost, query: &str) -> (u16, String, Duration) {
 
 #[tokio::test]
 async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::heavy().await;
     let host = setup().await;
 
     // Normal traffic on a well-behaved plugin during the whole test.
@@ -101,7 +101,7 @@ async fn each_hostile_behaviour_fails_cleanly_while_normal_traffic_succeeds() {
 
 #[tokio::test]
 async fn busy_plugin_answers_503_with_retry_after() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::heavy().await;
     let host = shared();
     push(
         host,
@@ -142,7 +142,7 @@ async fn busy_plugin_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn instance_pool_exhaustion_is_503_and_recovers() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::heavy().await;
     use aimass::config::HostConfig;
     use aimass::runtime::EngineOptions;
     let host = TestHost::start(HostConfig {
@@ -202,7 +202,7 @@ async fn instance_pool_exhaustion_is_503_and_recovers() {
 
 #[tokio::test]
 async fn on_demand_allocation_works_too() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::heavy().await;
     use aimass::config::HostConfig;
     use aimass::runtime::EngineOptions;
     let host = TestHost::start(HostConfig {
@@ -232,7 +232,7 @@ async fn on_demand_allocation_works_too() {
 
 #[tokio::test]
 async fn a_caller_hanging_up_frees_its_slot_and_is_counted() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::heavy().await;
     let host = shared();
     push(
         host,
@@ -282,7 +282,7 @@ async fn a_caller_hanging_up_frees_its_slot_and_is_counted() {
 
 #[tokio::test]
 async fn lowering_concurrency_in_a_new_version_counts_calls_still_running() {
-    let _turn = TURN.lock().await;
+    let _turn = crate::common::serial::heavy().await;
     let host = shared();
     push(
         host,

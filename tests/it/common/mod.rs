@@ -7,12 +7,14 @@ pub mod events;
 pub mod garage;
 pub mod normal;
 pub mod pipelines;
+pub mod serial;
 
 use aimass::config::HostConfig;
 use aimass::runtime::Limits;
 use arrow_array::RecordBatch;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const ADMIN: &str = "test-admin-token-of-at-least-32-chars";
@@ -69,28 +71,40 @@ impl TestHost {
 
     /// Directory of the default file store (where an outside writer would drop files).
     pub fn store_dir(&self) -> std::path::PathBuf {
-        self._dir.path().join("store")
-    }
-}
-
-/// One host shared by the tests of a test binary (bundled plugins, default limits).
+        self._dir.path().join("s/// One host shared by the tests of the calling file (bundled plugins, default limits): each
+/// file gets a host of its own, as when each file was a test binary of its own, so the plugins
+/// one file uploads (its own limits, under the same names as another's) and the series it counts
+/// never meet another file's.
 ///
-/// A static is never dropped, so its temp dir (store, compiled cache) would outlive the test
-/// process; an `atexit` handler removes it.
+/// A leaked host is never dropped, so its temp dir (store, compiled cache) would outlive the test
+/// process; an `atexit` handler removes them.
+#[track_caller]
 pub fn shared() -> &'static TestHost {
-    static HOST: OnceLock<TestHost> = OnceLock::new();
-    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
-    extern "C" fn remove_dir() {
-        if let Some(dir) = DIR.get() {
-            let _ = std::fs::remove_dir_all(dir);
+    static HOSTS: Mutex<BTreeMap<&'static str, &'static TestHost>> = Mutex::new(BTreeMap::new());
+    static DIRS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+    extern "C" fn remove_dirs() {
+        if let Ok(dirs) = DIRS.lock() {
+            for dir in dirs.iter() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
-    HOST.get_or_init(|| {
+    let file = std::panic::Location::caller().file();
+    // Held while a host starts: one start per file, even when its tests ask at once.
+    let mut hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+    hosts.entry(file).or_insert_with(|| {
         let host = TestHost::start(HostConfig::default());
-        let _ = DIR.set(host._dir.path().to_path_buf());
-        // SAFETY: registers a plain `extern "C"` function with no captured state.
-        unsafe { libc::atexit(remove_dir) };
-        host
+        let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        if dirs.is_empty() {
+            // SAFETY: registers a plain `extern "C"` function with no captured state.
+            unsafe { libc::atexit(remove_dirs) };
+        }
+        dirs.push(host._dir.path().to_path_buf());
+        Box::leak(Box::new(host))
+    })
+}
+
+ host
     })
 }
 

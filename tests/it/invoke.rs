@@ -2,7 +2,7 @@
 //! NDJSON and Arrow input, with known expected outputs; plus the content negotiation and the
 //! errors of bad input and bad config.
 
-mod common;
+use crate::common;
 
 use arrow_array::{Array, Float64Array, Int64Array, StringArray};
 use common::*;
@@ -17,6 +17,7 @@ fn ipc_of_csv(csv: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn csv_collector_infers_types_from_csv_and_ndjson() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let csv = "id,name,score,ok\n1,ann,1.5,true\n2,bob,2.5,false\n";
     // CSV in, CSV out (default: same as input).
@@ -68,6 +69,7 @@ async fn csv_collector_infers_types_from_csv_and_ndjson() {
 
 #[tokio::test]
 async fn dedup_drops_duplicates_optionally_by_key() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let (status, _, body) = invoke(
         host,
@@ -117,6 +119,7 @@ async fn dedup_drops_duplicates_optionally_by_key() {
 
 #[tokio::test]
 async fn drop_nulls_any_all_and_columns() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let csv = "a,b\n1,2\n,3\n4,\n5,6\n,\n";
     let (status, _, body) = invoke(host, "drop-nulls", "", "text/csv", None, csv).await;
@@ -132,6 +135,7 @@ async fn drop_nulls_any_all_and_columns() {
 
 #[tokio::test]
 async fn outliers_zscore_and_iqr() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let mut csv = String::from("id,x\n");
     for (i, x) in [1, 2, 3, 4, 5, 6, 7, 8, 9, 100].iter().enumerate() {
@@ -178,6 +182,7 @@ async fn outliers_zscore_and_iqr() {
 
 #[tokio::test]
 async fn standard_scaler_fits_and_applies() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let csv = "x,y,label\n1,10,a\n2,20,b\n3,30,c\n";
     let resp = client()
@@ -218,6 +223,7 @@ async fn standard_scaler_fits_and_applies() {
 
 #[tokio::test]
 async fn negotiation_and_bad_input() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     // CSV in, NDJSON out.
     let (status, ct, body) = invoke(host, "dedup", "", "text/csv", Some(NDJSON), "a\n1\n1\n").await;
@@ -247,6 +253,7 @@ async fn negotiation_and_bad_input() {
 
 #[tokio::test]
 async fn readme_example_plugin_runs() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(host, "min-filter", wasm("min-filter"), "").await;
     let csv = "name,age\nann,31\nbob,17\ncid,\ndee,18\n";

@@ -1,7 +1,7 @@
 //! The real `aimass` binary: `up` on a fresh data dir (token bootstrap, bundled plugins), the CLI
 //! against it, and a kill -9 + restart that reloads plugins from the compiled cache.
 
-mod common;
+use crate::common;
 
 use common::binary::{BIN, Up, admin_token, up, up_on, up_on_small_tmpfs, up_with};
 
@@ -71,6 +71,7 @@ fn series(body: &str, name: &str) -> f64 {
 
 #[test]
 fn first_start_generates_a_token_the_cli_finds() {
+    let _turn = crate::common::serial::together_blocking();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = up(dir.path());
@@ -211,6 +212,7 @@ fn first_start_generates_a_token_the_cli_finds() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn metrics_break_down_the_binarys_memory() {
+    let _turn = crate::common::serial::together().await;
     let dir = tempfile::tempdir().unwrap();
     let host = up(dir.path());
     let token = admin_token(&dir.path().join("data"));
@@ -239,6 +241,7 @@ async fn metrics_break_down_the_binarys_memory() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn an_idle_connection_holds_under_48_kib_of_heap() {
+    let _turn = crate::common::serial::heavy().await;
     use std::io::{Read, Write};
     const CONNECTIONS: usize = 500;
     let dir = tempfile::tempdir().unwrap();
@@ -310,6 +313,7 @@ fn answers_again(mut c: &std::net::TcpStream) -> bool {
 /// however long it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_heads_and_idle_connections_are_closed_after_the_header_timeout() {
+    let _turn = crate::common::serial::heavy().await;
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let host = up_with(dir.path(), None, &["--header-timeout-secs", "1"]);
@@ -368,6 +372,7 @@ async fn unfinished_heads_and_idle_connections_are_closed_after_the_header_timeo
 
 #[test]
 fn kill_and_restart_reloads_from_the_compiled_cache() {
+    let _turn = crate::common::serial::heavy_blocking();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut host = up(dir.path());
@@ -423,6 +428,7 @@ fn kill_and_restart_reloads_from_the_compiled_cache() {
 /// tmpfs in the host's own mount namespace).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_makes_hook_deliveries_wait_and_lose_nothing() {
+    let _turn = crate::common::serial::heavy().await;
     const N: usize = 40;
     let dir = tempfile::tempdir().unwrap();
     let host = up_on_small_tmpfs(dir.path(), 128);
@@ -570,11 +576,13 @@ async fn get_as<T: serde::de::DeserializeOwned>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_500_events_loses_and_duplicates_nothing() {
+    let _turn = crate::common::serial::heavy().await;
     kill_9_during_500_events(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_500_events_on_garage() {
+    let _turn = crate::common::serial::heavy().await;
     let g = std::thread::spawn(common::garage::Garage::start)
         .join()
         .unwrap();
@@ -721,6 +729,7 @@ async fn kill_9_during_500_events(garage: Option<&common::garage::Garage>) {
 /// The CLI's object, hook and dataset commands against the real binary.
 #[test]
 fn cli_hooks_objects_and_datasets() {
+    let _turn = crate::common::serial::together_blocking();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = up(dir.path());
@@ -799,6 +808,7 @@ fn cli_hooks_objects_and_datasets() {
 
 #[test]
 fn cli_trains_watches_and_serves_a_model() {
+    let _turn = crate::common::serial::together_blocking();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = up(dir.path());
@@ -952,6 +962,7 @@ fn cli_trains_watches_and_serves_a_model() {
 
 #[tokio::test]
 async fn cli_pushes_an_http_function_that_serves_at_once_and_after_a_restart() {
+    let _turn = crate::common::serial::together().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = up(dir.path());
@@ -996,6 +1007,7 @@ async fn cli_pushes_an_http_function_that_serves_at_once_and_after_a_restart() {
 /// with a short grace period, a longer request is cut and the host exits on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_within_the_grace_period() {
+    let _turn = crate::common::serial::heavy().await;
     for (grace, sleep_ms, finishes) in [("10", 1500, true), ("1", 8000, false)] {
         let dir = tempfile::tempdir().unwrap();
         let mut host = up_with(dir.path(), None, &["--grace-secs", grace]);
@@ -1075,6 +1087,7 @@ async fn sigterm_drains_in_flight_requests_within_the_grace_period() {
 /// `aimass pipeline apply` / `run --watch` against a running host.
 #[test]
 fn pipeline_cli_applies_runs_and_watches() {
+    let _turn = crate::common::serial::together_blocking();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let host = up(dir.path());
@@ -1122,6 +1135,7 @@ const JSON_LOG_TOKEN: &str = "json-log-token-of-at-least-32-characters";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_a_span_per_invocation() {
+    let _turn = crate::common::serial::together().await;
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args([

@@ -1,7 +1,7 @@
 //! The plugin API end to end over HTTP: upload validation, versions and hot swap, listing,
 //! deletion, auth and tokens, body limits.
 
-mod common;
+use crate::common;
 
 use aimass::config::HostConfig;
 use common::*;
@@ -22,6 +22,7 @@ async fn put_raw(host: &TestHost, name: &str, body: Vec<u8>) -> (u16, String) {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_with_a_precise_message() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("empty", vec![], 400, "body is empty"),
@@ -100,6 +101,7 @@ async fn bad_uploads_are_refused_with_a_precise_message() {
 
 #[tokio::test]
 async fn upload_versions_show_list_delete() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let v1 = push(host, "lifecycle", wasm("noop"), "").await;
     assert_eq!(v1["version"], 1);
@@ -206,6 +208,7 @@ async fn upload_versions_show_list_delete() {
 
 #[tokio::test]
 async fn hot_swap_under_load_fails_no_call() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(host, "swap", wasm("hostile"), "?concurrency=16").await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -297,6 +300,7 @@ enum Who {
 
 #[tokio::test]
 async fn auth_matrix_and_tokens() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(host, "auth-target", wasm("noop"), "").await;
     let c = client();
@@ -421,6 +425,7 @@ async fn auth_matrix_and_tokens() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(HostConfig {
         max_body_bytes: 64 << 10,
         register_bundled: false,
@@ -454,6 +459,7 @@ async fn bodies_over_the_limit_get_413() {
 /// `/docs` is the README the binary was built with.
 #[tokio::test]
 async fn the_root_is_a_landing_page_not_a_404() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let version = env!("CARGO_PKG_VERSION");
     let resp = client().get(host.url("/")).send().await.unwrap();

@@ -1,7 +1,7 @@
 //! Security hardening, each defence attacked the way an attacker would: through the store, the
 //! object API or the network, against the real binary or a real host.
 
-mod common;
+use crate::common;
 
 use aimass::api::auth_limit::AuthLimit;
 use aimass::config::HostConfig;
@@ -98,6 +98,7 @@ const DUPLICATES: &str = "k,v\n1,a\n1,a\n2,\n";
 /// artifacts are rejected, counted and recompiled, while untouched ones still load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapped_artifacts_in_the_store_are_recompiled_not_mapped() {
+    let _turn = crate::common::serial::together().await;
     let dir = tempfile::tempdir().unwrap();
     let (store, data) = (dir.path().join("store"), dir.path().join("data"));
     let host = up(dir.path());
@@ -148,6 +149,7 @@ async fn swapped_artifacts_in_the_store_are_recompiled_not_mapped() {
 /// touched, and component bytes that do not hash to their digest are never compiled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_plugin_records_load_nothing() {
+    let _turn = crate::common::serial::together().await;
     let dir = tempfile::tempdir().unwrap();
     let (store, data) = (dir.path().join("store"), dir.path().join("data"));
     let host = up(dir.path());
@@ -241,6 +243,7 @@ async fn object(up: &Up, token: &str, method: reqwest::Method, key: &str) -> u16
 /// the data dir, after which no key names a local file at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_files_are_out_of_reach_of_object_keys() {
+    let _turn = crate::common::serial::together().await;
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("aimass-data");
     let d = shared.to_str().unwrap();
@@ -308,6 +311,7 @@ async fn local_files_are_out_of_reach_of_object_keys() {
 /// any letter case of the scheme, not as the second of several `Authorization` values.
 #[tokio::test]
 async fn no_host_token_reaches_a_public_function() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     push(host, "open-echo", wasm("http-echo"), "?public=true").await;
     let reader = token(host, "reader").await;
@@ -339,6 +343,7 @@ async fn no_host_token_reaches_a_public_function() {
 /// answering others. The bucket refills.
 #[tokio::test]
 async fn failed_authentications_are_limited_per_address() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(HostConfig {
         register_bundled: false,
         auth_limit: AuthLimit {
@@ -375,6 +380,7 @@ async fn failed_authentications_are_limited_per_address() {
 /// `/healthz` answers anyone, so it says nothing about the deployment (it named the store).
 #[tokio::test]
 async fn health_says_only_ok() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     let body = client()
         .get(host.url("/healthz"))
@@ -390,6 +396,7 @@ async fn health_says_only_ok() {
 /// An admin-chosen `AIMASS_TOKEN` shorter than 32 characters is refused at start.
 #[test]
 fn a_short_admin_token_is_refused() {
+    let _turn = crate::common::serial::together_blocking();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::binary::BIN)
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -409,6 +416,7 @@ fn a_short_admin_token_is_refused() {
 /// pipeline file, which holds them verbatim); admins see them as written.
 #[tokio::test]
 async fn readers_do_not_see_secrets_in_configs() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     let hook = serde_json::json!({"plugin": "dedup", "prefix": "secret-hook/", "output": "sh",
         "config": {"api_token": "hook-token-value", "keys": "k"}});
@@ -530,6 +538,7 @@ async fn drip_until_answered(s: tokio::net::TcpStream) -> (String, f64) {
 /// deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_drip_bodies_are_cut_off() {
+    let _turn = crate::common::serial::heavy().await;
     let host = std::sync::Arc::new(TestHost::start(HostConfig {
         body: aimass::api::body::BodyOptions {
             timeout: std::time::Duration::from_secs(3),
@@ -583,6 +592,7 @@ async fn slow_drip_bodies_are_cut_off() {
 /// third waits 2 s and gets 503 with `Retry-After`; once the two finish, uploads go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_share_a_byte_budget() {
+    let _turn = crate::common::serial::heavy().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const MIB: usize = 1 << 20;
     let host = TestHost::start(HostConfig {
@@ -639,6 +649,7 @@ async fn request_bodies_share_a_byte_budget() {
 /// Past `max_connections`, a new connection is told 503 and closed; the ones open still work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_refused_with_503() {
+    let _turn = crate::common::serial::together().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = TestHost::start(HostConfig {
         register_bundled: false,
@@ -671,6 +682,7 @@ async fn connections_past_the_cap_are_refused_with_503() {
 /// within a second. Streams are capped per token (429 past 16).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_token_ends_its_event_streams() {
+    let _turn = crate::common::serial::together().await;
     use futures::StreamExt;
     let host = TestHost::start(HostConfig {
         register_bundled: false,
@@ -739,6 +751,7 @@ async fn revoking_a_token_ends_its_event_streams() {
 /// names host paths) stays in the log.
 #[tokio::test]
 async fn store_errors_do_not_name_host_paths() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(HostConfig::default());
     let store = host.store_dir();
     // A file where the hooks' directory should be: every hook write fails.
@@ -765,6 +778,7 @@ async fn store_errors_do_not_name_host_paths() {
 /// of access logs, percent-encoded so any UTF-8 value fits.
 #[tokio::test]
 async fn plugin_env_values_travel_in_headers() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     let r = client()
         .put(host.url("/v1/plugins/env-by-header"))
@@ -824,6 +838,7 @@ async fn infer_iris(host: &TestHost, version: u32) -> u16 {
 /// `max_plans` the least recently used version is unloaded, and loaded again when asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_plans_are_bounded_and_readiness_does_not_load() {
+    let _turn = crate::common::serial::together().await;
     use aimass::models::plans::PlanLimits;
     let dir = tempfile::tempdir().unwrap();
     let config = || HostConfig {
@@ -835,7 +850,7 @@ async fn model_plans_are_bounded_and_readiness_does_not_load() {
         },
         ..HostConfig::default()
     };
-    let onnx = include_bytes!("data/sklearn-iris-logreg.onnx");
+    let onnx = include_bytes!("../data/sklearn-iris-logreg.onnx");
     let host = TestHost::start(config());
     for _ in 0..3 {
         let r = client()
@@ -889,7 +904,7 @@ async fn iris_host() -> TestHost {
     let r = client()
         .put(host.url("/v1/models/iris"))
         .bearer_auth(ADMIN)
-        .body(include_bytes!("data/sklearn-iris-logreg.onnx").to_vec())
+        .body(include_bytes!("../data/sklearn-iris-logreg.onnx").to_vec())
         .send()
         .await
         .unwrap();
@@ -915,6 +930,7 @@ async fn infer_raw(host: &TestHost, body: impl Into<reqwest::Body>) -> (u16, Str
 /// elements of a BYTES tensor (each its own `String`).
 #[tokio::test]
 async fn oip_requests_cannot_amplify_memory() {
+    let _turn = crate::common::serial::together().await;
     let host = iris_host().await;
     let row = serde_json::json!([5.1, 3.5, 1.4, 0.2]);
     let big = serde_json::Value::Object(
@@ -973,6 +989,7 @@ async fn oip_requests_cannot_amplify_memory() {
 /// Parsed on the async workers, each health check would wait for a parse to finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_inference_bodies_are_parsed_off_the_async_workers() {
+    let _turn = crate::common::serial::heavy().await;
     let host = iris_host().await;
     let rows = 6_000_000;
     let mut data = String::with_capacity(rows * 16 + 16);
@@ -1041,6 +1058,7 @@ async fn large_inference_bodies_are_parsed_off_the_async_workers() {
 /// quota of their own: they cannot hold the slots token holders use, nor spend their quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_callers_have_their_own_slots_and_quota() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     let invoker = token(host, "invoker").await;
     let call = |path: &str, token: Option<&str>| {
@@ -1098,6 +1116,7 @@ async fn anonymous_callers_have_their_own_slots_and_quota() {
 /// continue after, instead of the whole store in one response.
 #[tokio::test]
 async fn object_listings_are_paged() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     for i in 0..25 {
         let r = client()
@@ -1166,6 +1185,7 @@ async fn object_listings_are_paged() {
 /// instead of decoded whole; rows stream out a part at a time, only the rows asked for decoded.
 #[tokio::test]
 async fn parquet_decoding_is_capped_and_rows_stream() {
+    let _turn = crate::common::serial::together().await;
     use arrow_array::{RecordBatch, StringArray};
     use arrow_schema::{DataType, Field, Schema};
     use std::sync::Arc;
@@ -1260,6 +1280,7 @@ async fn counting_upstream() -> (
 /// grant means ports 80 and 443 only.
 #[tokio::test]
 async fn outbound_grants_by_name_do_not_reach_loopback() {
+    let _turn = crate::common::serial::together().await;
     let host = common::shared();
     let (up, hits) = counting_upstream().await;
     let port = up.port();
@@ -1312,6 +1333,7 @@ async fn outbound_grants_by_name_do_not_reach_loopback() {
 /// carries the URL (which can hold a credential).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_can_be_kept_out_of_private_networks() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(HostConfig {
         webhooks_deny_private: true,
         register_bundled: false,
@@ -1341,7 +1363,7 @@ async fn webhooks_can_be_kept_out_of_private_networks() {
     let r = client()
         .put(host.url("/v1/models/iris?alias=production"))
         .bearer_auth(ADMIN)
-        .body(include_bytes!("data/sklearn-iris-logreg.onnx").to_vec())
+        .body(include_bytes!("../data/sklearn-iris-logreg.onnx").to_vec())
         .send()
         .await
         .unwrap();

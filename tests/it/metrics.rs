@@ -2,7 +2,7 @@
 //! inference, a pipeline run, a hook), then the exposition parsed by Prometheus' reference Python parser
 //! (`prometheus_client`, installed from PyPI when missing) and checked series by series.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
@@ -47,6 +47,7 @@ fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> 
 
 #[tokio::test]
 async fn metrics_endpoint_parses_and_has_the_listed_series() {
+    let _turn = crate::common::serial::together().await;
     ensure_python_module("prometheus_client.parser", &["prometheus_client"]);
     let host = shared();
     // Plugin calls: two good, one trap.

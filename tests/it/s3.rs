@@ -1,7 +1,7 @@
 //! The `s3://` store against a real S3 server (Garage): storage operations, and a host whose whole
 //! state lives in the bucket surviving a restart. Hooks and datasets on Garage are in `hooks.rs`.
 
-mod common;
+use crate::common;
 
 use aimass::config::HostConfig;
 use common::garage::Garage;
@@ -14,6 +14,7 @@ fn garage() -> Garage {
 
 #[tokio::test]
 async fn storage_operations_on_s3() {
+    let _turn = crate::common::serial::together().await;
     let g = garage();
     let s = g.storage();
     assert_eq!(s.get("t/missing.json").await.unwrap(), None);
@@ -40,6 +41,7 @@ async fn storage_operations_on_s3() {
 
 #[tokio::test]
 async fn host_state_in_s3_survives_a_restart() {
+    let _turn = crate::common::serial::together().await;
     let g = garage();
     // Hosts on one store share compiled artifacts when they share the key that seals them.
     let key_dir = tempfile::tempdir().unwrap();

@@ -23,6 +23,7 @@ fn sigmoid(z: f32) -> f32 {
 
 #[test]
 fn binary_logistic_model_runs_in_tract() {
+    let _turn = crate::common::serial::together_blocking();
     let (w, b) = ([0.5f32, -1.0, 2.0], 0.25f32);
     let mut g = GraphBuilder::new("logreg");
     g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(3)])
@@ -50,6 +51,7 @@ fn binary_logistic_model_runs_in_tract() {
 
 #[test]
 fn multiclass_model_with_attributes_runs_in_tract() {
+    let _turn = crate::common::serial::together_blocking();
     // Gemm (transB) + Softmax(axis 1) + ArgMax(axis 1, keepdims 0): probabilities and labels.
     let w_t = [1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0]; // [3 classes, 2 features]
     let bias = [0.0f32, 0.5, 0.0];
@@ -102,6 +104,7 @@ fn multiclass_model_with_attributes_runs_in_tract() {
 
 #[test]
 fn bundled_linear_export_gives_softmax_probabilities_with_sigmoid_for_two_classes() {
+    let _turn = crate::common::serial::together_blocking();
     use aimass_plugin_sdk::learn::Classes;
     use aimass_plugin_sdk::learn::export::linear_classifier;
     let features: Vec<String> = vec!["a".into(), "b".into()];
@@ -203,6 +206,7 @@ fn conv_by_hand(img: &[f32]) -> Vec<f32> {
 
 #[test]
 fn convolutional_models_serve_one_row_requests_from_a_plan_of_their_own() {
+    let _turn = crate::common::serial::together_blocking();
     use aimass::models::onnx::load;
     let model = load(&conv_model()).expect("the host loads the conv model");
     assert!(
@@ -248,6 +252,7 @@ fn convolutional_models_serve_one_row_requests_from_a_plan_of_their_own() {
 
 #[test]
 fn dense_models_keep_a_single_plan() {
+    let _turn = crate::common::serial::together_blocking();
     use aimass::models::onnx::load;
     let mut g = GraphBuilder::new("dense");
     g.input("features", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])

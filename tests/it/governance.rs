@@ -1,7 +1,7 @@
 //! Per-plugin rate limits and quotas over real HTTP: 429 with `Retry-After`, usage shown on
 //! `GET /v1/plugins/{name}`, the refusals counted in `/metrics`, other plugins unaffected.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, client, invoke, push, shared, wasm};
 use serde_json::Value;
@@ -12,6 +12,7 @@ async fn plugin(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_quotas_refuse_with_429_and_show_usage() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     // 1 call/s with a burst of 3: three pass at once, the fourth is refused.
     push(host, "g-rate", wasm("dedup"), "?rate=1&burst=3").await;

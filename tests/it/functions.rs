@@ -1,7 +1,7 @@
 //! HTTP functions end to end: real `wasi:http/proxy` components built from `plugins/http-echo` and
 //! `examples/hello-fn`, uploaded through the API and called at `/fn/{name}` by a real HTTP client.
 
-mod common;
+use crate::common;
 
 use aimass::config::HostConfig;
 use aimass::runtime::Limits;
@@ -37,6 +37,7 @@ fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn echo_sees_method_path_query_headers_and_body() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let up = push(host, "echo", wasm("http-echo"), "").await;
     assert_eq!(up["world"], "http");
@@ -78,6 +79,7 @@ async fn echo_sees_method_path_query_headers_and_body() {
 
 #[tokio::test]
 async fn large_bodies_stream_through_a_small_function() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     // 8 MiB of linear memory in total: bodies far larger than that must stream.
     push(host, "echo-small", wasm("http-echo"), "?memory_mb=8").await;
@@ -134,6 +136,7 @@ async fn large_bodies_stream_through_a_small_function() {
 
 #[tokio::test]
 async fn hot_swap_under_load_fails_no_request() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(host, "swap", wasm("hello-fn"), "?env=NAME=v1").await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -201,6 +204,7 @@ async fn hot_swap_under_load_fails_no_request() {
 
 #[tokio::test]
 async fn deadline_trap_and_missing_response() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(
         host,
@@ -281,6 +285,7 @@ async fn deadline_trap_and_missing_response() {
 
 #[tokio::test]
 async fn a_full_pool_answers_503_with_retry_after() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(HostConfig {
         queue_timeout: Duration::from_millis(100),
         register_bundled: false,
@@ -331,6 +336,7 @@ async fn upstream() -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn outbound_http_is_denied_unless_granted() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let up = upstream().await;
     let port = up.port();
@@ -395,6 +401,7 @@ async fn outbound_http_is_denied_unless_granted() {
 
 #[tokio::test]
 async fn environment_set_at_upload_is_read_through_wasi() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(
         host,
@@ -432,6 +439,7 @@ async fn environment_set_at_upload_is_read_through_wasi() {
 
 #[tokio::test]
 async fn routing_and_auth_rules() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     push(host, "private-fn", wasm("http-echo"), "").await;
     push(host, "public-fn", wasm("http-echo"), "?public=true").await;
@@ -490,6 +498,7 @@ async fn routing_and_auth_rules() {
 
 #[tokio::test]
 async fn request_bodies_over_the_limit_get_413() {
+    let _turn = crate::common::serial::together().await;
     let host = TestHost::start(HostConfig {
         max_body_bytes: 256 << 10,
         register_bundled: false,
@@ -522,10 +531,11 @@ async fn request_bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn score_example_calls_a_served_model() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     put_sklearn_iris(host, "iris-fn").await;
     let expected: serde_json::Value =
-        serde_json::from_str(include_str!("data/sklearn-iris-logreg.json")).unwrap();
+        serde_json::from_str(include_str!("../data/sklearn-iris-logreg.json")).unwrap();
     let rows: Vec<serde_json::Value> = expected["rows"]
         .as_array()
         .unwrap()
@@ -576,6 +586,7 @@ async fn score_example_calls_a_served_model() {
 
 #[tokio::test]
 async fn collectors_fetch_only_granted_urls() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let up = upstream().await;
     let url = format!("http://127.0.0.1:{}/data.csv", up.port());
@@ -608,6 +619,7 @@ async fn collectors_fetch_only_granted_urls() {
 /// the standard world from another toolchain, embedded CPython and all (~18 MB).
 #[tokio::test]
 async fn python_function_from_componentize_py() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("py-hello.wasm");
@@ -630,6 +642,7 @@ async fn python_function_from_componentize_py() {
 /// at upload, before anything about its exports is checked further.
 #[tokio::test]
 async fn a_cleaner_importing_wasi_http_is_refused() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let cleaner = wat::parse_str(
         r#"(component

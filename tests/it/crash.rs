@@ -5,7 +5,7 @@
 //! acknowledged event has been processed exactly once and every acknowledged run has finished.
 //! Also: the S3 server (Garage) restarted while a hook works through its queue.
 
-mod common;
+use crate::common;
 
 use common::binary::{Up, admin_token, up_on};
 use futures::StreamExt;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const KILLS: u64 = 20;
 /// Objects put under the hook's prefix before the first kill.
 const EVENTS: u64 = 1000;
-const IRIS: &[u8] = include_bytes!("data/sklearn-iris-logreg.onnx");
+const IRIS: &[u8] = include_bytes!("../data/sklearn-iris-logreg.onnx");
 
 /// What the host acknowledged (a 2xx) before it was killed.
 #[derive(Default, Clone)]
@@ -323,6 +323,7 @@ async fn setup(c: &Client, acked: &Mutex<Acked>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
+    let _turn = crate::common::serial::heavy().await;
     let seed: u64 = std::env::var("AIMASS_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -476,6 +477,7 @@ async fn twenty_kills_lose_nothing_acknowledged_and_leave_nothing_partial() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garage_restart_pauses_hook_work_which_then_completes() {
+    let _turn = crate::common::serial::heavy().await;
     const N: u64 = 200;
     let mut garage = std::thread::spawn(common::garage::Garage::start)
         .join()

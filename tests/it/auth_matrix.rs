@@ -6,7 +6,7 @@
 //! its paths takes (anything but 405) and fails on a (method, path) without a row here. The
 //! counts RELIABILITY.md states are checked against this table.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, TestHost, client};
 use reqwest::Method;
@@ -186,8 +186,9 @@ async fn new_token(host: &TestHost, role: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_enforces_its_role_for_every_credential() {
+    let _turn = crate::common::serial::together().await;
     // The matrix tries ~140 bad tokens from one address: above the default failure limit,
-    // which tests/security.rs covers.
+    // which security.rs covers.
     let host = TestHost::start(aimass::config::HostConfig {
         auth_limit: aimass::api::auth_limit::AuthLimit {
             burst: 10_000,
@@ -256,7 +257,7 @@ async fn every_route_enforces_its_role_for_every_credential() {
 /// The "N routes × 6 callers = M checks" RELIABILITY.md states, and that its revocation row
 /// names the same N.
 fn stated_counts() -> (usize, usize) {
-    let doc = include_str!("../RELIABILITY.md");
+    let doc = include_str!("../../RELIABILITY.md");
     let number_before = |marker: &str| -> usize {
         let at = doc
             .find(marker)
@@ -317,7 +318,8 @@ fn concrete(pattern: &str) -> String {
 /// `.route(...)` patterns, and the methods each takes are the ones it does not answer 405.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_in_the_matrix() {
-    let source = include_str!("../host/src/api/mod.rs");
+    let _turn = crate::common::serial::together().await;
+    let source = include_str!("../../host/src/api/mod.rs");
     let patterns: Vec<&str> = source
         .split(".route(")
         .skip(1)

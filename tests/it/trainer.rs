@@ -3,7 +3,7 @@
 //! reports progress. Running training jobs is the model-building feature; this proves the
 //! contract it will use.
 
-mod common;
+use crate::common;
 
 use aimass::platform::formats::{Format, decode_ipc, encode_ipc, to_ipc};
 use aimass::runtime::DatasetReader;
@@ -37,6 +37,7 @@ fn reader(csv: &str, rows_per_batch: usize, rows: u64) -> DatasetReader {
 
 #[tokio::test]
 async fn trainer_reads_batches_rewinds_and_reports_progress() {
+    let _turn = crate::common::serial::together().await;
     let rt = Runtime::new(&EngineOptions::default()).unwrap();
     let compiled = rt.compile(&wasm("dataset-probe")).unwrap();
     assert_eq!(compiled.prepared.world(), World::Trainer);
@@ -85,6 +86,7 @@ async fn trainer_reads_batches_rewinds_and_reports_progress() {
 
 #[tokio::test]
 async fn trainers_upload_but_are_not_invoked_directly() {
+    let _turn = crate::common::serial::together().await;
     let host = shared();
     let up = push(host, "probe", wasm("dataset-probe"), "").await;
     assert_eq!(up["world"], "trainer");
