@@ -6,7 +6,7 @@ use crate::common;
 use aimass::api::auth_limit::AuthLimit;
 use aimass::config::HostConfig;
 use common::binary::{Up, admin_token, up, up_args};
-use common::{ADMIN, TestHost, client, push, token, wasm};
+use common::{ADMIN, TestHost, client, push, put_sklearn_iris, token, wasm};
 use std::path::Path;
 
 /// GET a JSON resource of a running binary.
@@ -901,14 +901,7 @@ async fn iris_host() -> TestHost {
         register_bundled: false,
         ..HostConfig::default()
     });
-    let r = client()
-        .put(host.url("/v1/models/iris"))
-        .bearer_auth(ADMIN)
-        .body(include_bytes!("../data/sklearn-iris-logreg.onnx").to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    put_sklearn_iris(&host, "iris").await;
     host
 }
 

@@ -1,6 +1,6 @@
 //! Helpers for the object-event and warehouse tests: objects, hooks, datasets over real HTTP.
 
-use super::{ADMIN, TestHost, client};
+use super::{ADMIN, TestHost};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -11,9 +11,7 @@ pub async fn call(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> (u16, Value) {
-    let mut rb = client()
-        .request(method.parse().unwrap(), host.url(path))
-        .bearer_auth(ADMIN);
+    let mut rb = host.api().request(method.parse().unwrap(), path);
     if let Some(b) = body {
         rb = rb.body(b);
     }

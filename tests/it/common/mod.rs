@@ -9,11 +9,13 @@ pub mod normal;
 pub mod pipelines;
 pub mod serial;
 
+use aimass::client::PluginUpload;
 use aimass::config::HostConfig;
 use aimass::runtime::Limits;
 use arrow_array::RecordBatch;
-use std::collections::BTreeMap;
+use reqwest::Method;
 use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -69,9 +71,18 @@ impl TestHost {
         format!("{}{path}", self.url)
     }
 
+    /// The typed API client, as admin.
+    pub fn api(&self) -> aimass::client::Client {
+        aimass::client::Client::with_http(client(), &self.url, Some(ADMIN.to_string()))
+    }
+
     /// Directory of the default file store (where an outside writer would drop files).
     pub fn store_dir(&self) -> std::path::PathBuf {
-        self._dir.path().join("s/// One host shared by the tests of the calling file (bundled plugins, default limits): each
+        self._dir.path().join("store")
+    }
+}
+
+/// One host shared by the tests of the calling file (bundled plugins, default limits): each
 /// file gets a host of its own, as when each file was a test binary of its own, so the plugins
 /// one file uploads (its own limits, under the same names as another's) and the series it counts
 /// never meet another file's.
@@ -104,10 +115,6 @@ pub fn shared() -> &'static TestHost {
     })
 }
 
- host
-    })
-}
-
 /// Default config with tighter limits, for tests that exercise them.
 pub fn config_with(limits: Limits) -> HostConfig {
     HostConfig {
@@ -128,22 +135,17 @@ pub fn wasm(crate_name: &str) -> Vec<u8> {
     std::fs::read(aimass::bundled::wasm_path(crate_name)).unwrap()
 }
 
-/// Upload `bytes` as `name` with optional limit query, asserting success.
+/// Upload `bytes` as `name` with optional limit query (`?timeout_ms=300&...`), asserting success.
 pub async fn push(host: &TestHost, name: &str, bytes: Vec<u8>, query: &str) -> serde_json::Value {
-    let resp = client()
-        .put(host.url(&format!("/v1/plugins/{name}{query}")))
-        .bearer_auth(ADMIN)
-        .body(bytes)
-        .send()
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.trim_start_matches('?')).unwrap();
+    let upload = params
+        .iter()
+        .fold(PluginUpload::new(), |u, (k, v)| u.param(k, v));
+    host.api()
+        .put_plugin(name, bytes, &upload)
         .await
-        .unwrap();
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert!(
-        status.is_success(),
-        "upload of {name} failed: {status} {body}"
-    );
-    body
+        .unwrap_or_else(|e| panic!("upload of {name} failed: {e}"))
 }
 
 /// Start `n` calls of `plugin` (the `hostile` component) busy for `ms` each, to hold its slots.
@@ -169,21 +171,16 @@ where
 
 /// GET a JSON resource as admin.
 pub async fn get_json(host: &TestHost, path: &str) -> serde_json::Value {
-    let resp = client()
-        .get(host.url(path))
-        .bearer_auth(ADMIN)
-        .send()
+    let api = host.api();
+    api.send_json(api.request(Method::GET, path))
         .await
-        .unwrap();
-    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-    resp.json().await.unwrap()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// POST a CSV body as admin (for tests that look at the raw response: headers, timing).
 pub async fn post_csv(host: &TestHost, path: &str, csv: &'static str) -> reqwest::Response {
-    client()
-        .post(host.url(path))
-        .bearer_auth(ADMIN)
+    host.api()
+        .request(Method::POST, path)
         .header("content-type", "text/csv")
         .body(csv)
         .send()
@@ -200,9 +197,9 @@ pub async fn invoke(
     accept: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> (u16, String, Vec<u8>) {
-    let mut rb = client()
-        .post(host.url(&format!("/v1/plugins/{name}/invoke{query}")))
-        .bearer_auth(ADMIN)
+    let mut rb = host
+        .api()
+        .request(Method::POST, &format!("/v1/plugins/{name}/invoke{query}"))
         .header("content-type", content_type)
         .body(body);
     if let Some(a) = accept {
@@ -236,16 +233,7 @@ pub fn batches(body: &[u8]) -> Vec<RecordBatch> {
 
 /// A new token of `role`, created as admin; returns the secret.
 pub async fn token(host: &TestHost, role: &str) -> String {
-    let v: serde_json::Value = client()
-        .post(host.url("/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"name": role, "role": role}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = host.api().create_token(role, role).await.unwrap();
     v["token"].as_str().unwrap().to_string()
 }
 
@@ -256,13 +244,9 @@ pub async fn put_sklearn_iris(host: &TestHost, name: &str) {
         "/../tests/data/sklearn-iris-logreg.onnx"
     ))
     .unwrap();
-    let resp = client()
-        .put(host.url(&format!("/v1/models/{name}")))
-        .bearer_auth(ADMIN)
-        .body(onnx)
-        .send()
-        .await
-        .unwrap();
+    let api = host.api();
+    let put = api.request(Method::PUT, &format!("/v1/models/{name}"));
+    let resp = api.send(put.body(onnx)).await.unwrap();
     assert_eq!(resp.status(), 201);
 }
 
