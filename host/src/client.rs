@@ -283,10 +283,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(Error::Body)?;
+        let body = resp.bytes().await.map_err(Error::Body)?;
         Ok(Output { content_type, body })
     }
 

@@ -37,9 +37,7 @@ impl Client {
         method: Method,
         segments: &[&str],
     ) -> Result<RequestBuilder> {
-        self.api
-            .request_segments(method, segments)
-            .context("--url")
+        self.api.request_segments(method, segments).context("--url")
     }
 
     pub(super) fn request(&self, method: Method, path: &str) -> RequestBuilder {

@@ -14,8 +14,8 @@ use aimass::config::HostConfig;
 use aimass::runtime::Limits;
 use arrow_array::RecordBatch;
 use reqwest::Method;
-use std::net::SocketAddr;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
