@@ -111,75 +111,91 @@ pub fn evaluate(
     let outputs = model
         .run(tvec!(x.into()))
         .map_err(|e| format!("running the model: {e:#}"))?;
-    let mut scores = BTreeMap::new();
-    if let Some(classes) = classes {
-        let proba = output(model, &outputs, "probabilities")
-            .ok_or("the model has no `probabilities` output")?;
-        let view = proba
-            .to_plain_array_view::<f32>()
-            .map_err(|e| e.to_string())?;
-        let k = classes.len();
-        if view.shape() != [y.len(), k] {
-            return Err(format!(
-                "`probabilities` has shape {:?}, expected [{}, {k}]",
-                view.shape(),
-                y.len()
-            ));
-        }
-        let proba: Vec<f64> = view.iter().map(|&p| f64::from(p)).collect();
-        let truth = y
-            .iter()
-            .map(|v| {
-                classes.iter().position(|c| *c as f64 == *v).ok_or_else(|| {
-                    format!("label value {v} is not one of the model's classes {classes:?}")
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let m = scores::classification(&truth, &proba, k)?;
-        scores.insert("accuracy".into(), m.accuracy);
-        for (name, v) in [
-            ("precision", m.precision),
-            ("recall", m.recall),
-            ("f1", m.f1),
-            ("auc", m.roc_auc),
-        ] {
-            if let Some(v) = v {
-                scores.insert(name.into(), v);
-            }
-        }
-        scores.insert("precision_macro".into(), m.precision_macro);
-        scores.insert("recall_macro".into(), m.recall_macro);
-        scores.insert("f1_macro".into(), m.f1_macro);
-        scores.insert("log_loss".into(), m.log_loss);
-        Ok(Evaluation {
-            task: "classification",
-            scores,
-            classification: Some(m),
-            regression: None,
-        })
-    } else {
-        let pred =
-            output(model, &outputs, "prediction").ok_or("the model has no `prediction` output")?;
-        let view = pred
-            .to_plain_array_view::<f32>()
-            .map_err(|e| e.to_string())?;
-        if view.len() != y.len() {
-            return Err(format!(
-                "`prediction` has {} values for {} rows",
-                view.len(),
-                y.len()
-            ));
-        }
-        let pred: Vec<f64> = view.iter().map(|&p| f64::from(p)).collect();
-        let m = scores::regression(&y, &pred)?;
-        scores.insert("rmse".into(), m.rmse);
-        scores.insert("mae".into(), m.mae);
-        scores.insert("r2".into(), m.r2);
-        Ok(Evaluation {
-            task: "regression",
-            scores,
-            classification: None,
-            regression: Some(m),
-        })
+    match classes {
+        Some(classes) => classify(model, &outputs, &y, classes),
+        None => regress(model, &outputs, &y),
     }
+}
+
+/// Classification scores from the `probabilities` output (columns in `classes` order).
+fn classify(
+    model: &LoadedModel,
+    outputs: &TVec<TValue>,
+    y: &[f64],
+    classes: &[i64],
+) -> Result<Evaluation, String> {
+    let proba =
+        output(model, outputs, "probabilities").ok_or("the model has no `probabilities` output")?;
+    let view = proba
+        .to_plain_array_view::<f32>()
+        .map_err(|e| e.to_string())?;
+    let k = classes.len();
+    if view.shape() != [y.len(), k] {
+        return Err(format!(
+            "`probabilities` has shape {:?}, expected [{}, {k}]",
+            view.shape(),
+            y.len()
+        ));
+    }
+    let proba: Vec<f64> = view.iter().map(|&p| f64::from(p)).collect();
+    let truth = y
+        .iter()
+        .map(|v| {
+            classes.iter().position(|c| *c as f64 == *v).ok_or_else(|| {
+                format!("label value {v} is not one of the model's classes {classes:?}")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let m = scores::classification(&truth, &proba, k)?;
+    let mut scores = BTreeMap::new();
+    scores.insert("accuracy".into(), m.accuracy);
+    for (name, v) in [
+        ("precision", m.precision),
+        ("recall", m.recall),
+        ("f1", m.f1),
+        ("auc", m.roc_auc),
+    ] {
+        if let Some(v) = v {
+            scores.insert(name.into(), v);
+        }
+    }
+    scores.insert("precision_macro".into(), m.precision_macro);
+    scores.insert("recall_macro".into(), m.recall_macro);
+    scores.insert("f1_macro".into(), m.f1_macro);
+    scores.insert("log_loss".into(), m.log_loss);
+    Ok(Evaluation {
+        task: "classification",
+        scores,
+        classification: Some(m),
+        regression: None,
+    })
+}
+
+/// Regression scores from the `prediction` output.
+fn regress(model: &LoadedModel, outputs: &TVec<TValue>, y: &[f64]) -> Result<Evaluation, String> {
+    let pred =
+        output(model, outputs, "prediction").ok_or("the model has no `prediction` output")?;
+    let view = pred
+        .to_plain_array_view::<f32>()
+        .map_err(|e| e.to_string())?;
+    if view.len() != y.len() {
+        return Err(format!(
+            "`prediction` has {} values for {} rows",
+            view.len(),
+            y.len()
+        ));
+    }
+    let pred: Vec<f64> = view.iter().map(|&p| f64::from(p)).collect();
+    let m = scores::regression(y, &pred)?;
+    let scores = BTreeMap::from([
+        ("rmse".to_string(), m.rmse),
+        ("mae".to_string(), m.mae),
+        ("r2".to_string(), m.r2),
+    ]);
+    Ok(Evaluation {
+        task: "regression",
+        scores,
+        classification: None,
+        regression: Some(m),
+    })
 }

@@ -116,8 +116,16 @@ pub fn prepare(
         }
         inputs.push(t.to_tract().map_err(bad)?.into());
     }
-    // Binary output (the binary tensor data extension): per output `parameters.binary_data`,
-    // else the request's `parameters.binary_data_output`, else JSON.
+    let wanted = wanted_outputs(model, req)?;
+    Ok((inputs, wanted))
+}
+
+/// The outputs asked for (all when the request names none), in request order, each with
+/// whether it goes back as binary: per output `parameters.binary_data`, else the request's
+/// `parameters.binary_data_output`, else JSON (the binary tensor data extension).
+fn wanted_outputs(model: &LoadedModel, req: &InferRequest) -> Result<Vec<Wanted>, InferError> {
+    let sig = &model.signature;
+    let bad = InferError::BadRequest;
     let flag = |p: Option<&serde_json::Map<String, serde_json::Value>>, key: &str| {
         p.and_then(|p| p.get(key))
             .and_then(serde_json::Value::as_bool)
@@ -152,7 +160,7 @@ pub fn prepare(
             })
             .collect::<Result<_, _>>()?,
     };
-    Ok((inputs, wanted))
+    Ok(wanted)
 }
 
 /// Run a prepared request (CPU work: call from a blocking thread).

@@ -119,8 +119,8 @@ pub fn roc_curve(positive: &[bool], scores: &[f64]) -> Vec<RocPoint> {
     out
 }
 
-/// Classification metrics for labels `0..k` and row-major `n × k` class probabilities.
-pub fn classification(y_true: &[usize], proba: &[f64], k: usize) -> Result<Classification, String> {
+/// Refuse inputs the metrics are not defined for.
+fn check_classification(y_true: &[usize], proba: &[f64], k: usize) -> Result<(), String> {
     let n = y_true.len();
     if k < 2 {
         return Err(format!("classification needs at least 2 classes, got {k}"));
@@ -138,6 +138,38 @@ pub fn classification(y_true: &[usize], proba: &[f64], k: usize) -> Result<Class
     if let Some(bad) = y_true.iter().find(|&&y| y >= k) {
         return Err(format!("label {bad} is not one of the {k} classes"));
     }
+    Ok(())
+}
+
+/// ROC AUC (binary: of class 1, with its curve; multi-class: the one-vs-rest macro mean).
+fn auc_and_curve(
+    y_true: &[usize],
+    proba: &[f64],
+    k: usize,
+) -> (Option<f64>, Option<Vec<RocPoint>>) {
+    let class_scores = |c: usize| -> (Vec<bool>, Vec<f64>) {
+        (
+            y_true.iter().map(|&t| t == c).collect(),
+            proba.chunks_exact(k).map(|r| r[c]).collect(),
+        )
+    };
+    if k == 2 {
+        let (pos, s) = class_scores(1);
+        return (roc_auc(&pos, &s), Some(roc_curve(&pos, &s)));
+    }
+    let aucs: Option<Vec<f64>> = (0..k)
+        .map(|c| {
+            let (pos, s) = class_scores(c);
+            roc_auc(&pos, &s)
+        })
+        .collect();
+    (aucs.map(|a| a.iter().sum::<f64>() / k as f64), None)
+}
+
+/// Classification metrics for labels `0..k` and row-major `n × k` class probabilities.
+pub fn classification(y_true: &[usize], proba: &[f64], k: usize) -> Result<Classification, String> {
+    let n = y_true.len();
+    check_classification(y_true, proba, k)?;
     let rows = || proba.chunks_exact(k);
     let predicted: Vec<usize> = rows()
         .map(|r| (0..k).fold(0, |best, c| if r[c] > r[best] { c } else { best }))
@@ -166,24 +198,7 @@ pub fn classification(y_true: &[usize], proba: &[f64], k: usize) -> Result<Class
         .map(|(&t, r)| r[t].clamp(eps, 1.0 - eps).ln())
         .sum::<f64>()
         / n as f64;
-    let class_scores = |c: usize| -> (Vec<bool>, Vec<f64>) {
-        (
-            y_true.iter().map(|&t| t == c).collect(),
-            rows().map(|r| r[c]).collect(),
-        )
-    };
-    let (roc_auc_value, curve) = if k == 2 {
-        let (pos, s) = class_scores(1);
-        (roc_auc(&pos, &s), Some(roc_curve(&pos, &s)))
-    } else {
-        let aucs: Option<Vec<f64>> = (0..k)
-            .map(|c| {
-                let (pos, s) = class_scores(c);
-                roc_auc(&pos, &s)
-            })
-            .collect();
-        (aucs.map(|a| a.iter().sum::<f64>() / k as f64), None)
-    };
+    let (roc_auc_value, curve) = auc_and_curve(y_true, proba, k);
     let binary = (k == 2).then(|| per_class[1]);
     Ok(Classification {
         classes: k,

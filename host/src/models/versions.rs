@@ -392,24 +392,10 @@ impl ModelRegistry {
         Ok(states)
     }
 
-    /// Store `onnx` as the next version of `name` (creating the model), after checking that
-    /// tract loads and optimises it. The loaded plan is kept, so serving starts warm.
-    pub async fn create_version(
-        &self,
-        name: &str,
-        onnx: bytes::Bytes,
-        source: Provenance,
-        metrics: Option<serde_json::Value>,
-        metadata: BTreeMap<String, String>,
-        transforms: Vec<NewTransform>,
-    ) -> Result<Arc<ModelVersion>, ModelError> {
-        check_name("model name", name)?;
-        let bytes = onnx.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&bytes))
-            .await
-            .map_err(|e| ModelError::Storage(anyhow::anyhow!("loading panicked: {e}")))??;
-        let _w = self.write.lock().await;
-        // Reserve the number in model.json first: a crash after this skips it, never reuses it.
+    /// The next version number of `name`, reserved in `model.json` before anything of the
+    /// version is written: a crash after this skips the number, never reuses it. Callers hold
+    /// the write lock.
+    async fn reserve_version(&self, name: &str) -> Result<u32, ModelError> {
         let mut record = {
             let models = self.models.lock().unwrap();
             match models.get(name) {
@@ -435,7 +421,15 @@ impl ModelRegistry {
             .entry(name.to_string())
             .or_default()
             .record = record;
-        let dir = version_dir(name, version);
+        Ok(version)
+    }
+
+    /// Store the fitted states of a version's transforms under its directory.
+    async fn store_transforms(
+        &self,
+        dir: &str,
+        transforms: Vec<NewTransform>,
+    ) -> Result<Vec<FittedTransform>, ModelError> {
         let mut fitted = Vec::with_capacity(transforms.len());
         for (i, t) in transforms.into_iter().enumerate() {
             let state_key = format!("{dir}/transform-{i}.state");
@@ -447,6 +441,29 @@ impl ModelRegistry {
                 config: t.config,
             });
         }
+        Ok(fitted)
+    }
+
+    /// Store `onnx` as the next version of `name` (creating the model), after checking that
+    /// tract loads and optimises it. The loaded plan is kept, so serving starts warm.
+    pub async fn create_version(
+        &self,
+        name: &str,
+        onnx: bytes::Bytes,
+        source: Provenance,
+        metrics: Option<serde_json::Value>,
+        metadata: BTreeMap<String, String>,
+        transforms: Vec<NewTransform>,
+    ) -> Result<Arc<ModelVersion>, ModelError> {
+        check_name("model name", name)?;
+        let bytes = onnx.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&bytes))
+            .await
+            .map_err(|e| ModelError::Storage(anyhow::anyhow!("loading panicked: {e}")))??;
+        let _w = self.write.lock().await;
+        let version = self.reserve_version(name).await?;
+        let dir = version_dir(name, version);
+        let fitted = self.store_transforms(&dir, transforms).await?;
         use sha2::Digest;
         let mv = ModelVersion {
             model: name.to_string(),
