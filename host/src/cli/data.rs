@@ -1,7 +1,7 @@
 //! CLI commands for object events and the warehouse: `hook`, `put`/`get`/`ls`, `dataset`.
 
 use super::client::{Client, send};
-use super::{ClientArgs, DatasetCmd, HookCmd};
+use super::{ClientArgs, DatasetCmd, HookAdd, HookCmd};
 use anyhow::{Context, Result, bail};
 use reqwest::Method;
 use std::io::{Read, Write};
@@ -24,78 +24,86 @@ fn config_map(entries: &[String]) -> Result<serde_json::Map<String, serde_json::
     Ok(m)
 }
 
+async fn hook_add(c: &Client, add: HookAdd) -> Result<()> {
+    let HookAdd {
+        name,
+        plugin,
+        prefix,
+        suffix,
+        events,
+        output,
+        config,
+        max_retries,
+        timeout_ms,
+        backoff_ms,
+    } = add;
+    let path = format!("/v1/hooks/{name}");
+    let mut spec = serde_json::json!({
+        "plugin": plugin, "prefix": prefix, "output": output,
+        "events": events, "config": config_map(&config)?,
+    });
+    for (k, v) in [
+        ("suffix", suffix.map(serde_json::Value::from)),
+        ("max_retries", max_retries.map(serde_json::Value::from)),
+        ("timeout_ms", timeout_ms.map(serde_json::Value::from)),
+        ("backoff_ms", backoff_ms.map(serde_json::Value::from)),
+    ] {
+        if let Some(v) = v {
+            spec[k] = v;
+        }
+    }
+    let v: serde_json::Value = send(c.request(Method::PUT, &path).json(&spec))
+        .await?
+        .json()
+        .await?;
+    println!(
+        "hook {name}: {} on {}{} → dataset {}",
+        v["plugin"].as_str().unwrap_or(""),
+        v["prefix"].as_str().unwrap_or(""),
+        v["suffix"]
+            .as_str()
+            .map(|s| format!("*{s}"))
+            .unwrap_or_default(),
+        v["output"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
+async fn hook_ls(c: &Client) -> Result<()> {
+    let v: serde_json::Value = send(c.request(Method::GET, "/v1/hooks"))
+        .await?
+        .json()
+        .await?;
+    println!(
+        "{:<20} {:<16} {:<24} {:<16} {:>9} {:>7} {:>5} {:>6}",
+        "NAME", "PLUGIN", "PREFIX", "OUTPUT", "PROCESSED", "PENDING", "DEAD", "STATE"
+    );
+    for h in v["hooks"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<16} {:<24} {:<16} {:>9} {:>7} {:>5} {:>6}",
+            h["name"].as_str().unwrap_or(""),
+            h["plugin"].as_str().unwrap_or(""),
+            h["prefix"].as_str().unwrap_or(""),
+            h["output"].as_str().unwrap_or(""),
+            h["processed"],
+            h["pending"],
+            h["dead_lettered"],
+            if h["paused"] == true {
+                "paused"
+            } else {
+                "active"
+            }
+        );
+    }
+    Ok(())
+}
+
 pub async fn hook(cmd: HookCmd, args: &ClientArgs) -> Result<()> {
     let c = Client::new(args)?;
     let path = |name: &str, action: &str| format!("/v1/hooks/{name}{action}");
     match cmd {
-        HookCmd::Add {
-            name,
-            plugin,
-            prefix,
-            suffix,
-            events,
-            output,
-            config,
-            max_retries,
-            timeout_ms,
-            backoff_ms,
-        } => {
-            let mut spec = serde_json::json!({
-                "plugin": plugin, "prefix": prefix, "output": output,
-                "events": events, "config": config_map(&config)?,
-            });
-            for (k, v) in [
-                ("suffix", suffix.map(serde_json::Value::from)),
-                ("max_retries", max_retries.map(serde_json::Value::from)),
-                ("timeout_ms", timeout_ms.map(serde_json::Value::from)),
-                ("backoff_ms", backoff_ms.map(serde_json::Value::from)),
-            ] {
-                if let Some(v) = v {
-                    spec[k] = v;
-                }
-            }
-            let v: serde_json::Value = send(c.request(Method::PUT, &path(&name, "")).json(&spec))
-                .await?
-                .json()
-                .await?;
-            println!(
-                "hook {name}: {} on {}{} → dataset {}",
-                v["plugin"].as_str().unwrap_or(""),
-                v["prefix"].as_str().unwrap_or(""),
-                v["suffix"]
-                    .as_str()
-                    .map(|s| format!("*{s}"))
-                    .unwrap_or_default(),
-                v["output"].as_str().unwrap_or("")
-            );
-        }
-        HookCmd::Ls => {
-            let v: serde_json::Value = send(c.request(Method::GET, "/v1/hooks"))
-                .await?
-                .json()
-                .await?;
-            println!(
-                "{:<20} {:<16} {:<24} {:<16} {:>9} {:>7} {:>5} {:>6}",
-                "NAME", "PLUGIN", "PREFIX", "OUTPUT", "PROCESSED", "PENDING", "DEAD", "STATE"
-            );
-            for h in v["hooks"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<20} {:<16} {:<24} {:<16} {:>9} {:>7} {:>5} {:>6}",
-                    h["name"].as_str().unwrap_or(""),
-                    h["plugin"].as_str().unwrap_or(""),
-                    h["prefix"].as_str().unwrap_or(""),
-                    h["output"].as_str().unwrap_or(""),
-                    h["processed"],
-                    h["pending"],
-                    h["dead_lettered"],
-                    if h["paused"] == true {
-                        "paused"
-                    } else {
-                        "active"
-                    }
-                );
-            }
-        }
+        HookCmd::Add(add) => hook_add(&c, add).await?,
+        HookCmd::Ls => hook_ls(&c).await?,
         HookCmd::Status { name } => print_json(
             &send(c.request(Method::GET, &path(&name, "")))
                 .await?
@@ -200,28 +208,57 @@ pub async fn ls(prefix: Option<String>, args: &ClientArgs) -> Result<()> {
     }
 }
 
+async fn dataset_ls(c: &Client) -> Result<()> {
+    let v: serde_json::Value = send(c.request(Method::GET, "/v1/datasets"))
+        .await?
+        .json()
+        .await?;
+    println!(
+        "{:<24} {:>10} {:>6} {:>12}",
+        "NAME", "ROWS", "PARTS", "BYTES"
+    );
+    for d in v["datasets"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:>10} {:>6} {:>12}",
+            d["name"].as_str().unwrap_or(""),
+            d["rows"],
+            d["parts"],
+            d["bytes"]
+        );
+    }
+    Ok(())
+}
+
+/// `aimass dataset add`: a file as a new part (Arrow IPC, CSV, NDJSON or Parquet by suffix).
+async fn dataset_add(c: &Client, name: &str, file: &std::path::Path) -> Result<()> {
+    let ct = super::client::guess_content_type(Some(file));
+    let ct = if file.extension().is_some_and(|e| e == "parquet") {
+        "application/vnd.apache.parquet"
+    } else {
+        ct
+    };
+    let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value = send(
+        c.request(Method::POST, &format!("/v1/datasets/{name}/parts"))
+            .header("content-type", ct)
+            .body(body),
+    )
+    .await?
+    .json()
+    .await?;
+    println!(
+        "added part {} ({} rows) to {name}; {} hook(s) fired",
+        v["part"]["id"].as_str().unwrap_or(""),
+        v["part"]["rows"],
+        v["hooks"]
+    );
+    Ok(())
+}
+
 pub async fn dataset(cmd: DatasetCmd, args: &ClientArgs) -> Result<()> {
     let c = Client::new(args)?;
     match cmd {
-        DatasetCmd::Ls => {
-            let v: serde_json::Value = send(c.request(Method::GET, "/v1/datasets"))
-                .await?
-                .json()
-                .await?;
-            println!(
-                "{:<24} {:>10} {:>6} {:>12}",
-                "NAME", "ROWS", "PARTS", "BYTES"
-            );
-            for d in v["datasets"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<24} {:>10} {:>6} {:>12}",
-                    d["name"].as_str().unwrap_or(""),
-                    d["rows"],
-                    d["parts"],
-                    d["bytes"]
-                );
-            }
-        }
+        DatasetCmd::Ls => dataset_ls(&c).await?,
         DatasetCmd::Show { name } => print_json(
             &send(c.request(Method::GET, &format!("/v1/datasets/{name}")))
                 .await?
@@ -253,30 +290,7 @@ pub async fn dataset(cmd: DatasetCmd, args: &ClientArgs) -> Result<()> {
                 println!();
             }
         }
-        DatasetCmd::Add { name, file } => {
-            let ct = super::client::guess_content_type(Some(&file));
-            let ct = if file.extension().is_some_and(|e| e == "parquet") {
-                "application/vnd.apache.parquet"
-            } else {
-                ct
-            };
-            let body =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let v: serde_json::Value = send(
-                c.request(Method::POST, &format!("/v1/datasets/{name}/parts"))
-                    .header("content-type", ct)
-                    .body(body),
-            )
-            .await?
-            .json()
-            .await?;
-            println!(
-                "added part {} ({} rows) to {name}; {} hook(s) fired",
-                v["part"]["id"].as_str().unwrap_or(""),
-                v["part"]["rows"],
-                v["hooks"]
-            );
-        }
+        DatasetCmd::Add { name, file } => dataset_add(&c, &name, &file).await?,
         DatasetCmd::Rm { name } => {
             send(c.request(Method::DELETE, &format!("/v1/datasets/{name}"))).await?;
             println!("removed dataset {name}");

@@ -241,39 +241,43 @@ pub struct InvokeArgs {
     pub accept: Option<String>,
 }
 
+/// `aimass hook add`: a hook's spec as flags.
+#[derive(clap::Args, Debug)]
+pub struct HookAdd {
+    name: String,
+    /// Plugin to run (collector, cleaner or transform).
+    #[arg(long)]
+    plugin: String,
+    /// Key prefix to watch, e.g. raw/sales/ or datasets/sales-raw/.
+    #[arg(long)]
+    prefix: String,
+    /// Only keys ending with this, e.g. .csv.
+    #[arg(long)]
+    suffix: Option<String>,
+    /// Events that fire it: created, deleted (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "created")]
+    events: Vec<String>,
+    /// Dataset the output parts go to.
+    #[arg(long)]
+    output: String,
+    /// Plugin config entry, repeatable: --config method=iqr
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Retries after the first failure before the dead letter (default 3).
+    #[arg(long)]
+    max_retries: Option<u32>,
+    /// Deadline per call in ms (default: the plugin's).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// First retry delay in ms, doubled per attempt (default 500).
+    #[arg(long)]
+    backoff_ms: Option<u64>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum HookCmd {
     /// Create or replace hook NAME.
-    Add {
-        name: String,
-        /// Plugin to run (collector, cleaner or transform).
-        #[arg(long)]
-        plugin: String,
-        /// Key prefix to watch, e.g. raw/sales/ or datasets/sales-raw/.
-        #[arg(long)]
-        prefix: String,
-        /// Only keys ending with this, e.g. .csv.
-        #[arg(long)]
-        suffix: Option<String>,
-        /// Events that fire it: created, deleted (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "created")]
-        events: Vec<String>,
-        /// Dataset the output parts go to.
-        #[arg(long)]
-        output: String,
-        /// Plugin config entry, repeatable: --config method=iqr
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
-        /// Retries after the first failure before the dead letter (default 3).
-        #[arg(long)]
-        max_retries: Option<u32>,
-        /// Deadline per call in ms (default: the plugin's).
-        #[arg(long)]
-        timeout_ms: Option<u64>,
-        /// First retry delay in ms, doubled per attempt (default 500).
-        #[arg(long)]
-        backoff_ms: Option<u64>,
-    },
+    Add(HookAdd),
     /// List hooks with their counters.
     Ls,
     /// Status of a hook: processed, failed, retrying, dead-lettered, lag, last error, latency.

@@ -162,6 +162,53 @@ pub async fn train(a: TrainArgs, args: &ClientArgs) -> Result<()> {
     Ok(())
 }
 
+fn model_ls(v: &Value) {
+    println!("{:<24} {:>7} {:>8}  ALIASES", "NAME", "LATEST", "VERSIONS");
+    for m in v["models"].as_array().into_iter().flatten() {
+        let aliases: Vec<String> = m["aliases"]
+            .as_object()
+            .map(|a| a.iter().map(|(k, v)| format!("{k}=v{v}")).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:>7} {:>8}  {}",
+            m["name"].as_str().unwrap_or(""),
+            m["latest_version"].to_string(),
+            m["versions"].to_string(),
+            aliases.join(" ")
+        );
+    }
+}
+
+/// `aimass model infer`: an OIP request from a file or stdin; the response as JSON.
+async fn model_infer(
+    c: &Client,
+    name: &str,
+    version: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let mut body = Vec::new();
+    match file {
+        Some(f) => body = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?,
+        None => {
+            std::io::stdin().read_to_end(&mut body)?;
+        }
+    }
+    let path = match version {
+        Some(v) => format!("/v2/models/{name}/versions/{v}/infer"),
+        None => format!("/v2/models/{name}/infer"),
+    };
+    let v: Value = send(
+        c.request(Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await?
+    .json()
+    .await?;
+    print_json(&v)?;
+    Ok(())
+}
+
 pub async fn model(cmd: ModelCmd, args: &ClientArgs) -> Result<()> {
     let c = Client::new(args)?;
     let get = |path: String| {
@@ -169,23 +216,7 @@ pub async fn model(cmd: ModelCmd, args: &ClientArgs) -> Result<()> {
         async move { Ok::<Value, anyhow::Error>(send(rb).await?.json().await?) }
     };
     match cmd {
-        ModelCmd::Ls => {
-            let v = get("/v1/models".into()).await?;
-            println!("{:<24} {:>7} {:>8}  ALIASES", "NAME", "LATEST", "VERSIONS");
-            for m in v["models"].as_array().into_iter().flatten() {
-                let aliases: Vec<String> = m["aliases"]
-                    .as_object()
-                    .map(|a| a.iter().map(|(k, v)| format!("{k}=v{v}")).collect())
-                    .unwrap_or_default();
-                println!(
-                    "{:<24} {:>7} {:>8}  {}",
-                    m["name"].as_str().unwrap_or(""),
-                    m["latest_version"].to_string(),
-                    m["versions"].to_string(),
-                    aliases.join(" ")
-                );
-            }
-        }
+        ModelCmd::Ls => model_ls(&get("/v1/models".into()).await?),
         ModelCmd::Show { name } => print_json(&get(format!("/v1/models/{name}")).await?)?,
         ModelCmd::Push { name, file, alias } => {
             let bytes =
@@ -227,30 +258,7 @@ pub async fn model(cmd: ModelCmd, args: &ClientArgs) -> Result<()> {
             name,
             version,
             file,
-        } => {
-            let mut body = Vec::new();
-            match file {
-                Some(f) => {
-                    body = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
-                }
-                None => {
-                    std::io::stdin().read_to_end(&mut body)?;
-                }
-            }
-            let path = match version {
-                Some(v) => format!("/v2/models/{name}/versions/{v}/infer"),
-                None => format!("/v2/models/{name}/infer"),
-            };
-            let v: Value = send(
-                c.request(Method::POST, &path)
-                    .header("content-type", "application/json")
-                    .body(body),
-            )
-            .await?
-            .json()
-            .await?;
-            print_json(&v)?;
-        }
+        } => model_infer(&c, &name, version, file).await?,
     }
     Ok(())
 }

@@ -111,56 +111,109 @@ fn figures(step: &str, m: &Value) -> String {
     parts.join(" · ")
 }
 
+/// One spinner per step of a run, as its events arrive.
+struct StepBars {
+    multi: MultiProgress,
+    style: ProgressStyle,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl StepBars {
+    fn new() -> Result<StepBars> {
+        Ok(StepBars {
+            multi: MultiProgress::new(),
+            style: ProgressStyle::with_template("{spinner} {prefix:<14} {elapsed:>4} {msg}")?,
+            bars: HashMap::new(),
+        })
+    }
+
+    fn bar(&mut self, step: &str) -> ProgressBar {
+        self.bars
+            .entry(step.to_string())
+            .or_insert_with(|| {
+                let b = self.multi.add(ProgressBar::new_spinner());
+                b.set_style(self.style.clone());
+                b.set_prefix(step.to_string());
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            })
+            .clone()
+    }
+
+    /// The run as it stands when the stream opens (steps done before are shown as resumed).
+    fn snapshot(&mut self, v: &Value) {
+        for s in v["steps"].as_array().into_iter().flatten() {
+            let b = self.bar(s["id"].as_str().unwrap_or("?"));
+            match s["state"].as_str() {
+                Some("succeeded") => b.finish_with_message(format!(
+                    "done (resumed) {}",
+                    figures(s["id"].as_str().unwrap_or(""), &s["metrics"])
+                )),
+                Some("running") => b.set_message("running"),
+                _ => b.set_message("pending"),
+            }
+        }
+    }
+
+    /// A `run.step` event.
+    fn step(&mut self, d: &Value) {
+        let step = d["step"].as_str().unwrap_or("?");
+        let b = self.bar(step);
+        match d["state"].as_str() {
+            Some("running") => {
+                b.reset_elapsed();
+                b.set_message("running");
+            }
+            Some("succeeded") => {
+                b.finish_with_message(format!("done {}", figures(step, &d["metrics"])))
+            }
+            Some(other) => {
+                b.abandon_with_message(format!("{other}: {}", d["error"].as_str().unwrap_or("")))
+            }
+            None => {}
+        }
+    }
+
+    fn abandon_unfinished(&self) {
+        for b in self.bars.values() {
+            if !b.is_finished() {
+                b.abandon();
+            }
+        }
+    }
+}
+
+/// Take the next complete server-sent event (`event`, parsed `data`) off `buf`.
+fn next_event(buf: &mut String) -> Option<(String, Option<Value>)> {
+    let i = buf.find("\n\n")?;
+    let block: String = buf.drain(..i + 2).collect();
+    let (mut event, mut data) = (String::new(), String::new());
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().into();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data += v.trim_start();
+        }
+    }
+    Some((event, serde_json::from_str::<Value>(&data).ok()))
+}
+
 async fn watch_run(c: &Client, id: &str) -> Result<()> {
     let mut resp = send(
         c.request(Method::GET, &format!("/v1/runs/{id}/events"))
             .header("accept", "text/event-stream"),
     )
     .await?;
-    let multi = MultiProgress::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<14} {elapsed:>4} {msg}")?;
-    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    let mut bar = |step: &str| {
-        bars.entry(step.to_string())
-            .or_insert_with(|| {
-                let b = multi.add(ProgressBar::new_spinner());
-                b.set_style(style.clone());
-                b.set_prefix(step.to_string());
-                b.enable_steady_tick(Duration::from_millis(120));
-                b
-            })
-            .clone()
-    };
+    let mut bars = StepBars::new()?;
     let mut buf = String::new();
     let mut last: Option<(String, Value)> = None;
     'read: while let Some(chunk) = resp.chunk().await? {
         buf += &String::from_utf8_lossy(&chunk);
-        while let Some(i) = buf.find("\n\n") {
-            let block: String = buf.drain(..i + 2).collect();
-            let (mut event, mut data) = (String::new(), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().into();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data += v.trim_start();
-                }
-            }
-            let Ok(v) = serde_json::from_str::<Value>(&data) else {
-                continue;
-            };
+        while let Some((event, data)) = next_event(&mut buf) {
+            let Some(v) = data else { continue };
             match event.as_str() {
                 "snapshot" => {
-                    for s in v["steps"].as_array().into_iter().flatten() {
-                        let b = bar(s["id"].as_str().unwrap_or("?"));
-                        match s["state"].as_str() {
-                            Some("succeeded") => b.finish_with_message(format!(
-                                "done (resumed) {}",
-                                figures(s["id"].as_str().unwrap_or(""), &s["metrics"])
-                            )),
-                            Some("running") => b.set_message("running"),
-                            _ => b.set_message("pending"),
-                        }
-                    }
+                    bars.snapshot(&v);
                     if matches!(
                         v["state"].as_str(),
                         Some("succeeded" | "failed" | "cancelled")
@@ -169,25 +222,7 @@ async fn watch_run(c: &Client, id: &str) -> Result<()> {
                         break 'read;
                     }
                 }
-                "run.step" => {
-                    let d = &v["data"];
-                    let step = d["step"].as_str().unwrap_or("?");
-                    let b = bar(step);
-                    match d["state"].as_str() {
-                        Some("running") => {
-                            b.reset_elapsed();
-                            b.set_message("running");
-                        }
-                        Some("succeeded") => {
-                            b.finish_with_message(format!("done {}", figures(step, &d["metrics"])))
-                        }
-                        Some(other) => b.abandon_with_message(format!(
-                            "{other}: {}",
-                            d["error"].as_str().unwrap_or("")
-                        )),
-                        None => {}
-                    }
-                }
+                "run.step" => bars.step(&v["data"]),
                 "run.finished" | "run.failed" | "run.cancelled" => {
                     last = Some((event.clone(), v["data"].clone()));
                     break 'read;
@@ -196,36 +231,10 @@ async fn watch_run(c: &Client, id: &str) -> Result<()> {
             }
         }
     }
-    for b in bars.values() {
-        if !b.is_finished() {
-            b.abandon();
-        }
-    }
+    bars.abandon_unfinished();
     match last {
         Some((kind, _)) if kind == "run.finished" || kind == "run.succeeded" => {
-            // The training steps' figures are complete only in the final record.
-            let run = json(c.request(Method::GET, &format!("/v1/runs/{id}"))).await?;
-            for s in run["steps"].as_array().into_iter().flatten() {
-                let step = s["id"].as_str().unwrap_or("");
-                if matches!(step, "split" | "train" | "evaluate" | "publish") {
-                    println!("  {step:<14} {}", figures(step, &s["metrics"]));
-                }
-            }
-            let m = &run["model"];
-            println!(
-                "run {id} succeeded: model {} v{} {}",
-                m["model"].as_str().unwrap_or("?"),
-                m["version"],
-                if m["published"] == true {
-                    format!("published as `{}`", m["alias"].as_str().unwrap_or("?"))
-                } else {
-                    format!(
-                        "not published ({})",
-                        m["gate_failures"].as_str().unwrap_or("gate")
-                    )
-                }
-            );
-            Ok(())
+            print_succeeded(c, id).await
         }
         Some((_, d)) => bail!(
             "run {id} {}: {}",
@@ -234,4 +243,31 @@ async fn watch_run(c: &Client, id: &str) -> Result<()> {
         ),
         None => bail!("the event stream ended before the run did"),
     }
+}
+
+/// A succeeded run's figures and model. The training steps' figures are complete only in the
+/// final record.
+async fn print_succeeded(c: &Client, id: &str) -> Result<()> {
+    let run = json(c.request(Method::GET, &format!("/v1/runs/{id}"))).await?;
+    for s in run["steps"].as_array().into_iter().flatten() {
+        let step = s["id"].as_str().unwrap_or("");
+        if matches!(step, "split" | "train" | "evaluate" | "publish") {
+            println!("  {step:<14} {}", figures(step, &s["metrics"]));
+        }
+    }
+    let m = &run["model"];
+    println!(
+        "run {id} succeeded: model {} v{} {}",
+        m["model"].as_str().unwrap_or("?"),
+        m["version"],
+        if m["published"] == true {
+            format!("published as `{}`", m["alias"].as_str().unwrap_or("?"))
+        } else {
+            format!(
+                "not published ({})",
+                m["gate_failures"].as_str().unwrap_or("gate")
+            )
+        }
+    );
+    Ok(())
 }

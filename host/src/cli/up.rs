@@ -157,8 +157,9 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let _log_guard = init_logging(args.log_format);
+/// The host's configuration from `up`'s flags: alert rules read from their file, the default
+/// store placed in the data dir.
+fn host_config(args: UpArgs) -> anyhow::Result<HostConfig> {
     let alerts = match &args.alerts {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -182,7 +183,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             url
         }
     };
-    let config = HostConfig {
+    Ok(HostConfig {
         listen: args.listen,
         store_url,
         s3: S3Options {
@@ -234,10 +235,26 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         webhooks_deny_private: args.webhooks_deny_private,
         alerts,
         alert_interval: Duration::from_millis(args.alert_interval_ms.max(100)),
-    };
+    })
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let _log_guard = init_logging(args.log_format);
+    let config = host_config(args)?;
     let data_dir = config.data_dir.clone();
     let store = config.store_url.clone();
     let running = crate::server::start(config).await?;
+    banner(&running, &store, &data_dir)?;
+    running.server.await??;
+    Ok(())
+}
+
+/// What `up` prints once listening: the address, the store, and how to authenticate.
+fn banner(
+    running: &crate::server::Running,
+    store: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "aimass listening on http://{}", running.addr)?;
     writeln!(
@@ -268,7 +285,5 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    drop(out);
-    running.server.await??;
     Ok(())
 }
