@@ -248,19 +248,33 @@ pub fn parse(text: &str, json: bool) -> Result<PipelineSpec, String> {
 }
 
 impl PipelineSpec {
-    /// The training request of a run reading `dataset`.
+    /// The training request of a run reading `dataset`. The `[train]` section is a training
+    /// request without what the pipeline's other sections set (dataset, split, transforms,
+    /// publish); it stays a struct of its own because serde cannot refuse unknown fields
+    /// through `flatten`. Both sides are destructured whole, so a field added to either fails
+    /// to compile until it is mapped here, and validation is the request's own.
     pub fn train_request(&self, dataset: &str) -> TrainRequest {
-        let t = &self.train;
+        let TrainSpec {
+            model,
+            trainer,
+            label,
+            features,
+            task,
+            hyperparameters,
+            search,
+            metric,
+            timeout_ms,
+        } = self.train.clone();
         TrainRequest {
-            model: t.model.clone(),
-            trainer: t.trainer.clone(),
+            model,
+            trainer,
             dataset: dataset.to_string(),
-            label: t.label.clone(),
-            features: t.features.clone(),
-            task: t.task,
-            hyperparameters: t.hyperparameters.clone(),
-            search: t.search.clone(),
-            metric: t.metric.clone(),
+            label,
+            features,
+            task,
+            hyperparameters,
+            search,
+            metric,
             split: self.split,
             transforms: self
                 .transform
@@ -272,7 +286,7 @@ impl PipelineSpec {
                 .collect(),
             alias: Some(self.publish.alias.clone()),
             gate: self.publish.gate.clone(),
-            timeout_ms: t.timeout_ms,
+            timeout_ms,
         }
     }
 
