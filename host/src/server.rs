@@ -14,6 +14,7 @@ use crate::ops::notify::webhooks::Webhooks;
 use crate::pipelines::Pipelines;
 use crate::platform::storage::Storage;
 use crate::platform::tokens::{Bootstrap, Tokens};
+use crate::plugins::governor::PluginLimits;
 use crate::plugins::{Registry, RegistryOptions, seal};
 use crate::runtime::{ModelRunner, Runtime};
 use crate::warehouse::Warehouse;
@@ -194,7 +195,10 @@ fn plugin_registry(
         (config.artifact_key_file.clone()).unwrap_or_else(|| config.data_dir.join(seal::KEY_FILE));
     let seal = Arc::new(seal::Seal::load_or_create(&key_file)?);
     let opts = RegistryOptions {
-        defaults: config.limits,
+        defaults: PluginLimits {
+            call: config.limits,
+            ..Default::default()
+        },
         queue_timeout: config.queue_timeout,
         local_cache: config.data_dir.join("cache").join("compiled"),
         max_instances: runtime
@@ -248,7 +252,10 @@ async fn host_info(config: &HostConfig, runtime: &Runtime, storage: &Storage) ->
         // Whether create-only PUTs are honoured (Garage and some S3 servers ignore them).
         // Nothing relies on it; it tells operators whether a second writer could race.
         "store_conditional_create": conditional_create,
-        "default_limits": config.limits,
+        "default_limits": PluginLimits {
+            call: config.limits,
+            ..Default::default()
+        },
         "queue_timeout_ms": config.queue_timeout.as_millis() as u64,
         "max_body_bytes": config.max_body_bytes,
     })

@@ -14,10 +14,11 @@ use super::error::ApiError;
 use super::path::Param;
 use crate::platform::names::valid_name;
 use crate::platform::storage::is_reserved;
+use crate::plugins::governor::{GovernanceOverrides, Overrides, PluginLimits};
 use crate::plugins::{LoadedFrom, PluginEntry, Settings, StatsView, VersionRecord};
+use crate::runtime::LimitOverrides;
 use crate::runtime::World;
 use crate::runtime::{Grants, valid_host_pattern, valid_storage_prefix};
-use crate::runtime::{LimitOverrides, Limits};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -174,7 +175,7 @@ impl LimitQuery {
         })
     }
 
-    fn overrides(&self) -> Result<LimitOverrides, ApiError> {
+    fn overrides(&self) -> Result<Overrides, ApiError> {
         let positive = [
             self.timeout_ms,
             self.memory_mb,
@@ -197,13 +198,15 @@ impl LimitQuery {
             })
             .transpose()
         };
-        Ok(LimitOverrides {
+        let call = LimitOverrides {
             timeout_ms: self.timeout_ms,
             memory_bytes: mib(self.memory_mb, "memory_mb")?,
             max_output_bytes: mib(self.output_mb, "output_mb")?,
             max_concurrency: self.concurrency,
             max_outbound_requests: self.outbound_requests,
             max_outbound_response_bytes: mib(self.outbound_mb, "outbound_mb")?,
+        };
+        let governance = GovernanceOverrides {
             rate_per_sec: self.rate,
             burst: self.burst,
             quota_calls: self.quota,
@@ -211,7 +214,8 @@ impl LimitQuery {
             public_concurrency: self.public_concurrency,
             public_rate_per_sec: self.public_rate,
             public_quota_calls: self.public_quota,
-        })
+        };
+        Ok(Overrides { call, governance })
     }
 }
 
@@ -250,7 +254,7 @@ pub struct Detail {
     pub world: World,
     pub live_version: u32,
     pub digest: String,
-    pub limits: Limits,
+    pub limits: PluginLimits,
     pub loaded_from: LoadedFrom,
     pub load_ms: f64,
     pub versions: Vec<VersionRecord>,
@@ -309,10 +313,10 @@ pub async fn show(
         load_ms: live.load_time.as_secs_f64() * 1e3,
         versions: e.record().versions.into_iter().map(redact).collect(),
         stats: e.stats.view(),
-        governance: e.governor.usage(&live.limits),
+        governance: e.governor.usage(&live.limits.governance),
         public_governance: live
             .public
-            .then(|| e.public_governor.usage(&live.limits.anonymous())),
+            .then(|| e.public_governor.usage(&live.limits.anonymous().governance)),
     }))
 }
 

@@ -90,7 +90,7 @@ impl Registry {
                 &entry.public_slots,
             ),
         };
-        if let Err(refusal) = governor.admit(&limits) {
+        if let Err(refusal) = governor.admit(&limits.governance) {
             self.metrics.record_limited(&entry.name, refusal.outcome());
             return Err(refusal.into());
         }
@@ -101,7 +101,7 @@ impl Registry {
         };
         let plugin_slot = wait(slots, deadline)
             .await
-            .ok_or_else(|| busy(CallError::Busy(limits.max_concurrency)))?;
+            .ok_or_else(|| busy(CallError::Busy(limits.call.max_concurrency)))?;
         let instance_slot = match &self.instances {
             Some((slots, n)) => Some(
                 wait(slots, deadline)
@@ -136,7 +136,7 @@ impl Registry {
     ) -> Result<Outcome, CallError> {
         let admission = self.admit(entry, &live, deadline, Caller::Token).await?;
         let in_flight = InFlight::start(&entry.stats);
-        let mut limits = live.limits;
+        let mut limits = live.limits.call;
         if let Some(t) = timeout_ms {
             limits.timeout_ms = t;
         }
@@ -204,7 +204,7 @@ impl Registry {
             name: entry.name.clone(),
             version: live.version,
             pre: pre.clone(),
-            limits: live.limits,
+            limits: live.limits.call,
             caps: self.capabilities(&live),
         };
         let mut call = HttpCall::start(entry.clone());

@@ -2,8 +2,8 @@
 
 use super::{PluginRecord, Stats, governor};
 
+use super::governor::PluginLimits;
 use crate::runtime::Grants;
-use crate::runtime::Limits;
 use crate::runtime::Prepared;
 use serde::Serialize;
 use std::sync::{Arc, RwLock};
@@ -29,7 +29,7 @@ pub struct LiveVersion {
     /// HTTP functions only: callable without a token.
     pub public: bool,
     pub digest: String,
-    pub limits: Limits,
+    pub limits: PluginLimits,
     pub prepared: Prepared,
     pub loaded_from: LoadedFrom,
     pub load_time: Duration,
@@ -62,8 +62,8 @@ pub enum Caller {
 
 impl PluginEntry {
     pub(super) fn new(record: PluginRecord, live: LiveVersion) -> Self {
-        let slots = Semaphore::new(live.limits.max_concurrency.max(1) as usize);
-        let public_slots = Semaphore::new(live.limits.anonymous().max_concurrency as usize);
+        let slots = Semaphore::new(live.limits.call.max_concurrency.max(1) as usize);
+        let public_slots = Semaphore::new(live.limits.anonymous().call.max_concurrency as usize);
         PluginEntry {
             name: record.name.as_str().into(),
             record: RwLock::new(record),
@@ -92,13 +92,13 @@ impl PluginEntry {
         let old = self.live().limits;
         resize(
             &self.slots,
-            old.max_concurrency.max(1),
-            live.limits.max_concurrency.max(1),
+            old.call.max_concurrency.max(1),
+            live.limits.call.max_concurrency.max(1),
         );
         resize(
             &self.public_slots,
-            old.anonymous().max_concurrency,
-            live.limits.anonymous().max_concurrency,
+            old.anonymous().call.max_concurrency,
+            live.limits.anonymous().call.max_concurrency,
         );
         *self.record.write().unwrap_or_else(|e| e.into_inner()) = record;
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);

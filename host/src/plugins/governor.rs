@@ -12,10 +12,155 @@
 //! Both are checked before a call waits for an instance slot, so refused calls cost nothing.
 //! Counters live in memory: a restart refills buckets and starts a new quota window.
 
-use crate::runtime::Limits;
-use serde::Serialize;
+use crate::runtime::{LimitOverrides, Limits};
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How often a plugin may be called, and how many calls without a token may run at once: what
+/// the governor admits by, beside the runtime's per-call [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Governance {
+    /// Calls per second on average (token bucket); `None`: unlimited. Past it, 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<u32>,
+    /// Calls allowed at once above the rate (bucket size); default one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Calls per quota window; `None`: unlimited. Past it, 429 until the window ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_calls: Option<u64>,
+    /// Length of a quota window, seconds (default a day).
+    #[serde(default = "default_quota_window")]
+    pub quota_window_s: u64,
+    /// Public HTTP functions: calls without a host token that may run at once, in slots of their
+    /// own beside the `max_concurrency` slots of token holders; `None`: half of
+    /// `max_concurrency` (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_concurrency: Option<u32>,
+    /// Calls per second without a host token (a bucket of their own, bursts of one second's
+    /// worth); `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_rate_per_sec: Option<u32>,
+    /// Calls without a host token per quota window, counted apart from token holders' quota;
+    /// `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_quota_calls: Option<u64>,
+}
+
+fn default_quota_window() -> u64 {
+    86_400
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        Governance {
+            rate_per_sec: None,
+            burst: None,
+            quota_calls: None,
+            quota_window_s: default_quota_window(),
+            public_concurrency: None,
+            public_rate_per_sec: None,
+            public_quota_calls: None,
+        }
+    }
+}
+
+/// Per-plugin overrides of [`Governance`], as stored in the plugin's metadata.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_calls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_window_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_rate_per_sec: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_quota_calls: Option<u64>,
+}
+
+impl Governance {
+    /// Apply the overrides that are set.
+    pub fn with_overrides(mut self, o: &GovernanceOverrides) -> Governance {
+        if o.rate_per_sec.is_some() {
+            self.rate_per_sec = o.rate_per_sec;
+        }
+        if o.burst.is_some() {
+            self.burst = o.burst;
+        }
+        if o.quota_calls.is_some() {
+            self.quota_calls = o.quota_calls;
+        }
+        if let Some(v) = o.quota_window_s {
+            self.quota_window_s = v;
+        }
+        if o.public_concurrency.is_some() {
+            self.public_concurrency = o.public_concurrency;
+        }
+        if o.public_rate_per_sec.is_some() {
+            self.public_rate_per_sec = o.public_rate_per_sec;
+        }
+        if o.public_quota_calls.is_some() {
+            self.public_quota_calls = o.public_quota_calls;
+        }
+        self
+    }
+}
+
+/// Everything a plugin version runs under: the runtime's limits of one call and the governor's
+/// admission limits. Serialized flat, as one object of limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginLimits {
+    #[serde(flatten)]
+    pub call: Limits,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+/// Per-plugin overrides of [`PluginLimits`], stored flat in the plugin's metadata.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overrides {
+    #[serde(flatten)]
+    pub call: LimitOverrides,
+    #[serde(flatten)]
+    pub governance: GovernanceOverrides,
+}
+
+impl PluginLimits {
+    pub fn with_overrides(self, o: &Overrides) -> PluginLimits {
+        PluginLimits {
+            call: self.call.with_overrides(&o.call),
+            governance: self.governance.with_overrides(&o.governance),
+        }
+    }
+
+    /// The limits anonymous calls of a public HTTP function run under: the same call limits, with
+    /// the `public_*` concurrency, rate and quota in place of token holders' ones.
+    pub fn anonymous(&self) -> PluginLimits {
+        let g = self.governance;
+        PluginLimits {
+            call: Limits {
+                max_concurrency: g
+                    .public_concurrency
+                    .unwrap_or(self.call.max_concurrency / 2)
+                    .max(1),
+                ..self.call
+            },
+            governance: Governance {
+                rate_per_sec: g.public_rate_per_sec,
+                burst: None,
+                quota_calls: g.public_quota_calls,
+                ..g
+            },
+        }
+    }
+}
 
 /// Why a call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -94,13 +239,13 @@ pub struct Usage {
     pub refused_quota: u64,
 }
 
-fn burst(l: &Limits, rate: u32) -> u32 {
+fn burst(l: &Governance, rate: u32) -> u32 {
     l.burst.unwrap_or(rate).max(1)
 }
 
 impl Governor {
     /// Take one call from the bucket and the quota, or say why not.
-    pub fn admit(&self, limits: &Limits) -> Result<(), Refusal> {
+    pub fn admit(&self, limits: &Governance) -> Result<(), Refusal> {
         // Most plugins have neither: no lock, no clock read on their calls.
         if limits.rate_per_sec.is_none() && limits.quota_calls.is_none() {
             return Ok(());
@@ -108,7 +253,7 @@ impl Governor {
         self.admit_at(limits, Instant::now())
     }
 
-    fn admit_at(&self, l: &Limits, now: Instant) -> Result<(), Refusal> {
+    fn admit_at(&self, l: &Governance, now: Instant) -> Result<(), Refusal> {
         let mut s = self.state.lock().unwrap();
         if let Some(rate) = l.rate_per_sec {
             let burst = burst(l, rate);
@@ -152,7 +297,7 @@ impl Governor {
         Ok(())
     }
 
-    pub fn usage(&self, l: &Limits) -> Usage {
+    pub fn usage(&self, l: &Governance) -> Usage {
         let s = self.state.lock().unwrap();
         let now = Instant::now();
         let rate_limit = l.rate_per_sec.map(|rate| {
@@ -189,20 +334,43 @@ impl Governor {
 mod tests {
     use super::*;
 
-    fn limits(rate: Option<u32>, burst: Option<u32>, quota: Option<u64>) -> Limits {
-        Limits {
+    #[test]
+    fn limits_and_overrides_keep_their_flat_stored_form() {
+        // As plugin records store them: one object of call limits and governance together.
+        let stored = r#"{"timeout_ms":250,"max_concurrency":2,"rate_per_sec":5,"quota_calls":9,"public_concurrency":1}"#;
+        let o: Overrides = serde_json::from_str(stored).unwrap();
+        assert_eq!(o.call.timeout_ms, Some(250));
+        assert_eq!(o.call.max_concurrency, Some(2));
+        assert_eq!(o.governance.rate_per_sec, Some(5));
+        assert_eq!(o.governance.quota_calls, Some(9));
+        assert_eq!(o.governance.public_concurrency, Some(1));
+        let back: serde_json::Value = serde_json::to_value(o).unwrap();
+        let want: serde_json::Value = serde_json::from_str(stored).unwrap();
+        assert_eq!(back, want);
+        let l = PluginLimits::default().with_overrides(&o);
+        let v = serde_json::to_value(l).unwrap();
+        assert_eq!(v["timeout_ms"], 250);
+        assert_eq!(v["rate_per_sec"], 5);
+        assert_eq!(v["quota_window_s"], 86_400);
+        assert_eq!(l.anonymous().call.max_concurrency, 1);
+        assert_eq!(l.anonymous().governance.rate_per_sec, None);
+        assert_eq!(l.anonymous().governance.quota_calls, None);
+    }
+
+    fn limits(rate: Option<u32>, burst: Option<u32>, quota: Option<u64>) -> Governance {
+        Governance {
             rate_per_sec: rate,
             burst,
             quota_calls: quota,
             quota_window_s: 60,
-            ..Limits::default()
+            ..Governance::default()
         }
     }
 
     #[test]
     fn no_limits_admit_everything() {
         let g = Governor::default();
-        let l = Limits::default();
+        let l = Governance::default();
         for _ in 0..10_000 {
             g.admit(&l).unwrap();
         }

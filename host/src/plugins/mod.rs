@@ -27,10 +27,10 @@ pub use stats::{Stats, StatsView};
 
 use crate::ops::prometheus::Metrics;
 use crate::platform::storage::Storage;
-use crate::runtime::Limits;
 use crate::runtime::ModelRunner;
 use crate::runtime::ObjectReader;
 use crate::runtime::Runtime;
+use governor::PluginLimits;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -50,7 +50,7 @@ pub use upload::{UploadError, UploadOutcome};
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// Limits of plugins that override nothing.
-    pub defaults: Limits,
+    pub defaults: PluginLimits,
     /// How long a call waits for a free instance slot before 503.
     pub queue_timeout: Duration,
     /// Local directory of compiled artifacts. Loading maps these files (~0.5 ms for a 4 MB
@@ -120,7 +120,7 @@ impl Registry {
             .map(|(sem, n)| (n.saturating_sub(sem.available_permits() as u32), *n))
     }
 
-    pub fn defaults(&self) -> Limits {
+    pub fn defaults(&self) -> PluginLimits {
         self.opts.defaults
     }
 

@@ -1,7 +1,6 @@
 //! What the registry persists, where, and how a local file is written safely.
 
 use crate::runtime::Grants;
-use crate::runtime::LimitOverrides;
 use crate::runtime::World;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -20,7 +19,7 @@ pub struct VersionRecord {
     pub compile_ms: f64,
     /// Limits set at upload for this version (the rest come from the host defaults).
     #[serde(default)]
-    pub overrides: LimitOverrides,
+    pub overrides: super::governor::Overrides,
     /// Registered from the plugins bundled in the binary: a newer binary may replace it with its
     /// own bundled version, but never replaces a version someone uploaded.
     #[serde(default)]
@@ -52,7 +51,7 @@ impl VersionRecord {
 /// settings is a no-op; changing either makes a new version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
-    pub overrides: LimitOverrides,
+    pub overrides: super::governor::Overrides,
     pub grants: Grants,
     pub env: Vec<(String, String)>,
     pub public: bool,

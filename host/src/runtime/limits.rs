@@ -32,35 +32,6 @@ pub struct Limits {
     /// `HTTP-response-body-size`.
     #[serde(default = "default_outbound_response_bytes")]
     pub max_outbound_response_bytes: u64,
-    /// Calls per second on average (token bucket); `None`: unlimited. Past it, 429.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_per_sec: Option<u32>,
-    /// Calls allowed at once above the rate (bucket size); default one second's worth.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u32>,
-    /// Calls per quota window; `None`: unlimited. Past it, 429 until the window ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota_calls: Option<u64>,
-    /// Length of a quota window, seconds (default a day).
-    #[serde(default = "default_quota_window")]
-    pub quota_window_s: u64,
-    /// Public HTTP functions: calls without a host token that may run at once, in slots of their
-    /// own beside the `max_concurrency` slots of token holders; `None`: half of
-    /// `max_concurrency` (at least 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_concurrency: Option<u32>,
-    /// Calls per second without a host token (a bucket of their own, bursts of one second's
-    /// worth); `None`: unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_rate_per_sec: Option<u32>,
-    /// Calls without a host token per quota window, counted apart from token holders' quota;
-    /// `None`: unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_quota_calls: Option<u64>,
-}
-
-fn default_quota_window() -> u64 {
-    86_400
 }
 
 fn default_outbound_requests() -> u32 {
@@ -80,13 +51,6 @@ impl Default for Limits {
             max_concurrency: 8,
             max_outbound_requests: 16,
             max_outbound_response_bytes: 16 << 20,
-            rate_per_sec: None,
-            burst: None,
-            quota_calls: None,
-            quota_window_s: default_quota_window(),
-            public_concurrency: None,
-            public_rate_per_sec: None,
-            public_quota_calls: None,
         }
     }
 }
@@ -94,21 +58,6 @@ impl Default for Limits {
 impl Limits {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
-    }
-
-    /// The limits anonymous calls of a public HTTP function run under: the same call limits, with
-    /// the `public_*` concurrency, rate and quota in place of token holders' ones.
-    pub fn anonymous(&self) -> Limits {
-        Limits {
-            max_concurrency: self
-                .public_concurrency
-                .unwrap_or(self.max_concurrency / 2)
-                .max(1),
-            rate_per_sec: self.public_rate_per_sec,
-            burst: None,
-            quota_calls: self.public_quota_calls,
-            ..*self
-        }
     }
 
     /// Apply the overrides that are set.
@@ -131,27 +80,6 @@ impl Limits {
         if let Some(v) = o.max_outbound_response_bytes {
             self.max_outbound_response_bytes = v;
         }
-        if o.rate_per_sec.is_some() {
-            self.rate_per_sec = o.rate_per_sec;
-        }
-        if o.burst.is_some() {
-            self.burst = o.burst;
-        }
-        if o.quota_calls.is_some() {
-            self.quota_calls = o.quota_calls;
-        }
-        if let Some(v) = o.quota_window_s {
-            self.quota_window_s = v;
-        }
-        if o.public_concurrency.is_some() {
-            self.public_concurrency = o.public_concurrency;
-        }
-        if o.public_rate_per_sec.is_some() {
-            self.public_rate_per_sec = o.public_rate_per_sec;
-        }
-        if o.public_quota_calls.is_some() {
-            self.public_quota_calls = o.public_quota_calls;
-        }
         self
     }
 }
@@ -171,20 +99,6 @@ pub struct LimitOverrides {
     pub max_outbound_requests: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_outbound_response_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_per_sec: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota_calls: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota_window_s: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_concurrency: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_rate_per_sec: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_quota_calls: Option<u64>,
 }
 
 /// A `ResourceLimiter` bounding the SUM of all linear memories of a store.
