@@ -32,6 +32,9 @@ pub mod runtime;
 pub mod server;
 pub mod warehouse;
 
+#[cfg(test)]
+mod layering;
+
 /// Unit tests run on the binary's allocator (jemalloc, see `main.rs`), so what a test measures of
 /// an in-memory index is what the host would hold.
 #[cfg(test)]
