@@ -538,8 +538,16 @@ async fn a_garage_restart_pauses_hook_work_which_then_completes() {
     })
     .await
     .unwrap();
+    // Keep it down until an attempt has failed: the store client retries a refused connection
+    // with backoff (up to ~1 min) before it reports an error, so how soon that shows depends on
+    // where each request was when Garage died.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = c.get("/v1/hooks/g-hook").await;
+    let down_until = Instant::now() + Duration::from_secs(90);
+    let mut during = c.get("/v1/hooks/g-hook").await;
+    while !during["last_error"].is_object() && Instant::now() < down_until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        during = c.get("/v1/hooks/g-hook").await;
+    }
     let pending = during["pending"]
         .as_u64()
         .expect("pending while Garage is down");
