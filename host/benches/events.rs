@@ -6,6 +6,7 @@
 //! output part). Run: `cargo bench -p aimass --bench events -- [RATE] [SECONDS]`
 //! (defaults 200 events/s for 10 s). Figures are in BENCHMARKS.md.
 
+use aimass::client::Client;
 use aimass::config::HostConfig;
 use aimass::ingest::hooks::HookOptions;
 use std::time::{Duration, Instant};
@@ -17,16 +18,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-async fn run(base: &str, http: &reqwest::Client, hook: &str, plugin: &str, rate: u64, secs: u64) {
+async fn run(c: &Client, hook: &str, plugin: &str, rate: u64, secs: u64) {
     let spec = serde_json::json!({"plugin": plugin, "prefix": format!("{hook}/"), "output": hook});
-    let r = http
-        .put(format!("{base}/v1/hooks/{hook}"))
-        .bearer_auth(TOKEN)
-        .body(spec.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    c.put_hook(hook, &spec).await.unwrap();
     let total = rate * secs;
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -34,17 +28,11 @@ async fn run(base: &str, http: &reqwest::Client, hook: &str, plugin: &str, rate:
     let started = Instant::now();
     for i in 0..total {
         tick.tick().await;
-        let (http, url) = (http.clone(), format!("{base}/v1/objects/{hook}/{i:06}.csv"));
+        let (c, key) = (c.clone(), format!("{hook}/{i:06}.csv"));
         puts.push(tokio::spawn(async move {
             let t = Instant::now();
-            let r = http
-                .put(url)
-                .bearer_auth(TOKEN)
-                .body(format!("id,amount\n{i},{}\n{},{}\n", i * 3, i + 1, i * 7))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
+            let body = format!("id,amount\n{i},{}\n{},{}\n", i * 3, i + 1, i * 7);
+            c.put_object(&key, body).await.unwrap();
             t.elapsed().as_secs_f64() * 1000.0
         }));
     }
@@ -54,15 +42,7 @@ async fn run(base: &str, http: &reqwest::Client, hook: &str, plugin: &str, rate:
     }
     let sent_in = started.elapsed();
     let status = loop {
-        let v: serde_json::Value = http
-            .get(format!("{base}/v1/hooks/{hook}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = c.hook(hook).await.unwrap();
         if v["processed"] == total && v["pending"] == 0 {
             break v;
         }
@@ -117,20 +97,18 @@ fn main() {
         .await
         .unwrap();
         let base = format!("http://{}", running.addr);
-        let http = reqwest::Client::new();
+        let c = Client::new(&base, Some(TOKEN.to_string())).unwrap();
         let noop = std::fs::read(aimass::bundled::wasm_path("noop")).unwrap();
-        let r = http
-            .put(format!("{base}/v1/plugins/noop"))
-            .bearer_auth(TOKEN)
-            .body(noop)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        c.send(
+            c.request(reqwest::Method::PUT, "/v1/plugins/noop")
+                .body(noop),
+        )
+        .await
+        .unwrap();
         println!("event latency, local store, {rate} events/s for {secs} s per hook:");
         // Host overhead alone: the pass-through cleaner on the CSV parsed by the host.
-        run(&base, &http, "ev-noop", "noop", rate, secs).await;
+        run(&c, "ev-noop", "noop", rate, secs).await;
         // A real collector: csv-collector parses the object itself.
-        run(&base, &http, "ev-csv", "csv-collector", rate, secs).await;
+        run(&c, "ev-csv", "csv-collector", rate, secs).await;
     });
 }

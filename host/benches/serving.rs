@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo bench -p aimass --bench serving -- [SECONDS]` (default 5 per case).
 
+use aimass::client::Client;
 use aimass::config::HostConfig;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -20,38 +21,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-async fn prepare(base: &str, http: &reqwest::Client) {
-    let r = http
-        .post(format!("{base}/v1/datasets/bc/parts"))
-        .bearer_auth(TOKEN)
+async fn prepare(base: &str) {
+    let c = Client::new(base, Some(TOKEN.to_string())).unwrap();
+    let part = c
+        .request(reqwest::Method::POST, "/v1/datasets/bc/parts")
         .header("content-type", "text/csv")
-        .body(CSV)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+        .body(CSV);
+    c.send(part).await.unwrap();
     let req = json!({"model": "breast-cancer", "trainer": "logistic-regression", "dataset": "bc", "label": "label"});
-    let job: Value = http
-        .post(format!("{base}/v1/train"))
-        .bearer_auth(TOKEN)
-        .json(&req)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = c.train(&req).await.unwrap();
     let id = job["id"].as_str().unwrap().to_string();
     loop {
-        let job: Value = http
-            .get(format!("{base}/v1/train/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = c.job(&id).await.unwrap();
         match job["state"].as_str().unwrap() {
             "succeeded" => return,
             "failed" => panic!("{job}"),
@@ -136,7 +117,7 @@ fn main() {
         .unwrap();
     client.block_on(async {
         let http = reqwest::Client::new();
-        prepare(&base, &http).await;
+        prepare(&base).await;
         let row: Vec<f64> = CSV.lines().nth(1).unwrap().split(',').take(30).map(|v| v.parse().unwrap()).collect();
         let body = Arc::new(json!({"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": row}]}).to_string());
         let url = format!("{base}/v2/models/breast-cancer/infer");

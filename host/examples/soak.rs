@@ -18,7 +18,9 @@
 //! that replaces the parts of the one before) instead of a new key each time: the host's state
 //! then stays bounded, so RSS growth measures leaks rather than the per-object index.
 
+use aimass::client::Client;
 use hdrhistogram::Histogram;
+use reqwest::Method;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,9 +35,7 @@ const PROBE_WORKERS: usize = 8;
 const MAX_IN_FLIGHT: usize = 512;
 
 struct Load {
-    http: reqwest::Client,
-    url: String,
-    token: String,
+    client: Client,
     seq: AtomicU64,
     /// Hook objects rotate over this many keys (0: a new key per put).
     keys: u64,
@@ -47,29 +47,26 @@ impl Load {
         let t0 = Instant::now();
         let r = match KINDS[kind] {
             "invoke" => self
-                .http
-                .post(format!("{}/v1/plugins/dedup/invoke", self.url))
+                .client
+                .request(Method::POST, "/v1/plugins/dedup/invoke")
                 .header("content-type", "text/csv")
                 .body(CSV),
-            "fn" => self.http.get(format!("{}/fn/hello/", self.url)),
+            "fn" => self.client.request(Method::GET, "/fn/hello/"),
             "infer" => self
-                .http
-                .post(format!("{}/v2/models/iris/infer", self.url))
+                .client
+                .request(Method::POST, "/v2/models/iris/infer")
                 .header("content-type", "application/json")
                 .body(INFER),
             _ => {
                 let n = self.seq.fetch_add(1, Ordering::Relaxed);
                 let key = if self.keys > 0 { n % self.keys } else { n };
-                self.http
-                    .put(format!("{}/v1/objects/soak/{key:09}.csv", self.url))
+                self.client
+                    .request(Method::PUT, &format!("/v1/objects/soak/{key:09}.csv"))
                     .body(format!("n,v\n{n},1\n"))
             }
         };
-        let resp = r
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        // Sent as is: the load counts every status itself.
+        let resp = r.send().await.map_err(|e| e.to_string())?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| e.to_string())?;
         if status.is_success() {
@@ -80,16 +77,11 @@ impl Load {
     }
 
     async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
+        let body = (self.client)
+            .send_bytes(self.client.request(Method::GET, "/metrics"))
             .await
             .unwrap();
+        let text = String::from_utf8_lossy(&body);
         // The sum over the series' labels; a series that is not exported is an error, never 0.
         let values: Vec<f64> = text
             .lines()
@@ -101,19 +93,10 @@ impl Load {
     }
 
     async fn put(&self, path: &str, body: Vec<u8>) {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "PUT {path}: {}",
-            r.text().await.unwrap()
-        );
+        let put = self.client.request(Method::PUT, path).body(body);
+        if let Err(e) = self.client.send(put).await {
+            panic!("PUT {path}: {e}");
+        }
     }
 }
 
@@ -205,13 +188,15 @@ async fn main() {
         .port_or_known_default()
         .unwrap();
     let load = Arc::new(Load {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-        url,
-        token,
+        client: Client::with_http(
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(1024)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            &url,
+            Some(token),
+        ),
         seq: AtomicU64::new(0),
         keys: std::env::var("AIMASS_SOAK_KEYS")
             .ok()
@@ -372,16 +357,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let dead_letters = load.metric("aimass_hook_dead_letters").await;
-    let rows: serde_json::Value = load
-        .http
-        .get(format!("{}/v1/datasets/soak-raw", load.url))
-        .bearer_auth(&load.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows: serde_json::Value = load.client.dataset("soak-raw").await.unwrap();
 
     let (first, last) = (windows.first().unwrap(), windows.last().unwrap());
     let rss_growth = (last.1 / first.1 - 1.0) * 100.0;
