@@ -12,14 +12,9 @@
 
 use crate::error::{Error, Result};
 
-/// A tensor: OIP datatype name, shape, and row-major little-endian element bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tensor {
-    pub name: String,
-    pub datatype: String,
-    pub shape: Vec<u64>,
-    pub data: Vec<u8>,
-}
+/// A tensor: the WIT `inference.tensor` record (OIP datatype name, shape, and row-major
+/// little-endian element bytes), passed to the host import as it is.
+pub use crate::__private::wit::aimass::plugin::inference::Tensor;
 
 impl Tensor {
     /// An `FP32` tensor.
@@ -96,12 +91,17 @@ impl Tensor {
 /// [`Error::Internal`] with the host's message. Outside the host (native unit tests) there is no
 /// model to call, and the result is an error.
 pub fn infer(model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-    match crate::host::imports() {
-        Some(host) => (host.infer)(model, inputs)
-            .map_err(|e| Error::internal(format!("inference on `{model}`: {e}"))),
-        None => Err(Error::internal(
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::__private::wit::aimass::plugin::inference::infer(model, &inputs)
+            .map_err(|e| Error::internal(format!("inference on `{model}`: {e}")))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (model, inputs);
+        Err(Error::internal(
             "no host: models can only be called inside aimass",
-        )),
+        ))
     }
 }
 

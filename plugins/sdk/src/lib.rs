@@ -1,8 +1,8 @@
 //! Guest SDK for aimass plugins.
 //!
 //! An aimass plugin is a WebAssembly component implementing one world of the `aimass:plugin`
-//! WIT package (`wit/` at the repository root): `collector`, `cleaner`, `transform` or
-//! `trainer`. The raw WIT interface is bytes and string pairs; this crate turns it into what a
+//! WIT package: `collector`, `cleaner`, `transform` or `trainer`. The SDK ships that WIT (through
+//! its `aimass-plugin-sdk-macro` dependency), so a plugin crate needs nothing but this crate. The raw WIT interface is bytes and string pairs; this crate turns it into what a
 //! plugin author wants to write against:
 //!
 //! * [`Table`] and [`ipc`] — tabular data crosses the boundary as one Arrow IPC *stream*; the SDK
@@ -14,6 +14,7 @@
 //! * [`log`] and [`progress`] — the host's logging and progress imports, usable from anywhere in
 //!   plugin code (stderr / no-op in native unit tests).
 //! * [`inference`] — call the host's served models (the ones the plugin was granted).
+//! * [`storage`] — read objects under the store prefixes the plugin was granted.
 //! * [`numeric`] — numeric columns as `f64` for statistics, without linking all of arrow-cast.
 //! * The traits [`Collector`], [`Cleaner`], [`RawCleaner`], [`Transform`], [`Trainer`] and the
 //!   macros [`export_collector!`], [`export_cleaner!`], [`export_raw_cleaner!`],
@@ -42,8 +43,9 @@
 //! Build it with `cargo build --target wasm32-wasip2 --release`: for that target rustc links a
 //! component directly (`crate-type = ["cdylib"]`), ready for the host.
 
-// The export macros name the SDK as `::aimass_plugin_sdk` (wit-bindgen's `runtime_path` is a
-// string, so `$crate` cannot be used there); this lets the SDK's own tests expand them.
+// The export macros name the SDK as `::aimass_plugin_sdk` (wit-bindgen's `runtime_path` and
+// `with` paths become strings, so `$crate` cannot be used there); this lets the SDK's own tests
+// expand them.
 #[cfg(test)]
 extern crate self as aimass_plugin_sdk;
 
@@ -91,16 +93,65 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     use crate::{
-        Cleaner, Collector, Config, Dataset, DatasetSource, Model, RawCleaner, Result, Source,
-        Table, Trainer, Transform,
+        Cleaner, Collector, Config, Dataset, DatasetSource, Error, Model, RawCleaner, Result,
+        Source, Table, Trainer, Transform,
     };
 
-    pub use crate::host::HostImports;
+    /// `generate!(path::to::wit_bindgen, { options })`: wit-bindgen's `generate!` with the `path`
+    /// of the WIT the SDK ships.
+    pub use aimass_plugin_sdk_macro::generate;
 
-    type Pairs = Vec<(String, String)>;
+    /// The bindings of the `imports` world, generated once: the shared `types` and the host
+    /// imports every world has (`logging`, `progress`, `inference`, `storage`). The SDK calls
+    /// them directly; the export macros map each plugin world's imports onto these modules.
+    pub mod wit {
+        aimass_plugin_sdk_macro::generate!(::wit_bindgen, {
+            world: "imports",
+            // `Level` and `Tensor` are the SDK's public types; these match what they derived.
+            additional_derives: [PartialEq, Eq, Hash],
+        });
+    }
 
-    pub fn install_host(imports: HostImports) {
-        crate::host::install(imports);
+    pub use wit::aimass::plugin::types::{PluginError, Source as WitSource};
+
+    pub type Pairs = Vec<(String, String)>;
+
+    /// The WIT `plugin-error` of an SDK error.
+    pub fn plugin_error(error: Error) -> PluginError {
+        match error {
+            Error::InvalidInput(m) => PluginError::InvalidInput(m),
+            Error::InvalidConfig(m) => PluginError::InvalidConfig(m),
+            Error::Internal(m) => PluginError::Internal(m),
+        }
+    }
+
+    /// The SDK's [`Source`] of the WIT `source` record (the fields move, the bytes stay put).
+    pub fn source(s: WitSource) -> Source {
+        Source {
+            content_type: s.content_type,
+            name: s.name,
+            data: s.data,
+        }
+    }
+
+    /// Keeps every host import of the `imports` world in the component, whichever of them the
+    /// plugin calls. `wasm-component-ld` drops the imports a module does not use, so without
+    /// this a plugin's imports would depend on which SDK functions it happens to reach; with it,
+    /// every SDK plugin imports `logging`, `progress`, `inference` and `storage`, as components
+    /// built with earlier SDKs do. Each export calls it first; it costs a few stores.
+    #[inline]
+    pub fn link_imports() {
+        #[cfg(target_arch = "wasm32")]
+        {
+            use wit::aimass::plugin::{inference, logging, progress, storage};
+            core::hint::black_box([
+                logging::log as *const (),
+                progress::report as *const (),
+                inference::infer as *const (),
+                storage::get as *const (),
+                storage::list_keys as *const (),
+            ]);
+        }
     }
 
     pub fn collect<T: Collector>(source: Source, config: Pairs) -> Result<Vec<u8>> {

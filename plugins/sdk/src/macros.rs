@@ -1,161 +1,69 @@
 //! The export macros: one per world, expanded inside the plugin crate.
 //!
-//! Each macro expands to `wit_bindgen::generate!` for *its* world (through the SDK's re-export,
-//! with `runtime_path` pointing at `::aimass_plugin_sdk::wit_bindgen::rt`, so the plugin needs no
-//! wit-bindgen dependency), an implementation of the generated `Guest` trait that converts
-//! between WIT and SDK types and calls the plugin's trait, the host-import shims that the SDK's
-//! [`log`](crate::log) and [`progress`](crate::progress) call, and the `export!` that emits the
-//! component exports.
+//! The SDK generates the bindings of the `imports` world once, in
+//! [`__private::wit`](crate::__private::wit): the shared `types` and the `logging`, `progress`,
+//! `inference` and `storage` imports, which [`log`](crate::log), [`progress`](crate::progress),
+//! [`inference`](crate::inference) and [`storage`](crate::storage) call directly. Each export
+//! macro expands `wit_bindgen::generate!` for *its* world (through the SDK's re-export, with
+//! `runtime_path` pointing at `::aimass_plugin_sdk::wit_bindgen::rt`, so the plugin needs no
+//! wit-bindgen dependency) and maps those interfaces onto the SDK's modules with `with:`, so the
+//! plugin crate generates only its world's exports (and, for a trainer, the `dataset` reader). It
+//! then implements the generated `Guest` trait by converting between WIT and SDK types and calling
+//! the plugin's trait, and emits the component exports with `export!`.
 //!
-//! Why not generate the bindings once in the SDK? `generate!` embeds a custom section describing
-//! its world, and `wasm-component-ld` merges every such section linked into the module: an SDK
-//! holding all four worlds would make every plugin claim all the worlds' exports. Generating in
-//! the plugin crate keeps one world per component.
+//! Why the exports are not generated in the SDK too: `generate!` embeds a custom section
+//! describing its world, and `wasm-component-ld` merges every such section linked into the
+//! module, so an SDK holding all four worlds would make every plugin claim all the worlds'
+//! exports. The SDK's own section describes `imports`, which every world includes, so the merge
+//! leaves each component exactly its one world.
 //!
-//! The WIT is read at compile time from a path relative to the plugin crate's `Cargo.toml`. The
-//! one-argument form uses `"../../wit"`, which is right for plugins under `plugins/` in the
-//! aimass repository; an out-of-tree plugin passes its own copy of the WIT directory:
-//! `export_cleaner!(MyCleaner, "wit")`.
+//! The WIT comes with the SDK: `aimass-plugin-sdk-macro` ships it and gives `generate!` its
+//! absolute path, so a plugin crate anywhere on disk builds with no copy of `wit/`.
 //!
 //! On non-wasm targets the component exports are left out (the plugin is compiled natively only
 //! for its unit tests), but the `Guest` impl is still type-checked.
 
-/// Emits the bindings module and host shims shared by all export macros. Not public API.
+/// Emits the bindings module of `$world` shared by all export macros. Not public API.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __aimass_bindings {
-    ($world:tt, $wit:tt) => {
+    ($world:tt) => {
         #[doc(hidden)]
         #[allow(dead_code, unused, clippy::all, clippy::pedantic)]
         mod __aimass_bindings {
-            $crate::wit_bindgen::generate!({
+            $crate::__private::generate!($crate::wit_bindgen, {
                 world: $world,
-                path: $wit,
                 runtime_path: "::aimass_plugin_sdk::wit_bindgen::rt",
                 bitflags_path: "::aimass_plugin_sdk::wit_bindgen::rt::bitflags",
+                with: {
+                    "aimass:plugin/types@0.1.0": ::aimass_plugin_sdk::__private::wit::aimass::plugin::types,
+                    "aimass:plugin/logging@0.1.0": ::aimass_plugin_sdk::__private::wit::aimass::plugin::logging,
+                    "aimass:plugin/progress@0.1.0": ::aimass_plugin_sdk::__private::wit::aimass::plugin::progress,
+                    "aimass:plugin/inference@0.1.0": ::aimass_plugin_sdk::__private::wit::aimass::plugin::inference,
+                    "aimass:plugin/storage@0.1.0": ::aimass_plugin_sdk::__private::wit::aimass::plugin::storage,
+                },
             });
-        }
-
-        #[doc(hidden)]
-        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-        fn __aimass_log(
-            level: $crate::Level,
-            message: &str,
-            fields: &[(::std::string::String, ::std::string::String)],
-        ) {
-            use __aimass_bindings::aimass::plugin::logging::{Level, log};
-            let level = match level {
-                $crate::Level::Trace => Level::Trace,
-                $crate::Level::Debug => Level::Debug,
-                $crate::Level::Info => Level::Info,
-                $crate::Level::Warn => Level::Warn,
-                $crate::Level::Error => Level::Error,
-            };
-            log(level, message, fields);
-        }
-
-        #[doc(hidden)]
-        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-        fn __aimass_progress(done: u64, total: u64, message: &str) {
-            __aimass_bindings::aimass::plugin::progress::report(done, total, message);
-        }
-
-        #[doc(hidden)]
-        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-        fn __aimass_infer(
-            model: &str,
-            inputs: ::std::vec::Vec<$crate::inference::Tensor>,
-        ) -> ::std::result::Result<::std::vec::Vec<$crate::inference::Tensor>, ::std::string::String> {
-            use __aimass_bindings::aimass::plugin::inference::{Tensor, infer};
-            let inputs: ::std::vec::Vec<Tensor> = inputs
-                .into_iter()
-                .map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape, data: t.data })
-                .collect();
-            infer(model, &inputs).map(|out| {
-                out.into_iter()
-                    .map(|t| $crate::inference::Tensor {
-                        name: t.name,
-                        datatype: t.datatype,
-                        shape: t.shape,
-                        data: t.data,
-                    })
-                    .collect()
-            })
-        }
-
-        #[doc(hidden)]
-        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-        fn __aimass_get(
-            key: &str,
-        ) -> ::std::result::Result<::std::option::Option<::std::vec::Vec<u8>>, ::std::string::String>
-        {
-            __aimass_bindings::aimass::plugin::storage::get(key)
-        }
-
-        #[doc(hidden)]
-        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-        fn __aimass_list_keys(
-            prefix: &str,
-            start_after: &str,
-        ) -> ::std::result::Result<::std::vec::Vec<::std::string::String>, ::std::string::String> {
-            __aimass_bindings::aimass::plugin::storage::list_keys(prefix, start_after)
-        }
-
-        /// Hands the host-import shims to the SDK. Natively (unit tests) the generated imports
-        /// are `unreachable!()` stubs, so nothing is installed and the SDK logs to stderr.
-        #[doc(hidden)]
-        fn __aimass_install() {
-            #[cfg(target_arch = "wasm32")]
-            $crate::__private::install_host($crate::__private::HostImports {
-                log: __aimass_log,
-                progress: __aimass_progress,
-                infer: __aimass_infer,
-                get: __aimass_get,
-                list_keys: __aimass_list_keys,
-            });
-        }
-
-        #[doc(hidden)]
-        fn __aimass_error(
-            error: $crate::Error,
-        ) -> __aimass_bindings::aimass::plugin::types::PluginError {
-            use __aimass_bindings::aimass::plugin::types::PluginError;
-            match error {
-                $crate::Error::InvalidInput(m) => PluginError::InvalidInput(m),
-                $crate::Error::InvalidConfig(m) => PluginError::InvalidConfig(m),
-                $crate::Error::Internal(m) => PluginError::Internal(m),
-            }
         }
     };
 }
 
-/// Exports a [`Collector`](crate::Collector) as the `collector` world.
+/// Exports a [`Collector`](crate::Collector) as the `collector` world: `export_collector!(MyCollector);`.
 ///
-/// `export_collector!(MyCollector);` or, outside the aimass repository,
-/// `export_collector!(MyCollector, "path/to/wit");` (relative to the plugin's `Cargo.toml`).
+/// A second argument (the path of a WIT copy, which older SDKs needed out of tree) is accepted
+/// and ignored: the WIT always comes from the SDK.
 #[macro_export]
 macro_rules! export_collector {
-    ($ty:ident) => {
-        $crate::export_collector!($ty, "../../wit");
-    };
-    ($ty:ident, $wit:literal) => {
-        $crate::__aimass_bindings!("collector", $wit);
+    ($ty:ident $(, $wit:literal)?) => {
+        $crate::__aimass_bindings!("collector");
 
         impl __aimass_bindings::Guest for $ty {
             fn collect(
-                input: __aimass_bindings::aimass::plugin::types::Source,
-                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                ::std::vec::Vec<u8>,
-                __aimass_bindings::aimass::plugin::types::PluginError,
-            > {
-                __aimass_install();
-                let source = $crate::Source {
-                    content_type: input.content_type,
-                    name: input.name,
-                    data: input.data,
-                };
-                $crate::__private::collect::<$ty>(source, config).map_err(__aimass_error)
+                input: $crate::__private::WitSource,
+                config: $crate::__private::Pairs,
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::PluginError> {
+                $crate::__private::link_imports();
+                $crate::__private::collect::<$ty>($crate::__private::source(input), config)
+                    .map_err($crate::__private::plugin_error)
             }
         }
 
@@ -164,30 +72,24 @@ macro_rules! export_collector {
     };
 }
 
-/// Exports a [`Cleaner`](crate::Cleaner) as the `cleaner` world.
+/// Exports a [`Cleaner`](crate::Cleaner) as the `cleaner` world: `export_cleaner!(MyCleaner);`.
 ///
-/// `export_cleaner!(MyCleaner);` or `export_cleaner!(MyCleaner, "path/to/wit");`.
+/// A second argument (a WIT path) is accepted and ignored, as for [`export_collector!`].
 #[macro_export]
 macro_rules! export_cleaner {
-    ($ty:ident) => {
-        $crate::export_cleaner!($ty, "../../wit");
-    };
-    ($ty:ident, $wit:literal) => {
-        $crate::__aimass_export_clean!($ty, $wit, clean);
+    ($ty:ident $(, $wit:literal)?) => {
+        $crate::__aimass_export_clean!($ty, clean);
     };
 }
 
 /// Exports a [`RawCleaner`](crate::RawCleaner) (IPC bytes in and out, no decoding) as the
-/// `cleaner` world.
+/// `cleaner` world: `export_raw_cleaner!(MyCleaner);`.
 ///
-/// `export_raw_cleaner!(MyCleaner);` or `export_raw_cleaner!(MyCleaner, "path/to/wit");`.
+/// A second argument (a WIT path) is accepted and ignored, as for [`export_collector!`].
 #[macro_export]
 macro_rules! export_raw_cleaner {
-    ($ty:ident) => {
-        $crate::export_raw_cleaner!($ty, "../../wit");
-    };
-    ($ty:ident, $wit:literal) => {
-        $crate::__aimass_export_clean!($ty, $wit, clean_raw);
+    ($ty:ident $(, $wit:literal)?) => {
+        $crate::__aimass_export_clean!($ty, clean_raw);
     };
 }
 
@@ -196,19 +98,16 @@ macro_rules! export_raw_cleaner {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __aimass_export_clean {
-    ($ty:ident, $wit:literal, $run:ident) => {
-        $crate::__aimass_bindings!("cleaner", $wit);
+    ($ty:ident, $run:ident) => {
+        $crate::__aimass_bindings!("cleaner");
 
         impl __aimass_bindings::Guest for $ty {
             fn clean(
                 input: ::std::vec::Vec<u8>,
-                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                ::std::vec::Vec<u8>,
-                __aimass_bindings::aimass::plugin::types::PluginError,
-            > {
-                __aimass_install();
-                $crate::__private::$run::<$ty>(input, config).map_err(__aimass_error)
+                config: $crate::__private::Pairs,
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::PluginError> {
+                $crate::__private::link_imports();
+                $crate::__private::$run::<$ty>(input, config).map_err($crate::__private::plugin_error)
             }
         }
 
@@ -217,39 +116,32 @@ macro_rules! __aimass_export_clean {
     };
 }
 
-/// Exports a [`Transform`](crate::Transform) as the `transform` world.
+/// Exports a [`Transform`](crate::Transform) as the `transform` world:
+/// `export_transform!(MyTransform);`.
 ///
-/// `export_transform!(MyTransform);` or `export_transform!(MyTransform, "path/to/wit");`.
+/// A second argument (a WIT path) is accepted and ignored, as for [`export_collector!`].
 #[macro_export]
 macro_rules! export_transform {
-    ($ty:ident) => {
-        $crate::export_transform!($ty, "../../wit");
-    };
-    ($ty:ident, $wit:literal) => {
-        $crate::__aimass_bindings!("transform", $wit);
+    ($ty:ident $(, $wit:literal)?) => {
+        $crate::__aimass_bindings!("transform");
 
         impl __aimass_bindings::Guest for $ty {
             fn fit(
                 data: ::std::vec::Vec<u8>,
-                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                ::std::vec::Vec<u8>,
-                __aimass_bindings::aimass::plugin::types::PluginError,
-            > {
-                __aimass_install();
-                $crate::__private::fit::<$ty>(data, config).map_err(__aimass_error)
+                config: $crate::__private::Pairs,
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::PluginError> {
+                $crate::__private::link_imports();
+                $crate::__private::fit::<$ty>(data, config).map_err($crate::__private::plugin_error)
             }
 
             fn apply(
                 input: ::std::vec::Vec<u8>,
                 state: ::std::vec::Vec<u8>,
-                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                ::std::vec::Vec<u8>,
-                __aimass_bindings::aimass::plugin::types::PluginError,
-            > {
-                __aimass_install();
-                $crate::__private::apply::<$ty>(input, state, config).map_err(__aimass_error)
+                config: $crate::__private::Pairs,
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::PluginError> {
+                $crate::__private::link_imports();
+                $crate::__private::apply::<$ty>(input, state, config)
+                    .map_err($crate::__private::plugin_error)
             }
         }
 
@@ -258,16 +150,13 @@ macro_rules! export_transform {
     };
 }
 
-/// Exports a [`Trainer`](crate::Trainer) as the `trainer` world.
+/// Exports a [`Trainer`](crate::Trainer) as the `trainer` world: `export_trainer!(MyTrainer);`.
 ///
-/// `export_trainer!(MyTrainer);` or `export_trainer!(MyTrainer, "path/to/wit");`.
+/// A second argument (a WIT path) is accepted and ignored, as for [`export_collector!`].
 #[macro_export]
 macro_rules! export_trainer {
-    ($ty:ident) => {
-        $crate::export_trainer!($ty, "../../wit");
-    };
-    ($ty:ident, $wit:literal) => {
-        $crate::__aimass_bindings!("trainer", $wit);
+    ($ty:ident $(, $wit:literal)?) => {
+        $crate::__aimass_bindings!("trainer");
 
         // Inherent methods of the generated resource handle, called by explicit path.
         impl $crate::DatasetSource for __aimass_bindings::aimass::plugin::dataset::Reader {
@@ -288,18 +177,15 @@ macro_rules! export_trainer {
         impl __aimass_bindings::Guest for $ty {
             fn train(
                 data: &__aimass_bindings::aimass::plugin::dataset::Reader,
-                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<
-                __aimass_bindings::Model,
-                __aimass_bindings::aimass::plugin::types::PluginError,
-            > {
-                __aimass_install();
+                config: $crate::__private::Pairs,
+            ) -> ::std::result::Result<__aimass_bindings::Model, $crate::__private::PluginError> {
+                $crate::__private::link_imports();
                 $crate::__private::train::<$ty>(data, config)
                     .map(|m| __aimass_bindings::Model {
                         onnx: m.onnx,
                         metadata: m.metadata,
                     })
-                    .map_err(__aimass_error)
+                    .map_err($crate::__private::plugin_error)
             }
         }
 

@@ -19,8 +19,8 @@ mod collector {
 
     #[test]
     fn guest_maps_types_and_errors() {
+        use crate::__private::{PluginError, WitSource};
         use __aimass_bindings::Guest;
-        use __aimass_bindings::aimass::plugin::types::{PluginError, Source as WitSource};
         let src = WitSource {
             content_type: "Text/Plain; x=y".into(),
             name: None,
@@ -58,12 +58,12 @@ mod cleaner {
             Ok(input)
         }
     }
-    crate::export_cleaner!(C, "../../wit");
+    crate::export_cleaner!(C, "../../wit"); // the old out-of-tree form: the path is ignored
 
     #[test]
     fn guest_round_trips_ipc_and_maps_errors() {
+        use crate::__private::PluginError;
         use __aimass_bindings::Guest;
-        use __aimass_bindings::aimass::plugin::types::PluginError;
         let schema = std::sync::Arc::new(arrow_schema::Schema::empty());
         let bytes = Table::empty(schema).to_ipc().unwrap();
         let out = <C as Guest>::clean(bytes, vec![]).unwrap();
@@ -123,8 +123,8 @@ mod transform {
 
     #[test]
     fn guest_fit_apply() {
+        use crate::__private::PluginError;
         use __aimass_bindings::Guest;
-        use __aimass_bindings::aimass::plugin::types::PluginError;
         let bytes = Table::from(arrow_schema::Schema::empty()).to_ipc().unwrap();
         let state = <T as Guest>::fit(bytes.clone(), vec![]).unwrap();
         assert_eq!(state, b"0");

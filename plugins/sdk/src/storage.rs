@@ -11,21 +11,41 @@
 
 use crate::error::{Error, Result};
 
-fn host() -> Result<&'static crate::host::HostImports> {
-    crate::host::imports()
-        .ok_or_else(|| Error::internal("no host: the store can only be read inside aimass"))
-}
+#[cfg(target_arch = "wasm32")]
+use crate::__private::wit::aimass::plugin::storage as host;
 
 /// The object at `key`, or `None` if there is none. A key outside the plugin's grants is an
 /// [`Error::Internal`] with the host's message.
 pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
-    (host()?.get)(key).map_err(Error::internal)
+    #[cfg(target_arch = "wasm32")]
+    {
+        host::get(key).map_err(Error::internal)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = key;
+        Err(no_host())
+    }
 }
 
 /// One page of keys under `prefix` after `start_after` (exclusive; `""` from the start), sorted,
 /// at most 1000.
 pub fn list_page(prefix: &str, start_after: &str) -> Result<Vec<String>> {
-    (host()?.list_keys)(prefix, start_after).map_err(Error::internal)
+    #[cfg(target_arch = "wasm32")]
+    {
+        host::list_keys(prefix, start_after).map_err(Error::internal)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (prefix, start_after);
+        Err(no_host())
+    }
+}
+
+/// Outside WebAssembly (native unit tests) there is no store to read.
+#[cfg(not(target_arch = "wasm32"))]
+fn no_host() -> Error {
+    Error::internal("no host: the store can only be read inside aimass")
 }
 
 /// Every key under `prefix`, sorted, page after page.
