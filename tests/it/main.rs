@@ -23,6 +23,7 @@ mod models;
 mod onnx;
 mod pipelines;
 mod s3;
+mod sdk;
 mod security;
 mod soak;
 mod trainer;
