@@ -130,63 +130,7 @@ pub fn fit(mut xy: Xy, settings: &Settings) -> Result<Fit> {
     let k = if classes.len() == 2 { 1 } else { classes.len() };
     let penalty = 1.0 / (settings.c * n as f64);
     let max_iter = settings.solver.max_iter as u64;
-    let loss = |p: &[f64], g: &mut [f64]| {
-        let (w, b) = p.split_at(f * k);
-        g.iter_mut().for_each(|v| *v = 0.0);
-        let mut total = 0.0;
-        let mut z = vec![0.0; k];
-        for i in 0..n {
-            let row = &xy.x[i * f..(i + 1) * f];
-            if k == 1 {
-                // The binary case is most of the work on large data: a dot product and an axpy
-                // per row, in four independent lanes so the loops vectorise.
-                let y = target[i] as f64;
-                let zi = b[0] + dot(row, w);
-                total += softplus(zi) - y * zi;
-                let r = sigmoid(zi) - y;
-                let (gw, gb) = g.split_at_mut(f);
-                axpy(r, row, gw);
-                gb[0] += r;
-                continue;
-            }
-            z.copy_from_slice(b);
-            for (x, wr) in row.iter().zip(w.chunks_exact(k)) {
-                z.iter_mut().zip(wr).for_each(|(z, w)| *z += x * w);
-            }
-            // r = ∂loss/∂z for this row.
-            if k == 1 {
-                let y = target[i] as f64;
-                total += softplus(z[0]) - y * z[0];
-                z[0] = sigmoid(z[0]) - y;
-            } else {
-                let max = z.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
-                // log-sum-exp: −log pₜ = log Σ e^(z−max) − (zₜ − max), finite however far apart.
-                let zt = z[target[i]] - max;
-                let sum: f64 = z
-                    .iter_mut()
-                    .map(|v| {
-                        *v = (*v - max).exp();
-                        *v
-                    })
-                    .sum();
-                total += sum.ln() - zt;
-                z.iter_mut().for_each(|v| *v /= sum);
-                z[target[i]] -= 1.0;
-            }
-            let (gw, gb) = g.split_at_mut(f * k);
-            for (x, gr) in row.iter().zip(gw.chunks_exact_mut(k)) {
-                gr.iter_mut().zip(&z).for_each(|(g, r)| *g += x * r);
-            }
-            gb.iter_mut().zip(&z).for_each(|(g, r)| *g += r);
-        }
-        let inv_n = 1.0 / n as f64;
-        let (gw, gb) = g.split_at_mut(f * k);
-        gw.iter_mut()
-            .zip(w)
-            .for_each(|(g, w)| *g = *g * inv_n + penalty * w);
-        gb.iter_mut().for_each(|g| *g *= inv_n);
-        total * inv_n + 0.5 * penalty * w.iter().map(|v| v * v).sum::<f64>()
-    };
+    let loss = |p: &[f64], g: &mut [f64]| objective(&xy.x, &target, (n, f, k), penalty, p, g);
     let min = learn::lbfgs(vec![0.0; (f + 1) * k], settings.solver, loss, |i, l| {
         progress(i as u64, max_iter, format!("iteration {i}, loss {l:.5}"))
     });
@@ -203,6 +147,71 @@ pub fn fit(mut xy: Xy, settings: &Settings) -> Result<Fit> {
         converged: min.converged,
         loss: min.loss,
     })
+}
+
+/// The mean log-loss plus the L2 penalty at parameters `p` (`f × k` weights, then `k` biases),
+/// with its gradient written to `g`.
+fn objective(
+    x: &[f64],
+    target: &[usize],
+    (n, f, k): (usize, usize, usize),
+    penalty: f64,
+    p: &[f64],
+    g: &mut [f64],
+) -> f64 {
+    let (w, b) = p.split_at(f * k);
+    g.iter_mut().for_each(|v| *v = 0.0);
+    let mut total = 0.0;
+    let mut z = vec![0.0; k];
+    for i in 0..n {
+        let row = &x[i * f..(i + 1) * f];
+        if k == 1 {
+            // The binary case is most of the work on large data: a dot product and an axpy
+            // per row, in four independent lanes so the loops vectorise.
+            let y = target[i] as f64;
+            let zi = b[0] + dot(row, w);
+            total += softplus(zi) - y * zi;
+            let r = sigmoid(zi) - y;
+            let (gw, gb) = g.split_at_mut(f);
+            axpy(r, row, gw);
+            gb[0] += r;
+            continue;
+        }
+        z.copy_from_slice(b);
+        for (x, wr) in row.iter().zip(w.chunks_exact(k)) {
+            z.iter_mut().zip(wr).for_each(|(z, w)| *z += x * w);
+        }
+        total += softmax_residual(&mut z, target[i]);
+        let (gw, gb) = g.split_at_mut(f * k);
+        for (x, gr) in row.iter().zip(gw.chunks_exact_mut(k)) {
+            gr.iter_mut().zip(&z).for_each(|(g, r)| *g += x * r);
+        }
+        gb.iter_mut().zip(&z).for_each(|(g, r)| *g += r);
+    }
+    let inv_n = 1.0 / n as f64;
+    let (gw, gb) = g.split_at_mut(f * k);
+    gw.iter_mut()
+        .zip(w)
+        .for_each(|(g, w)| *g = *g * inv_n + penalty * w);
+    gb.iter_mut().for_each(|g| *g *= inv_n);
+    total * inv_n + 0.5 * penalty * w.iter().map(|v| v * v).sum::<f64>()
+}
+
+/// One row of the multinomial loss: `z` (the row's logits) becomes r = ∂loss/∂z; returns
+/// −log pₜ, by log-sum-exp (−log pₜ = log Σ e^(z−max) − (zₜ − max), finite however far apart).
+fn softmax_residual(z: &mut [f64], t: usize) -> f64 {
+    let max = z.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+    let zt = z[t] - max;
+    let sum: f64 = z
+        .iter_mut()
+        .map(|v| {
+            *v = (*v - max).exp();
+            *v
+        })
+        .sum();
+    z.iter_mut().for_each(|v| *v /= sum);
+    z[t] -= 1.0;
+    sum.ln() - zt
 }
 
 /// `Σ aᵢ·bᵢ` with four partial sums (a fixed order, so results do not depend on the target).

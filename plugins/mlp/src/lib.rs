@@ -132,131 +132,195 @@ impl Layer {
     }
 }
 
-/// Train and export.
-pub fn train(mut xy: Xy, s: &Settings, mut report: impl FnMut(u64, u64, f64)) -> Result<Model> {
-    let scaling = Scaling::fit(&xy);
-    scaling.apply(&mut xy.x);
-    let (n, f) = (xy.n, xy.f);
-    let (classes, targets, k, y_mean, y_std) = if s.classification {
-        let (classes, index) = Classes::encode(&xy.y, &xy.label)?;
-        let k = classes.len();
-        let mut t = vec![0.0; n * k];
-        index
-            .iter()
-            .enumerate()
-            .for_each(|(r, &c)| t[r * k + c] = 1.0);
-        (Some(classes), t, k, 0.0, 1.0)
-    } else {
+/// What the network learns to output: one-hot classes, or the standardized target.
+struct Targets {
+    classes: Option<Classes>,
+    /// Row-major `n × k`.
+    t: Vec<f64>,
+    k: usize,
+    y_mean: f64,
+    y_std: f64,
+}
+
+impl Targets {
+    fn new(xy: &Xy, classification: bool) -> Result<Targets> {
+        let n = xy.n;
+        if classification {
+            let (classes, index) = Classes::encode(&xy.y, &xy.label)?;
+            let k = classes.len();
+            let mut t = vec![0.0; n * k];
+            index
+                .iter()
+                .enumerate()
+                .for_each(|(r, &c)| t[r * k + c] = 1.0);
+            return Ok(Targets {
+                classes: Some(classes),
+                t,
+                k,
+                y_mean: 0.0,
+                y_std: 1.0,
+            });
+        }
         let mean = xy.y.iter().sum::<f64>() / n as f64;
         let sd = (xy.y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64)
             .sqrt()
             .max(1e-12);
-        (
-            None,
-            xy.y.iter().map(|v| (v - mean) / sd).collect(),
-            1,
-            mean,
-            sd,
-        )
-    };
+        Ok(Targets {
+            classes: None,
+            t: xy.y.iter().map(|v| (v - mean) / sd).collect(),
+            k: 1,
+            y_mean: mean,
+            y_std: sd,
+        })
+    }
+}
+
+/// The network with its Adam state and the buffers one batch reuses.
+struct Net {
+    layers: Vec<Layer>,
+    acts: Vec<Vec<f64>>,
+    delta: Vec<f64>,
+    prev: Vec<f64>,
+    grads: Vec<Vec<f64>>,
+    step: i32,
+}
+
+impl Net {
+    /// ReLU hidden layers of `hidden` sizes between `f` inputs and `k` outputs.
+    fn new(f: usize, hidden: &[usize], k: usize, rng: &mut Rng) -> Net {
+        let mut sizes = vec![f];
+        sizes.extend(hidden);
+        let mut layers: Vec<Layer> = sizes
+            .windows(2)
+            .map(|w| Layer::new(w[0], w[1], (6.0 / w[0] as f64).sqrt(), rng))
+            .collect();
+        let h = *sizes.last().unwrap();
+        layers.push(Layer::new(h, k, (6.0 / (h + k) as f64).sqrt(), rng));
+        Net {
+            acts: vec![Vec::new(); layers.len() + 1],
+            grads: layers.iter().map(|l| vec![0.0; l.m.len()]).collect(),
+            layers,
+            delta: Vec::new(),
+            prev: Vec::new(),
+            step: 0,
+        }
+    }
+
+    /// Activations of every layer for the rows of `chunk`.
+    fn forward(&mut self, xy: &Xy, chunk: &[usize]) {
+        let m = chunk.len();
+        self.acts[0].clear();
+        chunk
+            .iter()
+            .for_each(|&r| self.acts[0].extend_from_slice(xy.row(r)));
+        for (li, layer) in self.layers.iter().enumerate() {
+            let (done, rest) = self.acts.split_at_mut(li + 1);
+            layer.forward(&done[li], m, &mut rest[0]);
+            if li + 1 < self.layers.len() {
+                rest[0].iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+    }
+
+    /// δ = ∂loss/∂output (mean over the batch); returns the batch's summed loss.
+    fn output_delta(&mut self, chunk: &[usize], targets: &Targets, classification: bool) -> f64 {
+        let (m, k) = (chunk.len(), targets.k);
+        let out = &self.acts[self.layers.len()];
+        let mut loss = 0.0;
+        self.delta.clear();
+        for (r, &row) in chunk.iter().enumerate() {
+            let o = &out[r * k..(r + 1) * k];
+            let t = &targets.t[row * k..(row + 1) * k];
+            if classification {
+                let max = o.iter().fold(f64::NEG_INFINITY, |a, v| a.max(*v));
+                let sum: f64 = o.iter().map(|v| (v - max).exp()).sum();
+                for (v, t) in o.iter().zip(t) {
+                    let p = (v - max).exp() / sum;
+                    if *t > 0.0 {
+                        loss -= p.max(1e-300).ln();
+                    }
+                    self.delta.push((p - t) / m as f64);
+                }
+            } else {
+                loss += 0.5 * (o[0] - t[0]) * (o[0] - t[0]);
+                self.delta.push((o[0] - t[0]) / m as f64);
+            }
+        }
+        loss
+    }
+
+    /// Gradients of every layer, from the output's δ back to the first layer.
+    fn backward(&mut self, m: usize, alpha: f64) {
+        for li in (0..self.layers.len()).rev() {
+            let l = &self.layers[li].d;
+            let (i, o) = (l.inputs, l.outputs);
+            let a = &self.acts[li];
+            let g = &mut self.grads[li];
+            g.iter_mut().for_each(|v| *v = 0.0);
+            let (gw, gb) = g.split_at_mut(i * o);
+            for r in 0..m {
+                let d = &self.delta[r * o..(r + 1) * o];
+                for (av, gr) in a[r * i..(r + 1) * i].iter().zip(gw.chunks_exact_mut(o)) {
+                    gr.iter_mut().zip(d).for_each(|(g, d)| *g += av * d);
+                }
+                gb.iter_mut().zip(d).for_each(|(g, d)| *g += d);
+            }
+            gw.iter_mut()
+                .zip(&l.w)
+                .for_each(|(g, w)| *g += alpha * w / m as f64);
+            if li > 0 {
+                self.prev.clear();
+                for r in 0..m {
+                    let d = &self.delta[r * o..(r + 1) * o];
+                    for (c, wr) in l.w.chunks_exact(o).enumerate() {
+                        let v: f64 = wr.iter().zip(d).map(|(w, d)| w * d).sum();
+                        self.prev.push(if a[r * i + c] > 0.0 { v } else { 0.0 });
+                    }
+                }
+                std::mem::swap(&mut self.delta, &mut self.prev);
+            }
+        }
+    }
+
+    /// One Adam step over every weight and bias.
+    fn adam_step(&mut self, learning_rate: f64) {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        self.step += 1;
+        let lr = learning_rate * (1.0 - b2.powi(self.step)).sqrt() / (1.0 - b1.powi(self.step));
+        for (layer, g) in self.layers.iter_mut().zip(&self.grads) {
+            let wn = layer.d.w.len();
+            for (j, g) in g.iter().enumerate() {
+                layer.m[j] = b1 * layer.m[j] + (1.0 - b1) * g;
+                layer.v[j] = b2 * layer.v[j] + (1.0 - b2) * g * g;
+                let upd = lr * layer.m[j] / (layer.v[j].sqrt() + eps);
+                if j < wn {
+                    layer.d.w[j] -= upd
+                } else {
+                    layer.d.b[j - wn] -= upd
+                }
+            }
+        }
+    }
+}
+
+/// Train and export.
+pub fn train(mut xy: Xy, s: &Settings, mut report: impl FnMut(u64, u64, f64)) -> Result<Model> {
+    let scaling = Scaling::fit(&xy);
+    scaling.apply(&mut xy.x);
+    let n = xy.n;
+    let targets = Targets::new(&xy, s.classification)?;
     let mut rng = Rng::new(s.seed);
-    let mut sizes = vec![f];
-    sizes.extend(&s.hidden);
-    let mut layers: Vec<Layer> = sizes
-        .windows(2)
-        .map(|w| Layer::new(w[0], w[1], (6.0 / w[0] as f64).sqrt(), &mut rng))
-        .collect();
-    let h = *sizes.last().unwrap();
-    layers.push(Layer::new(h, k, (6.0 / (h + k) as f64).sqrt(), &mut rng));
+    let mut net = Net::new(xy.f, &s.hidden, targets.k, &mut rng);
     let batch = s.batch_size.unwrap_or(200).min(n);
     let mut order: Vec<usize> = (0..n).collect();
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-    let mut step = 0i32;
-    let mut acts: Vec<Vec<f64>> = vec![Vec::new(); layers.len() + 1];
-    let (mut delta, mut prev) = (Vec::new(), Vec::new());
-    let mut grads: Vec<Vec<f64>> = layers.iter().map(|l| vec![0.0; l.m.len()]).collect();
     for epoch in 1..=s.epochs {
         rng.shuffle(&mut order);
         let mut epoch_loss = 0.0;
         for chunk in order.chunks(batch) {
-            let m = chunk.len();
-            acts[0].clear();
-            chunk
-                .iter()
-                .for_each(|&r| acts[0].extend_from_slice(xy.row(r)));
-            for (li, layer) in layers.iter().enumerate() {
-                let (done, rest) = acts.split_at_mut(li + 1);
-                layer.forward(&done[li], m, &mut rest[0]);
-                if li + 1 < layers.len() {
-                    rest[0].iter_mut().for_each(|v| *v = v.max(0.0));
-                }
-            }
-            // δ = ∂loss/∂output (mean over the batch).
-            let out = &acts[layers.len()];
-            delta.clear();
-            for (r, &row) in chunk.iter().enumerate() {
-                let o = &out[r * k..(r + 1) * k];
-                let t = &targets[row * k..(row + 1) * k];
-                if s.classification {
-                    let max = o.iter().fold(f64::NEG_INFINITY, |a, v| a.max(*v));
-                    let sum: f64 = o.iter().map(|v| (v - max).exp()).sum();
-                    for (v, t) in o.iter().zip(t) {
-                        let p = (v - max).exp() / sum;
-                        if *t > 0.0 {
-                            epoch_loss -= p.max(1e-300).ln();
-                        }
-                        delta.push((p - t) / m as f64);
-                    }
-                } else {
-                    epoch_loss += 0.5 * (o[0] - t[0]) * (o[0] - t[0]);
-                    delta.push((o[0] - t[0]) / m as f64);
-                }
-            }
-            // Backward, layer by layer.
-            for li in (0..layers.len()).rev() {
-                let l = &layers[li].d;
-                let (i, o) = (l.inputs, l.outputs);
-                let a = &acts[li];
-                let g = &mut grads[li];
-                g.iter_mut().for_each(|v| *v = 0.0);
-                let (gw, gb) = g.split_at_mut(i * o);
-                for r in 0..m {
-                    let d = &delta[r * o..(r + 1) * o];
-                    for (av, gr) in a[r * i..(r + 1) * i].iter().zip(gw.chunks_exact_mut(o)) {
-                        gr.iter_mut().zip(d).for_each(|(g, d)| *g += av * d);
-                    }
-                    gb.iter_mut().zip(d).for_each(|(g, d)| *g += d);
-                }
-                gw.iter_mut()
-                    .zip(&l.w)
-                    .for_each(|(g, w)| *g += s.alpha * w / m as f64);
-                if li > 0 {
-                    prev.clear();
-                    for r in 0..m {
-                        let d = &delta[r * o..(r + 1) * o];
-                        for (c, wr) in l.w.chunks_exact(o).enumerate() {
-                            let v: f64 = wr.iter().zip(d).map(|(w, d)| w * d).sum();
-                            prev.push(if a[r * i + c] > 0.0 { v } else { 0.0 });
-                        }
-                    }
-                    std::mem::swap(&mut delta, &mut prev);
-                }
-            }
-            step += 1;
-            let lr = s.learning_rate * (1.0 - b2.powi(step)).sqrt() / (1.0 - b1.powi(step));
-            for (layer, g) in layers.iter_mut().zip(&grads) {
-                let wn = layer.d.w.len();
-                for (j, g) in g.iter().enumerate() {
-                    layer.m[j] = b1 * layer.m[j] + (1.0 - b1) * g;
-                    layer.v[j] = b2 * layer.v[j] + (1.0 - b2) * g * g;
-                    let upd = lr * layer.m[j] / (layer.v[j].sqrt() + eps);
-                    if j < wn {
-                        layer.d.w[j] -= upd
-                    } else {
-                        layer.d.b[j - wn] -= upd
-                    }
-                }
-            }
+            net.forward(&xy, chunk);
+            epoch_loss += net.output_delta(chunk, &targets, s.classification);
+            net.backward(chunk.len(), s.alpha);
+            net.adam_step(s.learning_rate);
         }
         let loss = epoch_loss / n as f64;
         if !loss.is_finite() {
@@ -266,46 +330,49 @@ pub fn train(mut xy: Xy, s: &Settings, mut report: impl FnMut(u64, u64, f64)) ->
         }
         report(epoch, s.epochs, loss);
     }
+    Ok(export(net.layers, &scaling, &xy, s, &targets))
+}
+
+/// The trained network as ONNX, the input scaling folded into its first layer (and the target's
+/// scaling into the output of a regressor), with its metadata.
+fn export(
+    layers: Vec<Layer>,
+    scaling: &Scaling,
+    xy: &Xy,
+    s: &Settings,
+    targets: &Targets,
+) -> Model {
     let mut dense: Vec<Dense> = layers.into_iter().map(|l| l.d).collect();
     let mut out = dense.pop().expect("output layer");
     let first = &mut dense[0];
     scaling.unfold(&mut first.w, &mut first.b);
-    let g = match &classes {
+    let g = match &targets.classes {
         Some(c) => mlp_classifier("mlp", &xy.features, &xy.label, c, &dense, &out),
         None => {
-            out.w.iter_mut().for_each(|w| *w *= y_std);
-            out.b[0] = out.b[0] * y_std + y_mean;
+            out.w.iter_mut().for_each(|w| *w *= targets.y_std);
+            out.b[0] = out.b[0] * targets.y_std + targets.y_mean;
             mlp_regressor("mlp", &xy.features, &xy.label, &dense, &out)
         }
     };
+    let task = if s.classification {
+        "classification"
+    } else {
+        "regression"
+    };
+    let hidden: Vec<String> = s.hidden.iter().map(usize::to_string).collect();
     let mut metadata = vec![
-        (
-            "task".to_string(),
-            if s.classification {
-                "classification"
-            } else {
-                "regression"
-            }
-            .to_string(),
-        ),
+        ("task".to_string(), task.to_string()),
         ("features".to_string(), xy.features.join(",")),
         ("label".to_string(), xy.label.clone()),
-        (
-            "hidden".to_string(),
-            s.hidden
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        ("hidden".to_string(), hidden.join(",")),
     ];
-    if let Some(c) = &classes {
+    if let Some(c) = &targets.classes {
         metadata.push(("classes".to_string(), c.to_csv()));
     }
-    Ok(Model {
+    Model {
         onnx: g.build(),
         metadata,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,53 @@ fn max_abs(g: &[f64]) -> f64 {
     g.iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
+/// Curvature pairs (s, y, 1/(s·y)), oldest first.
+type Pairs = std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>;
+
+/// The two-loop recursion: `d = −H·g`, H the inverse Hessian the pairs approximate.
+fn direction(pairs: &Pairs, g: &[f64], d: &mut [f64]) {
+    d.iter_mut().zip(g).for_each(|(d, g)| *d = -g);
+    let mut alphas = Vec::with_capacity(pairs.len());
+    for (s, y, rho) in pairs.iter().rev() {
+        let a = rho * dot(s, d);
+        d.iter_mut().zip(y).for_each(|(d, y)| *d -= a * y);
+        alphas.push(a);
+    }
+    let gamma = match pairs.back() {
+        Some((s, y, _)) => dot(s, y) / dot(y, y),
+        None => 1.0 / dot(g, g).sqrt().max(1.0),
+    };
+    d.iter_mut().for_each(|d| *d *= gamma);
+    for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
+        let b = rho * dot(y, d);
+        d.iter_mut().zip(s).for_each(|(d, s)| *d += (a - b) * s);
+    }
+}
+
+/// Halve the step from 1 until the loss at `x + step·d` meets the Armijo condition (at most 50
+/// times); the accepted loss, with `x_new` and `g_new` at that point.
+fn backtrack(
+    loss: &mut impl FnMut(&[f64], &mut [f64]) -> f64,
+    (x, fx, d, slope): (&[f64], f64, &[f64], f64),
+    x_new: &mut [f64],
+    g_new: &mut [f64],
+) -> Option<f64> {
+    let mut step = 1.0;
+    for _ in 0..50 {
+        x_new
+            .iter_mut()
+            .zip(x)
+            .zip(d)
+            .for_each(|((n, x), d)| *n = x + step * d);
+        let f = loss(x_new, g_new);
+        if f.is_finite() && f <= fx + 1e-4 * step * slope {
+            return Some(f);
+        }
+        step *= 0.5;
+    }
+    None
+}
+
 /// Minimise `loss` from `x0`. `loss(x, grad)` returns the loss at `x` and writes its gradient;
 /// `on_iter(iteration, loss)` is called after each iteration (for progress reports).
 pub fn lbfgs(
@@ -53,7 +100,7 @@ pub fn lbfgs(
     let mut x = x0;
     let mut g = vec![0.0; dim];
     let mut fx = loss(&x, &mut g);
-    let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default();
+    let mut pairs: Pairs = Default::default();
     let (mut x_new, mut g_new, mut d) = (vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]);
     let mut iterations = 0;
     while iterations < opts.max_iter {
@@ -65,23 +112,7 @@ pub fn lbfgs(
                 converged: true,
             };
         }
-        // Two-loop recursion: d = −H·g.
-        d.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
-        let mut alphas = Vec::with_capacity(pairs.len());
-        for (s, y, rho) in pairs.iter().rev() {
-            let a = rho * dot(s, &d);
-            d.iter_mut().zip(y).for_each(|(d, y)| *d -= a * y);
-            alphas.push(a);
-        }
-        let gamma = match pairs.back() {
-            Some((s, y, _)) => dot(s, y) / dot(y, y),
-            None => 1.0 / dot(&g, &g).sqrt().max(1.0),
-        };
-        d.iter_mut().for_each(|d| *d *= gamma);
-        for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
-            let b = rho * dot(y, &d);
-            d.iter_mut().zip(s).for_each(|(d, s)| *d += (a - b) * s);
-        }
+        direction(&pairs, &g, &mut d);
         let mut slope = dot(&g, &d);
         if slope >= 0.0 {
             // Not a descent direction (numerical trouble): restart from steepest descent.
@@ -90,21 +121,7 @@ pub fn lbfgs(
             slope = -dot(&g, &g);
         }
         // Backtracking until the Armijo condition holds.
-        let mut step = 1.0;
-        let mut accepted = None;
-        for _ in 0..50 {
-            x_new
-                .iter_mut()
-                .zip(&x)
-                .zip(&d)
-                .for_each(|((n, x), d)| *n = x + step * d);
-            let f = loss(&x_new, &mut g_new);
-            if f.is_finite() && f <= fx + 1e-4 * step * slope {
-                accepted = Some(f);
-                break;
-            }
-            step *= 0.5;
-        }
+        let accepted = backtrack(&mut loss, (&x, fx, &d, slope), &mut x_new, &mut g_new);
         let Some(f) = accepted else {
             return Minimum {
                 x,
