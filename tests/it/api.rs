@@ -208,7 +208,8 @@ async fn upload_versions_show_list_delete() {
 
 #[tokio::test]
 async fn hot_swap_under_load_fails_no_call() {
-    let _turn = crate::common::serial::together().await;
+    // Heavy: the swap's upload must land while a call started before it still runs.
+    let _turn = crate::common::serial::heavy().await;
     let host = shared();
     push(host, "swap", wasm("hostile"), "?concurrency=16").await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -248,7 +249,7 @@ async fn hot_swap_under_load_fails_no_call() {
     let long = tokio::spawn(async move {
         let resp = post_csv(
             shared(),
-            "/v1/plugins/swap/invoke?mode=sleep&ms=1500",
+            "/v1/plugins/swap/invoke?mode=sleep&ms=4000",
             "x\n1\n",
         )
         .await;
