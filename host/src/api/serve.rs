@@ -28,8 +28,11 @@
 //! whose client may still be sending (a request answered 401 or 408 before its body arrived),
 //! closing the socket with unread bytes would make the kernel send a reset, and a reset makes
 //! the client's kernel drop the answer it has not read yet. So the write side is shut first and
-//! the socket is read and discarded for up to [`LINGER`] (until the client's FIN) before it
-//! closes; the connection keeps its slot meanwhile.
+//! the socket is read and discarded until the client's FIN, as long as bytes keep coming at
+//! least every [`LINGER_TIMEOUT`] and for at most [`LINGER_TIME`] in all (nginx's
+//! `lingering_timeout` and `lingering_time`, with its defaults) before it closes; the
+//! connection keeps its slot meanwhile. A client that keeps sending after its answer, slowed
+//! by a loaded machine, still reads the answer before the socket closes under it.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -52,7 +55,9 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default for `--max-connections`.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// Longest a closed connection is read and discarded so its client sees the last answer.
-pub const LINGER: Duration = Duration::from_secs(2);
+pub const LINGER_TIME: Duration = Duration::from_secs(30);
+/// Longest a lingering connection waits for its client's next bytes before it closes.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a connection past `max_connections` is told before it is closed.
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
@@ -175,14 +180,19 @@ impl Drop for Lingering {
     }
 }
 
-/// Shuts the write side, then reads and discards until the client's FIN or [`LINGER`].
+/// Shuts the write side, then reads and discards until the client's FIN, a silence of
+/// [`LINGER_TIMEOUT`] or [`LINGER_TIME`] in all.
 async fn linger(mut tcp: TcpStream) {
     if tcp.shutdown().await.is_err() {
         return;
     }
     let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(LINGER, async {
-        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while let Ok(Ok(n)) = tokio::time::timeout(LINGER_TIMEOUT, tcp.read(&mut sink)).await {
+            if n == 0 {
+                break;
+            }
+        }
     })
     .await;
 }
