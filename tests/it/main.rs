@@ -27,3 +27,4 @@ mod sdk;
 mod security;
 mod soak;
 mod trainer;
+mod zoo;

@@ -67,7 +67,7 @@ fn chain(e: &anyhow::Error) -> String {
 
 /// Load, check and optimise `bytes` (CPU-heavy: call from a blocking thread).
 pub fn load(bytes: &[u8]) -> Result<LoadedModel, LoadError> {
-    let model = tract_onnx::onnx()
+    let model = aimass_onnx_ml::onnx()
         .model_for_read(&mut std::io::Cursor::new(bytes))
         .map_err(|e| LoadError::Malformed(chain(&e)))?;
     let mut unsupported: Vec<String> = model
