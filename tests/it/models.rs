@@ -405,17 +405,26 @@ async fn bad_models_and_bad_requests_get_clear_errors() {
             .contains("not a valid ONNX model"),
         "{v}"
     );
-    // A well-formed model using an operator tract does not implement.
+    // A well-formed model using an operator nothing implements.
     use aimass_plugin_sdk::onnx::{Dim, ElemType, GraphBuilder};
     let mut g = GraphBuilder::new("unsupported");
     g.input("x", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
-        .node("TreeEnsembleRegressor", &["x"], &["y"], vec![])
+        .node("DictVectorizer", &["x"], &["y"], vec![])
         .output("y", ElemType::F32, &[Dim::named("N"), Dim::Fixed(1)]);
     let (status, v) = call(host, "PUT", "/v1/models/unsupported", Some(g.build())).await;
     assert_eq!(status, 422, "{v}");
-    assert_eq!(
-        v["error"],
-        "unsupported ONNX operator(s): TreeEnsembleRegressor"
+    assert_eq!(v["error"], "unsupported ONNX operator(s): DictVectorizer");
+    // An ONNX-ML operator with its attributes missing: a 422 naming the attribute.
+    let mut g = GraphBuilder::new("malformed-trees");
+    g.input("x", ElemType::F32, &[Dim::named("N"), Dim::Fixed(2)])
+        .node("TreeEnsembleRegressor", &["x"], &["y"], vec![])
+        .output("y", ElemType::F32, &[Dim::named("N"), Dim::Fixed(1)]);
+    let (status, v) = call(host, "PUT", "/v1/models/malformed-trees", Some(g.build())).await;
+    assert_eq!(status, 422, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("TreeEnsembleRegressor attribute nodes_treeids: missing"),
+        "{error}"
     );
     let (status, _) = call(host, "GET", "/v1/models/junk", None).await;
     assert_eq!(status, 404, "nothing was stored for a rejected upload");

@@ -85,9 +85,10 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, LoadError> {
         return Err(LoadError::Unsupported(unsupported));
     }
     let model = name_unknown_dims(model)?;
-    let typed = model
+    let mut typed = model
         .into_typed()
         .map_err(|e| LoadError::Invalid(chain(&e)))?;
+    aimass_onnx_ml::cast_dim_outputs(&mut typed).map_err(|e| LoadError::Invalid(chain(&e)))?;
     let signature = signature(&typed).map_err(LoadError::Invalid)?;
     let single = single_row_plan(&typed);
     let plan = typed
