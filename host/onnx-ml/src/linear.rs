@@ -84,14 +84,7 @@ impl Kernel for Classifier {
 
     fn output_facts(&self, inputs: &[(DatumType, &[TDim])]) -> TractResult<Vec<Fact>> {
         let shape = inputs[0].1;
-        if let Some(c) = shape.last().and_then(|d| d.to_usize().ok())
-            && c != self.features
-        {
-            bail!(
-                "LinearClassifier: the model has {} features, the input {c} columns",
-                self.features
-            );
-        }
+        op::check_features(Self::NAME, self.features, shape)?;
         let n = op::rows(shape);
         let width = self.targets().max(2);
         Ok(vec![

@@ -184,3 +184,13 @@ pub fn check_columns(op: &str, what: &str, len: usize, shape: &[TDim]) -> TractR
     }
     Ok(())
 }
+
+/// Checks that an input's column count, when known, is the model's `features`.
+pub fn check_features(op: &str, features: usize, shape: &[TDim]) -> TractResult<()> {
+    if let Some(c) = shape.last().and_then(|d| d.to_usize().ok())
+        && c != features
+    {
+        bail!("{op}: the model has {features} features, the input {c} columns");
+    }
+    Ok(())
+}

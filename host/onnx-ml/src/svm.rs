@@ -356,15 +356,6 @@ fn couple(n: usize, r: &[f32], p: &mut [f32]) {
     }
 }
 
-fn check_features(op: &str, features: usize, shape: &[TDim]) -> TractResult<()> {
-    if let Some(c) = shape.last().and_then(|d| d.to_usize().ok())
-        && c != features
-    {
-        bail!("{op}: the model has {features} features, the input {c} columns");
-    }
-    Ok(())
-}
-
 impl Kernel for Classifier {
     const NAME: &'static str = "SVMClassifier";
 
@@ -374,7 +365,7 @@ impl Kernel for Classifier {
 
     fn output_facts(&self, inputs: &[(DatumType, &[TDim])]) -> TractResult<Vec<Fact>> {
         let shape = inputs[0].1;
-        check_features(Self::NAME, self.features, shape)?;
+        op::check_features(Self::NAME, self.features, shape)?;
         let n = op::rows(shape);
         Ok(vec![
             (self.labels.datum_type(), tvec![n.clone()]),
@@ -476,7 +467,7 @@ impl Kernel for Regressor {
 
     fn output_facts(&self, inputs: &[(DatumType, &[TDim])]) -> TractResult<Vec<Fact>> {
         let shape = inputs[0].1;
-        check_features(Self::NAME, self.features, shape)?;
+        op::check_features(Self::NAME, self.features, shape)?;
         Ok(vec![(f32::datum_type(), tvec![op::rows(shape), 1.into()])])
     }
 
